@@ -1,0 +1,35 @@
+# Set-up and everyday targets.  `make demo` and `make test` each work on a
+# fresh machine with only Python 3.11+: they create .venv and install into it.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint plugins bench clean install
+
+$(BIN)/vrclog: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/vrclog
+
+## Runs the VRPoker sample plugin over the bundled sample log.
+demo: install
+	$(BIN)/vrclog parse --plugin sample_plugins/vrpoker.wasm sample_logs/vrpoker.log
+
+## Runs the whole test suite (what CI runs).
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check vrclog_cli tests
+	$(BIN)/mypy vrclog_cli
+
+## Rebuilds the sample plugins from source with the pinned ziglang package.
+plugins: install
+	$(BIN)/python -m pip install --quiet -e '.[plugins]'
+	$(MAKE) -C sample_plugins PYTHON=$(abspath $(BIN)/python)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

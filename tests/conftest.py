@@ -1,0 +1,77 @@
+"""Shared fixtures: the sample plugins, and small WAT plugins built per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vrclog_cli.plugin import Runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_plugins"
+SAMPLE_LOGS = ROOT / "sample_logs"
+
+NO_EVENTS = '{"ok":true,"events":[]}'
+
+# A valid ABI-v1 plugin with holes: {imports}, {body} of parse_line
+# (params $p $n, result i64), {extra} module fields.  Memory: 3 pages; the
+# data segment at 0x20000 holds a no-match answer of len(NO_EVENTS) bytes.
+WAT_TEMPLATE = """
+(module
+  {imports}
+  (memory (export "memory") 3)
+  (global $heap (mut i32) (i32.const 0x28000))
+  (func (export "abi_version") (result i32) i32.const 1)
+  (func (export "alloc") (param $size i32) (result i32)
+    (local $p i32)
+    global.get $heap
+    local.set $p
+    global.get $heap
+    local.get $size
+    i32.add
+    global.set $heap
+    local.get $p)
+  (func (export "free") (param i32 i32))
+  (data (i32.const 0x20000) "{no_events}")
+  (func (export "parse_line") (param $p i32) (param $n i32) (result i64)
+    {body})
+  {extra}
+)
+"""
+
+# parse_line body returning the no-match answer at 0x20000.
+RETURN_NO_EVENTS = f"(i64.or (i64.shl (i64.const {len(NO_EVENTS)}) (i64.const 32)) (i64.const 0x20000))"
+
+
+def wat_plugin(body: str = RETURN_NO_EVENTS, *, imports: str = "", extra: str = "") -> str:
+    return WAT_TEMPLATE.format(
+        imports=imports, body=body, extra=extra, no_events=NO_EVENTS.replace('"', '\\"'))
+
+
+def answer(text: str, at: int = 0x21000) -> tuple[str, str]:
+    """(data segment, parse_line body) returning the given output text."""
+    escaped = "".join(f"\\{b:02x}" for b in text.encode())
+    segment = f'(data (i32.const {at}) "{escaped}")'
+    body = f"(i64.or (i64.shl (i64.const {len(text.encode())}) (i64.const 32)) (i64.const {at}))"
+    return segment, body
+
+
+@pytest.fixture
+def make_plugin(tmp_path: Path):  # type: ignore[no-untyped-def]
+    counter = iter(range(10_000))
+
+    def make(wat: str, suffix: str = ".wat") -> Path:
+        path = tmp_path / f"plugin{next(counter)}{suffix}"
+        path.write_text(wat)
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def runtime() -> Iterator[Runtime]:
+    rt = Runtime()
+    yield rt
+    rt.close()

@@ -1,0 +1,258 @@
+"""The per-call fast path, written against wasmtime's C API (``wasmtime._ffi``).
+
+wasmtime-py's high-level wrappers cost hundreds of microseconds per fresh
+instance (a pooled instantiation in wasmtime itself costs a few).  This module
+is the only place that touches raw C handles: one fresh store per call,
+pooled pre-linked instantiation, unchecked calls and direct memory access.
+Everything here releases the GIL while wasm runs (ctypes CDLL calls).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+_REQUIRED_SYMBOLS = (
+    "wasmtime_store_new", "wasmtime_store_delete", "wasmtime_store_context",
+    "wasmtime_store_limiter", "wasmtime_context_set_wasi", "wasi_config_new",
+    "wasi_config_set_stderr_custom", "wasmtime_context_set_epoch_deadline",
+    "wasmtime_store_epoch_deadline_callback", "wasmtime_instance_pre_instantiate",
+    "wasmtime_instance_export_get", "wasmtime_func_call_unchecked",
+    "wasmtime_memory_data", "wasmtime_memory_data_size", "wasmtime_caller_export_get",
+    "wasmtime_error_new", "wasmtime_pooling_allocation_config_new",
+    "wasmtime_pooling_allocation_strategy_set", "wasmtime_val_raw", "wasmtime_extern_t",
+)
+
+
+class RuntimeApiError(RuntimeError):
+    """The installed wasmtime does not offer the C API this module relies on."""
+
+
+def check_api() -> None:
+    missing = [name for name in _REQUIRED_SYMBOLS if not hasattr(ffi, name)]
+    if missing:
+        raise RuntimeApiError(
+            f"wasmtime {wasmtime_version()} lacks C API symbols vrclog needs: {', '.join(missing)}"
+        )
+
+
+def wasmtime_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wasmtime")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class CallFailed(Exception):
+    """A trap or error while instantiating or calling; ``exit_code`` set for proc_exit."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def make_engine(max_memory_bytes: int, instance_slots: int) -> wasmtime.Engine:
+    """An engine with epoch interruption and a pooling allocator.
+
+    The pool makes instantiation a slot reuse with copy-on-write memory
+    instead of fresh mappings; slots bound how many instances live at once.
+    """
+    check_api()
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    config.cranelift_opt_level = "speed"
+    pool = ffi.wasmtime_pooling_allocation_config_new()
+    try:
+        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, instance_slots)
+        ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, instance_slots)
+        ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, instance_slots)
+        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, max_memory_bytes)
+        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+    finally:
+        ffi.wasmtime_pooling_allocation_config_delete(pool)
+    return wasmtime.Engine(config)
+
+
+# --- epoch deadline: one C callback for all stores, routed to a Python hook ---
+
+DeadlineHook = Callable[[], "str | None"]
+_deadline_hook: DeadlineHook | None = None
+_CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
+
+
+def set_deadline_hook(hook: DeadlineHook) -> None:
+    """Install the policy asked at every epoch tick a running call sees.
+
+    The hook runs on the thread executing the wasm; it returns None to let the
+    call go on for one more tick, or a message to trap it with.
+    """
+    global _deadline_hook
+    _deadline_hook = hook
+
+
+@ctypes.CFUNCTYPE(
+    ctypes.c_size_t,
+    ctypes.POINTER(ffi.wasmtime_context_t),
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_uint64),
+    ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t),
+)
+def _on_deadline(_ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
+    try:
+        verdict = _deadline_hook() if _deadline_hook is not None else None
+    except BaseException as exc:  # noqa: BLE001 - must never unwind into wasmtime
+        verdict = f"internal error in deadline hook: {exc!r}"
+    if verdict is None:
+        delta[0] = 1
+        kind[0] = _CONTINUE
+        return 0
+    err = ffi.wasmtime_error_new(verdict.encode("utf-8", "replace"))
+    return ctypes.cast(err, ctypes.c_void_p).value or 0
+
+
+# --- WASI stderr: routed to a Python sink only when one is wanted ---
+
+StderrSink = Callable[[bytes], None]
+_stderr_sink: StderrSink | None = None
+
+
+def set_stderr_sink(sink: StderrSink | None) -> None:
+    global _stderr_sink
+    _stderr_sink = sink
+
+
+@ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_ubyte), ctypes.c_size_t)
+def _on_stderr(_data: Any, buf: Any, size: int) -> int:
+    try:
+        if _stderr_sink is not None and size:
+            _stderr_sink(ctypes.string_at(buf, size))
+    except BaseException:  # noqa: BLE001 - must never unwind into wasmtime
+        pass
+    return size
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+def _no_finalizer(_data: Any) -> None:
+    return None
+
+
+# --- one fresh store per call ---
+
+_KIND_FUNC = int(ffi.WASMTIME_EXTERN_FUNC.value)
+_KIND_MEMORY = int(ffi.WASMTIME_EXTERN_MEMORY.value)
+_i64_args = ffi.wasmtime_val_raw * 2
+
+
+def _error_text(err: Any) -> CallFailed:
+    wrapped = wasmtime.WasmtimeError._from_ptr(err)
+    code = getattr(wrapped, "code", None)
+    return CallFailed(str(wrapped), code if isinstance(wrapped, wasmtime.ExitTrap) else None)
+
+
+def _trap_text(trap: Any) -> CallFailed:
+    return CallFailed(str(wasmtime.Trap._from_ptr(trap)))
+
+
+class Instance:
+    """One fresh instance in its own store; ``close`` frees both.
+
+    Not thread-safe: each call owns its instance on one thread.
+    """
+
+    __slots__ = ("_store", "_ctx", "_inst", "_mem")
+
+    def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre,
+                 max_memory_bytes: int, capture_stderr: bool) -> None:
+        self._store = ffi.wasmtime_store_new(engine.ptr(), None, _no_finalizer)
+        try:
+            self._ctx = ffi.wasmtime_store_context(self._store)
+            ffi.wasmtime_store_limiter(self._store, max_memory_bytes, -1, -1, -1, -1)
+            wasi = ffi.wasi_config_new()
+            if capture_stderr:
+                ffi.wasi_config_set_stderr_custom(wasi, _on_stderr, None, _no_finalizer)
+            err = ffi.wasmtime_context_set_wasi(self._ctx, wasi)
+            if err:
+                raise _error_text(err)
+            ffi.wasmtime_context_set_epoch_deadline(self._ctx, 1)
+            ffi.wasmtime_store_epoch_deadline_callback(self._store, _on_deadline, None, _no_finalizer)
+            self._inst = ffi.wasmtime_instance_t()
+            trap = ctypes.POINTER(ffi.wasm_trap_t)()
+            err = ffi.wasmtime_instance_pre_instantiate(
+                pre.ptr(), self._ctx, ctypes.byref(self._inst), ctypes.byref(trap))
+            if err:
+                raise _error_text(err)
+            if trap:
+                raise _trap_text(trap)
+            self._mem = self._export(b"memory", _KIND_MEMORY)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._store is not None:
+            ffi.wasmtime_store_delete(self._store)
+            self._store = None
+
+    def _export(self, name: bytes, kind: int) -> Any:
+        item = ffi.wasmtime_extern_t()
+        if not ffi.wasmtime_instance_export_get(
+                self._ctx, ctypes.byref(self._inst), name, len(name), ctypes.byref(item)):
+            raise CallFailed(f"export {name.decode()} not found")
+        if item.kind != kind:
+            raise CallFailed(f"export {name.decode()} has the wrong kind")
+        return item.of.memory if kind == _KIND_MEMORY else item.of.func
+
+    def func(self, name: bytes) -> Any:
+        return self._export(name, _KIND_FUNC)
+
+    def call(self, func: Any, *args: int) -> int:
+        """Calls with i32 arguments; returns the first result (0 when none)."""
+        raw = _i64_args()
+        for i, value in enumerate(args):
+            raw[i].i32 = value
+        trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        err = ffi.wasmtime_func_call_unchecked(self._ctx, ctypes.byref(func), raw, 2, ctypes.byref(trap))
+        if err:
+            raise _error_text(err)
+        if trap:
+            raise _trap_text(trap)
+        return int(raw[0].i64)
+
+    def memory(self) -> tuple[int, int]:
+        """(base address, size in bytes) of linear memory, valid until wasm runs again."""
+        base = ffi.wasmtime_memory_data(self._ctx, ctypes.byref(self._mem))
+        return ctypes.cast(base, ctypes.c_void_p).value or 0, ffi.wasmtime_memory_data_size(
+            self._ctx, ctypes.byref(self._mem))
+
+    def write(self, offset: int, data: bytes) -> None:
+        base, size = self.memory()
+        if offset < 0 or offset + len(data) > size:
+            raise CallFailed(f"memory of {size} bytes cannot hold {len(data)} bytes at {offset:#x}")
+        ctypes.memmove(base + offset, data, len(data))
+
+    def read(self, offset: int, length: int) -> bytes:
+        base, size = self.memory()
+        if offset < 0 or length < 0 or offset + length > size:
+            raise CallFailed(
+                f"range [{offset:#x}, {offset + length:#x}) is outside memory of {size} bytes")
+        return ctypes.string_at(base + offset, length)
+
+
+def caller_memory(caller: wasmtime.Caller) -> tuple[int, int]:
+    """(base, size) of the calling instance's exported memory; (0, 0) if none."""
+    item = ffi.wasmtime_extern_t()
+    ptr = caller._Caller__ptr  # type: ignore[attr-defined]
+    if ptr is None or not ffi.wasmtime_caller_export_get(ptr, b"memory", 6, ctypes.byref(item)):
+        return 0, 0
+    if item.kind != _KIND_MEMORY:
+        return 0, 0
+    ctx = caller._context()
+    base = ffi.wasmtime_memory_data(ctx, ctypes.byref(item.of.memory))
+    size = ffi.wasmtime_memory_data_size(ctx, ctypes.byref(item.of.memory))
+    return ctypes.cast(base, ctypes.c_void_p).value or 0, size

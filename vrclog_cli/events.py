@@ -1,0 +1,132 @@
+"""Events, and the strict decoder of a plugin's output (design.md section 2)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .errors import PluginRuntimeError
+
+#: Optional string fields of an event, in output order.
+STRING_FIELDS = ("timestamp", "player_name", "player_id", "world_id", "world_name", "instance_id")
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    timestamp: str | None = None
+    player_name: str | None = None
+    player_id: str | None = None
+    world_id: str | None = None
+    world_name: str | None = None
+    instance_id: str | None = None
+    data: dict[str, str] | None = None
+
+    def to_dict(self, raw_line: str | None = None) -> dict[str, Any]:
+        """The JSON object in the contract's field order, empty fields left out."""
+        out: dict[str, Any] = {"type": self.type}
+        for name in STRING_FIELDS:
+            value = getattr(self, name)
+            if value:
+                out[name] = value
+        if raw_line is not None:
+            out["raw_line"] = raw_line
+        if self.data:
+            out["data"] = self.data
+        return out
+
+
+def normalize_timestamp(value: str) -> str:
+    """RFC 3339 as given; a date-time without offset is local time and gets the local offset.
+
+    VRChat writes local time and a sandboxed plugin cannot know the zone, so a
+    naive timestamp is completed here rather than refused.
+    """
+    match = _RFC3339.match(value)
+    if match is None:
+        raise ValueError(f"timestamp {value!r} is not RFC 3339")
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        raise ValueError(f"timestamp {value!r} is not a valid date and time") from None
+    if match.group(2) is not None:
+        return value
+    return parsed.astimezone().isoformat()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _fail(message: str) -> PluginRuntimeError:
+    return PluginRuntimeError(f"bad plugin output: {message}")
+
+
+def decode_output(raw: bytes) -> list[Event]:
+    """The events of one plugin answer; anything off-contract is a runtime error."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(f"not valid UTF-8 at byte {exc.start}") from None
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"not valid JSON at byte {exc.pos}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        raise _fail(f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise _fail(f"expected a JSON object, got {type(doc).__name__}")
+    ok = doc.get("ok")
+    if ok is False:
+        message = doc.get("error")
+        code = doc.get("code")
+        raise PluginRuntimeError(
+            message if isinstance(message, str) and message else "plugin reported an error",
+            code=code if isinstance(code, str) and code else None,
+            from_plugin=True,
+        )
+    if ok is not True:
+        raise _fail('"ok" must be true or false')
+    events = doc.get("events")
+    if events is None:
+        return []
+    if not isinstance(events, list):
+        raise _fail(f'"events" must be a list, got {type(events).__name__}')
+    return [_decode_event(i, item) for i, item in enumerate(events)]
+
+
+def _decode_event(index: int, item: Any) -> Event:
+    if not isinstance(item, dict):
+        raise _fail(f"event {index} is not an object")
+    kind = item.get("type")
+    if not isinstance(kind, str) or not kind:
+        raise _fail(f'event {index} has no "type" string')
+    fields: dict[str, Any] = {}
+    for name in STRING_FIELDS:
+        value = item.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _fail(f'event {index}: "{name}" must be a string, got {type(value).__name__}')
+        if name == "timestamp" and value:
+            try:
+                value = normalize_timestamp(value)
+            except ValueError as exc:
+                raise _fail(f"event {index}: {exc}") from None
+        fields[name] = value
+    data = item.get("data")
+    if data is not None:
+        if not isinstance(data, dict):
+            raise _fail(f'event {index}: "data" must be an object, got {type(data).__name__}')
+        for key, value in data.items():
+            if not isinstance(value, str):
+                raise _fail(
+                    f'event {index}: data value for "{key}" is {type(value).__name__}; use a string')
+        fields["data"] = data
+    return Event(type=kind, **fields)

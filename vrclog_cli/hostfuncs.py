@@ -1,0 +1,159 @@
+"""Host functions imported by plugins from module ``env`` (design.md section 2).
+
+Every one of them must return normally: wasmtime-py keeps a raised exception
+in one process-global slot shared by all threads, so an exception here could
+surface in another thread's call.  Out-of-range pointers therefore give 0
+(or, for ``log``, nothing), never an exception.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import time
+from collections.abc import Callable
+
+import re2
+import wasmtime
+
+from . import capi
+from .limits import Limits
+
+I32 = wasmtime.ValType.i32()
+I64 = wasmtime.ValType.i64()
+
+#: The imports a plugin may take from ``env``, with their exact types.
+HOST_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "regex_match": (("i32",) * 4, ("i32",)),
+    "regex_find_submatch": (("i32",) * 6, ("i32",)),
+    "log": (("i32",) * 3, ()),
+    "now_ms": ((), ("i64",)),
+}
+
+NO_FIT = -1  # 0xFFFFFFFF as a signed i32: the submatch array does not fit
+LogSink = Callable[[int, bytes], None]
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.max_mem = 8 << 20
+_RE2_OPTIONS.log_errors = False
+
+
+@functools.lru_cache(maxsize=512)
+def compile_pattern(pattern: bytes) -> re2._Regexp | None:
+    """A compiled RE2 pattern, or None when it is invalid (cached either way)."""
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error:
+        return None
+
+
+def _span(base: int, size: int, ptr: int, length: int) -> bytes | None:
+    """The bytes at [ptr, ptr+len) of a memory, or None when out of range."""
+    ptr &= 0xFFFFFFFF
+    length &= 0xFFFFFFFF
+    if base == 0 or ptr + length > size:
+        return None
+    return ctypes.string_at(base + ptr, length)
+
+
+def regex_match(limits: Limits, base: int, size: int, s_ptr: int, s_len: int,
+                re_ptr: int, re_len: int) -> int:
+    text = _span(base, size, s_ptr, s_len)
+    pattern = _span(base, size, re_ptr, re_len)
+    if text is None or pattern is None or len(pattern) > limits.max_pattern_bytes:
+        return 0
+    regex = compile_pattern(pattern)
+    return 1 if regex is not None and regex.search(text) is not None else 0
+
+
+def regex_find_submatch(limits: Limits, base: int, size: int, s_ptr: int, s_len: int,
+                        re_ptr: int, re_len: int, out_ptr: int, out_max: int) -> int:
+    text = _span(base, size, s_ptr, s_len)
+    pattern = _span(base, size, re_ptr, re_len)
+    if text is None or pattern is None or len(pattern) > limits.max_pattern_bytes:
+        return 0
+    regex = compile_pattern(pattern)
+    match = regex.search(text) if regex is not None else None
+    if match is None:
+        return 0
+    groups = [g.decode("utf-8", "replace") if g is not None else "" for g in match.groups()]
+    whole = match.group(0).decode("utf-8", "replace")
+    encoded = json.dumps([whole, *groups], ensure_ascii=False, separators=(",", ":")).encode()
+    out_ptr &= 0xFFFFFFFF
+    out_max &= 0xFFFFFFFF
+    if len(encoded) > out_max:
+        return NO_FIT
+    if out_ptr + len(encoded) > size:
+        return 0
+    ctypes.memmove(base + out_ptr, encoded, len(encoded))
+    return len(encoded)
+
+
+class LogLimiter:
+    """At most ``per_second`` messages a second per plugin; the rest are dropped."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._window = 0
+        self._count = 0
+
+    def allow(self) -> bool:
+        window = int(time.monotonic())
+        if window != self._window:
+            self._window, self._count = window, 0
+        self._count += 1
+        return self._count <= self.per_second
+
+
+def define_host_functions(linker: wasmtime.Linker, limits: Limits, on_log: LogSink) -> None:
+    """Defines the ``env`` imports on a linker shared by every plugin and thread."""
+
+    def guarded(fn: Callable[..., int], fallback: int) -> Callable[..., int]:
+        def host(caller: wasmtime.Caller, *args: int) -> int:
+            try:
+                base, size = capi.caller_memory(caller)
+                return fn(limits, base, size, *args)
+            except Exception:  # noqa: BLE001 - never raise into wasmtime (see module doc)
+                return fallback
+        return host
+
+    def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
+        try:
+            base, size = capi.caller_memory(caller)
+            length = min(length & 0xFFFFFFFF, limits.log_message_bytes)
+            message = _span(base, size, ptr, length)
+            if message is not None:
+                on_log(level, message)
+        except Exception:  # noqa: BLE001 - never raise into wasmtime (see module doc)
+            pass
+
+    def now_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    def functype(name: str) -> wasmtime.FuncType:
+        params, results = HOST_SIGNATURES[name]
+        kinds = {"i32": I32, "i64": I64}
+        return wasmtime.FuncType([kinds[p] for p in params], [kinds[r] for r in results])
+
+    linker.define_func("env", "regex_match", functype("regex_match"),
+                       guarded(regex_match, 0), access_caller=True)
+    linker.define_func("env", "regex_find_submatch", functype("regex_find_submatch"),
+                       guarded(regex_find_submatch, 0), access_caller=True)
+    linker.define_func("env", "log", functype("log"), log, access_caller=True)
+    linker.define_func("env", "now_ms", functype("now_ms"), now_ms)
+
+
+def define_wasi(linker: wasmtime.Linker) -> None:
+    """WASI with nothing behind it, minus the one call that could block forever.
+
+    ``poll_oneoff`` with a clock subscription sleeps inside the host, where no
+    epoch deadline can interrupt it; plugins get ENOTSUP instead.
+    """
+    linker.define_wasi()
+    linker.allow_shadowing = True
+    enotsup = 58
+    linker.define_func(
+        "wasi_snapshot_preview1", "poll_oneoff",
+        wasmtime.FuncType([I32] * 4, [I32]), lambda *_: enotsup)
+    linker.allow_shadowing = False

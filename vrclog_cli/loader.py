@@ -1,0 +1,189 @@
+"""Reading, compiling and validating a plugin file (design.md sections 2 and 3).
+
+Everything here happens once per plugin, before any line runs; each failure
+is a PluginLoadError whose message names the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+
+from .errors import PluginLoadError
+from .hostfuncs import HOST_SIGNATURES
+from .limits import INPUT_OFFSET, INPUT_REGION, Limits
+
+WASM_MAGIC = b"\0asm"
+WASI_MODULE = "wasi_snapshot_preview1"
+
+#: The exports every plugin must have, as (params, results).
+REQUIRED_FUNCS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "abi_version": ((), ("i32",)),
+    "alloc": (("i32",), ("i32",)),
+    "free": (("i32", "i32"), ()),
+    "parse_line": (("i32", "i32"), ("i64",)),
+}
+INIT_EXPORTS = ("_initialize", "_start")
+
+
+@dataclass(frozen=True)
+class CompiledPlugin:
+    path: Path
+    module: wasmtime.Module
+    #: "_initialize", "_start" or None: what runs once in every fresh instance.
+    init_export: str | None
+
+
+def describe_file_type(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_plugin_file(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, refusing anything that is not a regular file or is too big.
+
+    O_NONBLOCK keeps a FIFO from blocking the open; the size is enforced by
+    reading at most max_bytes + 1 bytes, never by trusting stat.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.EISDIR:
+            raise PluginLoadError(f"{path}: is a directory, not a plugin file") from None
+        raise PluginLoadError(f"{path}: cannot open: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise PluginLoadError(f"{path}: is {describe_file_type(mode)}, not a plugin file")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes:
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > max_bytes:
+            raise PluginLoadError(
+                f"{path}: larger than the {max_bytes // (1 << 20)} MiB plugin size limit")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise PluginLoadError(f"{path}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def to_wasm_binary(path: Path, data: bytes) -> bytes:
+    """Binary modules as they are; WAT text compiled to binary."""
+    if not data:
+        raise PluginLoadError(f"{path}: empty file, not a WebAssembly module")
+    if data.startswith(WASM_MAGIC):
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PluginLoadError(
+            f"{path}: not a WebAssembly module (no \\0asm header) and not WAT text") from None
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise PluginLoadError(
+            f"{path}: not a WebAssembly module (no \\0asm header) and not valid WAT text: {first}"
+        ) from None
+
+
+def _valtype_name(ty: wasmtime.ValType) -> str:
+    return str(ty)
+
+
+def _signature(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(map(_valtype_name, ty.params)), tuple(map(_valtype_name, ty.results))
+
+
+def format_signature(sig: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
+    params, results = sig
+    res = results[0] if len(results) == 1 else "(" + ",".join(results) + ")"
+    return "(" + ",".join(params) + ")->" + res
+
+
+def validate_module(path: Path, module: wasmtime.Module, limits: Limits) -> str | None:
+    """Checks exports and imports; returns the init export to run, if any."""
+    exports = {e.name: e.type for e in module.exports}
+    memory = exports.get("memory")
+    if memory is None:
+        raise PluginLoadError(f"{path}: missing export memory")
+    if not isinstance(memory, wasmtime.MemoryType):
+        raise PluginLoadError(f"{path}: export memory is not a memory")
+    if memory.is_64:
+        raise PluginLoadError(f"{path}: export memory is a 64-bit memory; ABI v1 needs a 32-bit one")
+    needed = INPUT_OFFSET + INPUT_REGION
+    maximum = memory.limits.max
+    if maximum is not None and maximum * 65536 < needed:
+        raise PluginLoadError(
+            f"{path}: memory can hold at most {maximum * 65536} bytes; the input region "
+            f"{INPUT_OFFSET:#x}-{needed:#x} needs {needed}")
+    if memory.limits.min * 65536 > limits.max_memory_bytes:
+        raise PluginLoadError(
+            f"{path}: memory starts at {memory.limits.min * 65536} bytes, over the "
+            f"{limits.max_memory_bytes // (1 << 20)} MiB limit")
+    for name, wanted in REQUIRED_FUNCS.items():
+        ty = exports.get(name)
+        if ty is None:
+            raise PluginLoadError(f"{path}: missing export {name}")
+        if not isinstance(ty, wasmtime.FuncType):
+            raise PluginLoadError(f"{path}: export {name} is not a function")
+        got = _signature(ty)
+        if got != wanted:
+            raise PluginLoadError(
+                f"{path}: export {name} has type {format_signature(got)}, "
+                f"expected {format_signature(wanted)}")
+    init = next((name for name in INIT_EXPORTS if name in exports), None)
+    if init is not None:
+        ty = exports[init]
+        if not isinstance(ty, wasmtime.FuncType) or _signature(ty) != ((), ()):
+            raise PluginLoadError(f"{path}: export {init} must be a function ()->()")
+    for imp in module.imports:
+        where = f"import {imp.module}.{imp.name}"
+        if imp.module == "env":
+            wanted = HOST_SIGNATURES.get(imp.name or "")
+            if wanted is None:
+                raise PluginLoadError(
+                    f"{path}: {where} is not a vrclog host function "
+                    f"(there are: {', '.join(HOST_SIGNATURES)})")
+            if not isinstance(imp.type, wasmtime.FuncType):
+                raise PluginLoadError(f"{path}: {where} must be a function")
+            got = _signature(imp.type)
+            if got != wanted:
+                raise PluginLoadError(
+                    f"{path}: {where} has type {format_signature(got)}, "
+                    f"expected {format_signature(wanted)}")
+        elif imp.module != WASI_MODULE:
+            raise PluginLoadError(
+                f"{path}: {where} is not available (plugins may import only from env "
+                f"and {WASI_MODULE})")
+    return init
+
+
+def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits) -> CompiledPlugin:
+    data = to_wasm_binary(path, read_plugin_file(path, limits.max_plugin_bytes))
+    try:
+        module = wasmtime.Module(engine, data)
+    except wasmtime.WasmtimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise PluginLoadError(f"{path}: invalid WebAssembly module: {detail}") from None
+    init = validate_module(path, module, limits)
+    return CompiledPlugin(path=path, module=module, init_export=init)

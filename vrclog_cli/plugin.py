@@ -1,0 +1,284 @@
+"""One log line through a fresh plugin instance, under a time budget.
+
+A ``Runtime`` owns the engine, the linker with the host functions, and the
+epoch ticker thread; every ``Plugin`` loaded through it shares them.  A
+loaded plugin may be called from many threads at once: each call gets its
+own store and instance, and nothing survives between calls.
+
+The time budget counts the calling thread's CPU time (instantiation, the
+init export, parse_line, free and the host functions it calls), so time a
+call spends waiting for a core or for the interpreter lock never turns into
+a timeout; the epoch ticker only decides how often that budget is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import wasmtime
+
+from . import capi
+from .errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
+from .events import Event, decode_output
+from .hostfuncs import LogLimiter, define_host_functions, define_wasi
+from .limits import INPUT_OFFSET, INPUT_REGION, Limits
+from .loader import CompiledPlugin, compile_plugin
+
+STDERR_LEVEL = -1
+LEVEL_NAMES = {STDERR_LEVEL: "stderr", 0: "debug", 1: "info", 2: "warn", 3: "error"}
+
+
+@dataclass(frozen=True)
+class PluginLog:
+    """A message a plugin logged (host ``log``) or wrote to its WASI stderr."""
+
+    plugin: Path
+    level: int
+    message: str
+
+    @property
+    def level_name(self) -> str:
+        return LEVEL_NAMES.get(self.level, f"level{self.level}")
+
+
+LogHandler = Callable[[PluginLog], None]
+
+
+class _CallState:
+    """What the deadline hook and host functions need to know about this thread's call."""
+
+    __slots__ = ("plugin", "cpu_deadline", "reason")
+
+    def __init__(self, plugin: Plugin, cpu_deadline: float) -> None:
+        self.plugin = plugin
+        self.cpu_deadline = cpu_deadline
+        self.reason: str | None = None
+
+
+_local = threading.local()
+
+
+def _current() -> _CallState | None:
+    return getattr(_local, "call", None)
+
+
+def _deadline_verdict() -> str | None:
+    state = _current()
+    if state is None:
+        return None
+    if state.plugin.cancelled:
+        state.reason = "cancelled"
+        return "vrclog: call cancelled"
+    if time.thread_time() > state.cpu_deadline:
+        state.reason = "timeout"
+        return "vrclog: time budget exceeded"
+    return None
+
+
+def _route_stderr(data: bytes) -> None:
+    state = _current()
+    if state is not None:
+        state.plugin._emit_log(STDERR_LEVEL, data)
+
+
+capi.set_deadline_hook(_deadline_verdict)
+capi.set_stderr_sink(_route_stderr)
+
+
+def encode_input(line: str) -> bytes:
+    """The input document ``{"line": "..."}`` as compact UTF-8 JSON."""
+    body = json.dumps(line, ensure_ascii=False)
+    try:
+        return b'{"line":' + body.encode("utf-8") + b"}"
+    except UnicodeEncodeError:  # lone surrogates from a library caller
+        return b'{"line":' + body.encode("utf-8", "replace") + b"}"
+
+
+def one_line(message: str) -> str:
+    """The gist of a wasmtime error on one line, without the wasm backtrace."""
+    text = message.strip()
+    if "Caused by:" in text:
+        text = text.split("Caused by:", 1)[1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("wasm backtrace", "0:", "1:"))]
+    for line in lines:
+        if not line[0].isdigit():
+            return line.removeprefix("wasm trap: ")
+    return lines[0] if lines else "unknown error"
+
+
+class Runtime:
+    """Engine, linker and epoch ticker shared by every plugin of a process."""
+
+    def __init__(self, limits: Limits | None = None, *, on_log: LogHandler | None = None,
+                 capture_stderr: bool = False, instance_slots: int = 1000) -> None:
+        self.limits = limits or Limits()
+        self.on_log = on_log
+        self.capture_stderr = capture_stderr
+        try:
+            self.engine = capi.make_engine(self.limits.max_memory_bytes, instance_slots)
+        except capi.RuntimeApiError as exc:
+            raise PluginLoadError(str(exc)) from None
+        self.linker = wasmtime.Linker(self.engine)
+        define_wasi(self.linker)
+        define_host_functions(self.linker, self.limits, self._on_host_log)
+        self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
+        self._tick = max(0.001, min(0.005, self.limits.timeout_s / 10))
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._run_ticker, name="vrclog-epoch", daemon=True)
+        self._ticker.start()
+
+    def _run_ticker(self) -> None:
+        while not self._stop.wait(self._tick):
+            self.engine.increment_epoch()
+
+    def _on_host_log(self, level: int, message: bytes) -> None:
+        state = _current()
+        if state is not None:
+            state.plugin._emit_log(level, message)
+
+    def load(self, path: str | Path) -> Plugin:
+        plugin = Plugin(self, compile_plugin(Path(path), self.engine, self.limits))
+        self._plugins.add(plugin)
+        return plugin
+
+    def cancel(self) -> None:
+        """Interrupts every call in flight in every plugin, and refuses new ones."""
+        for plugin in list(self._plugins):
+            plugin.cancelled = True
+        self.engine.increment_epoch()
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+class Plugin:
+    """A validated plugin, callable from many threads; one fresh instance per call."""
+
+    def __init__(self, runtime: Runtime, compiled: CompiledPlugin) -> None:
+        self.runtime = runtime
+        self.path = compiled.path
+        self.limits = runtime.limits
+        self.cancelled = False
+        self._init = compiled.init_export.encode() if compiled.init_export else None
+        self._log_limiter = LogLimiter(self.limits.log_per_second)
+        try:
+            self._pre = runtime.linker.instantiate_pre(compiled.module)
+        except wasmtime.WasmtimeError as exc:
+            raise PluginLoadError(f"{self.path}: cannot link: {one_line(str(exc))}") from None
+        self._probe()
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def cancel(self) -> None:
+        """Interrupts this plugin's calls in flight; later calls raise Cancelled at once."""
+        self.cancelled = True
+        self.runtime.engine.increment_epoch()
+
+    def _emit_log(self, level: int, message: bytes) -> None:
+        handler = self.runtime.on_log
+        if handler is None or not self._log_limiter.allow():
+            return
+        cut = message[: self.limits.log_message_bytes].decode("utf-8", "replace").rstrip("\n")
+        handler(PluginLog(self.path, level, cut))
+
+    def _new_instance(self) -> capi.Instance:
+        inst = capi.Instance(self.runtime.engine, self._pre, self.limits.max_memory_bytes,
+                             self.runtime.capture_stderr)
+        if self._init is not None:
+            try:
+                inst.call(inst.func(self._init))
+            except capi.CallFailed as exc:
+                if exc.exit_code != 0:  # proc_exit(0) in _start is success
+                    inst.close()
+                    raise
+        return inst
+
+    def _probe(self) -> None:
+        """First instantiation, under the time budget: init must finish, ABI must be 1."""
+        state = _CallState(self, time.thread_time() + self.limits.timeout_s)
+        _local.call = state
+        ms = self.limits.timeout_s * 1000
+        try:
+            inst = self._new_instance()
+            try:
+                _, size = inst.memory()
+                if size < INPUT_OFFSET + INPUT_REGION:
+                    raise PluginLoadError(
+                        f"{self.path}: memory is {size} bytes; the input region "
+                        f"{INPUT_OFFSET:#x}-{INPUT_OFFSET + INPUT_REGION:#x} does not fit")
+                version = inst.call(inst.func(b"abi_version"))
+            finally:
+                inst.close()
+        except capi.CallFailed as exc:
+            what = self._init.decode() if self._init else "instantiation"
+            if state.reason == "timeout":
+                raise PluginLoadError(
+                    f"{self.path}: {what} or abi_version did not finish within {ms:g} ms") from None
+            raise PluginLoadError(f"{self.path}: {what} failed: {one_line(str(exc))}") from None
+        finally:
+            _local.call = None
+        if version != 1:
+            raise PluginLoadError(f"{self.path}: abi_version returned {version}, expected 1")
+
+    def call(self, line: str) -> list[Event]:
+        """The events of one line; raises a LineError subclass or Cancelled."""
+        payload = encode_input(line)
+        if len(payload) > self.limits.max_input_bytes:
+            raise InputTooLarge(
+                f"input JSON is {len(payload)} bytes, over the "
+                f"{self.limits.max_input_bytes}-byte input region")
+        return decode_output(self.call_raw(payload))
+
+    def call_raw(self, payload: bytes) -> bytes:
+        """The raw output bytes of parse_line for an already encoded input document."""
+        if self.cancelled:
+            raise Cancelled("cancelled")
+        state = _CallState(self, time.thread_time() + self.limits.timeout_s)
+        _local.call = state
+        inst: capi.Instance | None = None
+        try:
+            inst = self._new_instance()
+            inst.write(INPUT_OFFSET, payload)
+            packed = inst.call(inst.func(b"parse_line"), INPUT_OFFSET, len(payload))
+            out_ptr = packed & 0xFFFFFFFF
+            out_len = (packed >> 32) & 0xFFFFFFFF
+            if out_len > self.limits.max_output_bytes:
+                raise PluginRuntimeError(
+                    f"output of {out_len} bytes is over the "
+                    f"{self.limits.max_output_bytes // (1 << 20)} MiB limit")
+            try:
+                raw = inst.read(out_ptr, out_len)
+            except capi.CallFailed as exc:
+                raise PluginRuntimeError(f"bad plugin output: {exc}") from None
+            inst.call(inst.func(b"free"), out_ptr, out_len)
+            return raw
+        except capi.CallFailed as exc:
+            raise self._classify(exc, state) from None
+        finally:
+            _local.call = None
+            if inst is not None:
+                inst.close()
+
+    def _classify(self, exc: capi.CallFailed, state: _CallState) -> Exception:
+        if state.reason == "cancelled":
+            return Cancelled("cancelled")
+        if state.reason == "timeout":
+            return PluginTimeout(
+                f"plugin ran longer than the {self.limits.timeout_s * 1000:g} ms budget")
+        if exc.exit_code is not None:
+            return PluginRuntimeError(f"plugin exited with code {exc.exit_code}")
+        return PluginRuntimeError(one_line(str(exc)))
+
+
+def load_plugin(path: str | Path, limits: Limits | None = None) -> Plugin:
+    """Convenience for library users: a plugin in a runtime of its own."""
+    return Runtime(limits).load(path)
