@@ -118,7 +118,9 @@ def _on_deadline(_ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
 
 # --- WASI stderr: routed to a Python sink only when one is wanted ---
 
-StderrSink = Callable[[bytes], None]
+#: sink(token, bytes): token is what the Instance was created with.  wasmtime
+#: may deliver the bytes from a worker thread, after the call has returned.
+StderrSink = Callable[[int, bytes], None]
 _stderr_sink: StderrSink | None = None
 
 
@@ -128,10 +130,10 @@ def set_stderr_sink(sink: StderrSink | None) -> None:
 
 
 @ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_ubyte), ctypes.c_size_t)
-def _on_stderr(_data: Any, buf: Any, size: int) -> int:
+def _on_stderr(token: Any, buf: Any, size: int) -> int:
     try:
         if _stderr_sink is not None and size:
-            _stderr_sink(ctypes.string_at(buf, size))
+            _stderr_sink(token or 0, ctypes.string_at(buf, size))
     except BaseException:  # noqa: BLE001 - must never unwind into wasmtime
         pass
     return size
@@ -168,14 +170,14 @@ class Instance:
     __slots__ = ("_store", "_ctx", "_inst", "_mem")
 
     def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre,
-                 max_memory_bytes: int, capture_stderr: bool) -> None:
+                 max_memory_bytes: int, stderr_token: int | None) -> None:
         self._store = ffi.wasmtime_store_new(engine.ptr(), None, _no_finalizer)
         try:
             self._ctx = ffi.wasmtime_store_context(self._store)
             ffi.wasmtime_store_limiter(self._store, max_memory_bytes, -1, -1, -1, -1)
             wasi = ffi.wasi_config_new()
-            if capture_stderr:
-                ffi.wasi_config_set_stderr_custom(wasi, _on_stderr, None, _no_finalizer)
+            if stderr_token is not None:
+                ffi.wasi_config_set_stderr_custom(wasi, _on_stderr, stderr_token, _no_finalizer)
             err = ffi.wasmtime_context_set_wasi(self._ctx, wasi)
             if err:
                 raise _error_text(err)
@@ -244,15 +246,58 @@ class Instance:
         return ctypes.string_at(base + offset, length)
 
 
-def caller_memory(caller: wasmtime.Caller) -> tuple[int, int]:
+# --- host functions as unchecked C callbacks ---
+
+#: impl(caller, *i32 args) -> result (None for no result); caller_memory(caller)
+#: gives the calling instance's memory when the function needs it.
+HostImpl = Callable[..., "int | None"]
+_VALTYPES = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64()}
+_callbacks: list[Any] = []  # keeps every C callback alive for the process
+
+
+def caller_memory(caller: Any) -> tuple[int, int]:
     """(base, size) of the calling instance's exported memory; (0, 0) if none."""
     item = ffi.wasmtime_extern_t()
-    ptr = caller._Caller__ptr  # type: ignore[attr-defined]
-    if ptr is None or not ffi.wasmtime_caller_export_get(ptr, b"memory", 6, ctypes.byref(item)):
+    if not ffi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(item)):
         return 0, 0
     if item.kind != _KIND_MEMORY:
         return 0, 0
-    ctx = caller._context()
+    ctx = ffi.wasmtime_caller_context(caller)
     base = ffi.wasmtime_memory_data(ctx, ctypes.byref(item.of.memory))
     size = ffi.wasmtime_memory_data_size(ctx, ctypes.byref(item.of.memory))
     return ctypes.cast(base, ctypes.c_void_p).value or 0, size
+
+
+def define_host_func(linker: wasmtime.Linker, module: str, name: str, params: tuple[str, ...],
+                     results: tuple[str, ...], impl: HostImpl, *, fallback: int = 0) -> None:
+    """Defines an import served by ``impl`` through wasmtime's unchecked-call path.
+
+    About 10x cheaper per call than wasmtime-py's ``Func`` trampoline.  The
+    callback never lets an exception reach wasmtime: a failure yields
+    ``fallback`` as the result.
+    """
+    count = len(params)
+    wide = results == ("i64",)
+
+    @ffi.wasmtime_func_unchecked_callback_t
+    def callback(_env: Any, caller: Any, raw: Any, _n: int) -> int:
+        try:
+            args = [raw[i].i32 for i in range(count)]
+            raw[0].i64 = fallback
+            result = impl(caller, *args)
+            if result is not None:
+                if wide:
+                    raw[0].i64 = result
+                else:
+                    raw[0].i32 = result
+        except BaseException:  # noqa: BLE001 - must never unwind into wasmtime
+            raw[0].i64 = fallback
+        return 0
+
+    _callbacks.append(callback)
+    ty = wasmtime.FuncType([_VALTYPES[p] for p in params], [_VALTYPES[r] for r in results])
+    mod, nm = module.encode(), name.encode()
+    err = ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(), mod, len(mod), nm, len(nm), ty.ptr(), callback, None, _no_finalizer)
+    if err:
+        raise _error_text(err)

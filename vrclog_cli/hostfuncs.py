@@ -20,9 +20,6 @@ import wasmtime
 from . import capi
 from .limits import Limits
 
-I32 = wasmtime.ValType.i32()
-I64 = wasmtime.ValType.i64()
-
 #: The imports a plugin may take from ``env``, with their exact types.
 HOST_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "regex_match": (("i32",) * 4, ("i32",)),
@@ -31,6 +28,7 @@ HOST_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "now_ms": ((), ("i64",)),
 }
 
+ENOTSUP = 58  # WASI errno
 NO_FIT = -1  # 0xFFFFFFFF as a signed i32: the submatch array does not fit
 LogSink = Callable[[int, bytes], None]
 
@@ -106,42 +104,40 @@ class LogLimiter:
         return self._count <= self.per_second
 
 
-def define_host_functions(linker: wasmtime.Linker, limits: Limits, on_log: LogSink) -> None:
-    """Defines the ``env`` imports on a linker shared by every plugin and thread."""
+def log_message(limits: Limits, base: int, size: int, ptr: int, length: int) -> bytes | None:
+    """The message bytes of a log call, cut at the limit; None for an out-of-range pair."""
+    if _span(base, size, ptr, 0) is None or (ptr & 0xFFFFFFFF) + (length & 0xFFFFFFFF) > size:
+        return None
+    return _span(base, size, ptr, min(length & 0xFFFFFFFF, limits.log_message_bytes))
 
-    def guarded(fn: Callable[..., int], fallback: int) -> Callable[..., int]:
-        def host(caller: wasmtime.Caller, *args: int) -> int:
-            try:
-                base, size = capi.caller_memory(caller)
-                return fn(limits, base, size, *args)
-            except Exception:  # noqa: BLE001 - never raise into wasmtime (see module doc)
-                return fallback
-        return host
 
-    def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
-        try:
-            base, size = capi.caller_memory(caller)
-            length = min(length & 0xFFFFFFFF, limits.log_message_bytes)
-            message = _span(base, size, ptr, length)
+def define_host_functions(linker: wasmtime.Linker, limits: Limits,
+                          allow_log: Callable[[], bool], on_log: LogSink) -> None:
+    """Defines the ``env`` imports on a linker shared by every plugin and thread.
+
+    ``allow_log`` is asked first, so a plugin flooding ``log`` costs one
+    check per call, not a memory read and a decode.
+    """
+
+    def match(caller: object, *args: int) -> int:
+        return regex_match(limits, *capi.caller_memory(caller), *args)
+
+    def submatch(caller: object, *args: int) -> int:
+        return regex_find_submatch(limits, *capi.caller_memory(caller), *args)
+
+    def log(caller: object, level: int, ptr: int, length: int) -> None:
+        if allow_log():
+            message = log_message(limits, *capi.caller_memory(caller), ptr, length)
             if message is not None:
                 on_log(level, message)
-        except Exception:  # noqa: BLE001 - never raise into wasmtime (see module doc)
-            pass
 
-    def now_ms() -> int:
+    def now_ms(_caller: object) -> int:
         return time.time_ns() // 1_000_000
 
-    def functype(name: str) -> wasmtime.FuncType:
-        params, results = HOST_SIGNATURES[name]
-        kinds = {"i32": I32, "i64": I64}
-        return wasmtime.FuncType([kinds[p] for p in params], [kinds[r] for r in results])
-
-    linker.define_func("env", "regex_match", functype("regex_match"),
-                       guarded(regex_match, 0), access_caller=True)
-    linker.define_func("env", "regex_find_submatch", functype("regex_find_submatch"),
-                       guarded(regex_find_submatch, 0), access_caller=True)
-    linker.define_func("env", "log", functype("log"), log, access_caller=True)
-    linker.define_func("env", "now_ms", functype("now_ms"), now_ms)
+    impls: dict[str, capi.HostImpl] = {
+        "regex_match": match, "regex_find_submatch": submatch, "log": log, "now_ms": now_ms}
+    for name, (params, results) in HOST_SIGNATURES.items():
+        capi.define_host_func(linker, "env", name, params, results, impls[name])
 
 
 def define_wasi(linker: wasmtime.Linker) -> None:
@@ -152,8 +148,6 @@ def define_wasi(linker: wasmtime.Linker) -> None:
     """
     linker.define_wasi()
     linker.allow_shadowing = True
-    enotsup = 58
-    linker.define_func(
-        "wasi_snapshot_preview1", "poll_oneoff",
-        wasmtime.FuncType([I32] * 4, [I32]), lambda *_: enotsup)
+    capi.define_host_func(linker, "wasi_snapshot_preview1", "poll_oneoff", ("i32",) * 4, ("i32",),
+                          lambda *_: ENOTSUP)
     linker.allow_shadowing = False

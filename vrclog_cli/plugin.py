@@ -81,10 +81,13 @@ def _deadline_verdict() -> str | None:
     return None
 
 
-def _route_stderr(data: bytes) -> None:
-    state = _current()
-    if state is not None:
-        state.plugin._emit_log(STDERR_LEVEL, data)
+_stderr_owners: weakref.WeakValueDictionary[int, Plugin] = weakref.WeakValueDictionary()
+
+
+def _route_stderr(token: int, data: bytes) -> None:
+    plugin = _stderr_owners.get(token)
+    if plugin is not None and plugin._log_limiter.allow():
+        plugin._emit_log(STDERR_LEVEL, data)
 
 
 capi.set_deadline_hook(_deadline_verdict)
@@ -127,7 +130,7 @@ class Runtime:
             raise PluginLoadError(str(exc)) from None
         self.linker = wasmtime.Linker(self.engine)
         define_wasi(self.linker)
-        define_host_functions(self.linker, self.limits, self._on_host_log)
+        define_host_functions(self.linker, self.limits, self._allow_host_log, self._on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
         self._tick = max(0.001, min(0.005, self.limits.timeout_s / 10))
         self._stop = threading.Event()
@@ -137,6 +140,10 @@ class Runtime:
     def _run_ticker(self) -> None:
         while not self._stop.wait(self._tick):
             self.engine.increment_epoch()
+
+    def _allow_host_log(self) -> bool:
+        state = _current()
+        return self.on_log is not None and state is not None and state.plugin._log_limiter.allow()
 
     def _on_host_log(self, level: int, message: bytes) -> None:
         state = _current()
@@ -168,6 +175,10 @@ class Plugin:
         self.cancelled = False
         self._init = compiled.init_export.encode() if compiled.init_export else None
         self._log_limiter = LogLimiter(self.limits.log_per_second)
+        self._stderr_token: int | None = None
+        if runtime.capture_stderr:
+            self._stderr_token = id(self)
+            _stderr_owners[self._stderr_token] = self
         try:
             self._pre = runtime.linker.instantiate_pre(compiled.module)
         except wasmtime.WasmtimeError as exc:
@@ -185,14 +196,14 @@ class Plugin:
 
     def _emit_log(self, level: int, message: bytes) -> None:
         handler = self.runtime.on_log
-        if handler is None or not self._log_limiter.allow():
+        if handler is None:
             return
         cut = message[: self.limits.log_message_bytes].decode("utf-8", "replace").rstrip("\n")
         handler(PluginLog(self.path, level, cut))
 
     def _new_instance(self) -> capi.Instance:
         inst = capi.Instance(self.runtime.engine, self._pre, self.limits.max_memory_bytes,
-                             self.runtime.capture_stderr)
+                             self._stderr_token)
         if self._init is not None:
             try:
                 inst.call(inst.func(self._init))
