@@ -58,6 +58,33 @@ def answer(text: str, at: int = 0x21000) -> tuple[str, str]:
     return segment, body
 
 
+# Echo: answers {"ok":true,"events":[{"type":"echo","data":<input document>}]},
+# so data is {"line": <the line>}.  A line starting with L loops forever and
+# one starting with T traps, for timeout, signal and error tests.
+ECHO_HEAD = '{"ok":true,"events":[{"type":"echo","data":'
+ECHO_TAIL = "}]}"
+FIRST_CHAR = '(i32.load8_u (i32.add (local.get $p) (i32.const 9)))'  # after {"line":"
+
+
+def echo_plugin_wat() -> str:
+    body = f"""
+    (if (i32.eq {FIRST_CHAR} (i32.const 76)) (then (loop $forever (br $forever))))
+    (if (i32.eq {FIRST_CHAR} (i32.const 84)) (then unreachable))
+    (memory.copy (i32.const 0x30000) (i32.const 0x20100) (i32.const {len(ECHO_HEAD)}))
+    (memory.copy (i32.const {0x30000 + len(ECHO_HEAD)}) (local.get $p) (local.get $n))
+    (memory.copy (i32.add (i32.const {0x30000 + len(ECHO_HEAD)}) (local.get $n))
+                 (i32.const 0x20200) (i32.const {len(ECHO_TAIL)}))
+    (i64.or
+      (i64.shl (i64.extend_i32_u
+                 (i32.add (local.get $n) (i32.const {len(ECHO_HEAD) + len(ECHO_TAIL)})))
+               (i64.const 32))
+      (i64.const 0x30000))"""
+    extra = (f'(data (i32.const 0x20100) "{ECHO_HEAD.replace(chr(34), chr(92) + chr(34))}")'
+             f'(data (i32.const 0x20200) "{ECHO_TAIL}")')
+    return wat_plugin(body, extra=extra).replace('(memory (export "memory") 3)',
+                                                  '(memory (export "memory") 5)')
+
+
 @pytest.fixture
 def make_plugin(tmp_path: Path):  # type: ignore[no-untyped-def]
     counter = iter(range(10_000))

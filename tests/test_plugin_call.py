@@ -13,26 +13,9 @@ from vrclog_cli.events import Event
 from vrclog_cli.limits import Limits
 from vrclog_cli.plugin import Plugin, Runtime, encode_input
 
-from .conftest import RETURN_NO_EVENTS, SAMPLES, answer, wat_plugin
+from .conftest import RETURN_NO_EVENTS, SAMPLES, answer, echo_plugin_wat, wat_plugin
 
 PREFIX = "2024.01.15 23:59:59 Log        -  "
-
-# Echo: answers {"ok":true,"events":[{"type":"echo","data":<input document>}]}.
-ECHO_HEAD = '{"ok":true,"events":[{"type":"echo","data":'
-ECHO_TAIL = "}]}"
-ECHO_BODY = f"""
-    (memory.copy (i32.const 0x30000) (i32.const 0x20100) (i32.const {len(ECHO_HEAD)}))
-    (memory.copy (i32.const {0x30000 + len(ECHO_HEAD)}) (local.get $p) (local.get $n))
-    (memory.copy (i32.add (i32.const {0x30000 + len(ECHO_HEAD)}) (local.get $n))
-                 (i32.const 0x20200) (i32.const {len(ECHO_TAIL)}))
-    (i64.or
-      (i64.shl (i64.extend_i32_u
-                 (i32.add (local.get $n) (i32.const {len(ECHO_HEAD) + len(ECHO_TAIL)})))
-               (i64.const 32))
-      (i64.const 0x30000))"""
-ECHO_EXTRA = (f'(data (i32.const 0x20100) "{ECHO_HEAD.replace(chr(34), chr(92) + chr(34))}")'
-              f'(data (i32.const 0x20200) "{ECHO_TAIL}")')
-
 
 @pytest.fixture
 def vrpoker(runtime: Runtime) -> Plugin:
@@ -41,9 +24,7 @@ def vrpoker(runtime: Runtime) -> Plugin:
 
 @pytest.fixture
 def echo(runtime: Runtime, make_plugin) -> Plugin:  # type: ignore[no-untyped-def]
-    wat = wat_plugin(ECHO_BODY, extra=ECHO_EXTRA).replace("(memory (export \"memory\") 3)",
-                                                          "(memory (export \"memory\") 5)")
-    return runtime.load(make_plugin(wat))
+    return runtime.load(make_plugin(echo_plugin_wat()))
 
 
 def load_answer(runtime: Runtime, make_plugin, text: str) -> Plugin:  # type: ignore[no-untyped-def]

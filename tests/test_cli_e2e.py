@@ -1,0 +1,270 @@
+"""End-to-end: the real ``vrclog`` process, real files, pipes and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLE_LOGS, SAMPLES, echo_plugin_wat
+
+VRCLOG = shutil.which("vrclog", path=str(Path(sys.executable).parent)) or "vrclog"
+PREFIX = "2024.01.15 23:59:59 Log        -  "
+
+
+def vrclog(*args: str | Path, stdin: bytes | None = None, timeout: float = 120,
+           ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([VRCLOG, *map(str, args)], input=stdin.decode("utf-8", "surrogateescape")
+                          if stdin is not None else "", capture_output=True, text=True,
+                          timeout=timeout, errors="replace")
+
+
+def events(out: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def lines_of(out: str) -> list[str]:
+    return [e["data"]["line"] for e in events(out)]  # type: ignore[index]
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("plugins") / "echo.wat"
+    path.write_text(echo_plugin_wat())
+    return path
+
+
+def test_version_names_components() -> None:
+    result = vrclog("--version")
+    assert result.returncode == 0
+    assert "vrclog" in result.stdout and "wasmtime" in result.stdout and "Python" in result.stdout
+
+
+def test_sample_plugin_on_sample_log() -> None:
+    result = vrclog("parse", "--plugin", SAMPLES / "vrpoker.wasm", SAMPLE_LOGS / "vrpoker.log")
+    assert result.returncode == 0, result.stderr
+    types = [e["type"] for e in events(result.stdout)]
+    assert types.count("vrpoker_winner") == 3 and types.count("vrpoker_round") == 3
+    assert types[0] == "vrpoker_event" and types[1] == "vrpoker_game_start"
+    first = events(result.stdout)[1]
+    assert list(first) == ["type", "timestamp", "data"]
+
+
+def test_builtin_parser_is_the_default() -> None:
+    result = vrclog("parse", SAMPLE_LOGS / "vrpoker.log")
+    assert result.returncode == 0
+    got = [(e["type"], e.get("player_name") or e.get("world_name") or e.get("world_id"))
+           for e in events(result.stdout)]
+    assert got == [
+        ("world_join", "wrld_4432ea9b-729c-46e3-8eaf-846aa0a37fdd"), ("world_join", "VRPoker Lounge"),
+        ("player_join", "Alice"), ("player_join", "Bob"), ("player_join", "Ｃｈｅｒｒｙ🍒"),
+        ("player_left", "Bob"), ("player_left", "Alice")]
+
+
+def test_builtin_runs_ahead_of_plugins() -> None:
+    result = vrclog("parse", "--builtin", "--plugin", SAMPLES / "vrpoker.wasm", SAMPLE_LOGS / "vrpoker.log")
+    types = [e["type"] for e in events(result.stdout)]
+    assert types[:3] == ["world_join", "world_join", "player_join"] and "vrpoker_round" in types
+
+
+def test_files_stdin_and_dash_in_order(tmp_path: Path, echo: Path) -> None:
+    (tmp_path / "a.log").write_text("a1\na2\n")
+    (tmp_path / "b.log").write_text("b1\n")
+    result = vrclog("parse", "--plugin", echo, tmp_path / "a.log", "-", tmp_path / "b.log",
+                    stdin=b"s1\ns2")
+    assert result.returncode == 0, result.stderr
+    assert lines_of(result.stdout) == ["a1", "a2", "s1", "s2", "b1"]
+    assert lines_of(vrclog("parse", "--plugin", echo, stdin=b"only\n").stdout) == ["only"]
+
+
+def test_awkward_input_bytes(tmp_path: Path, echo: Path) -> None:
+    data = b"\xef\xbb\xbffirst\r\nbad \xff\xfe utf8\n\nquote \" back \\ tab\t\r\nlast without newline"
+    (tmp_path / "x.log").write_bytes(data)
+    (tmp_path / "empty.log").write_bytes(b"")
+    result = vrclog("parse", "--plugin", echo, tmp_path / "empty.log", tmp_path / "x.log")
+    assert result.returncode == 0, result.stderr
+    assert lines_of(result.stdout) == [
+        "first", "bad \ufffd\ufffd utf8", "", 'quote " back \\ tab\t', "last without newline"]
+
+
+def test_too_large_line_is_reported_and_others_processed(tmp_path: Path, echo: Path) -> None:
+    (tmp_path / "x.log").write_text("before\n" + "x" * 9000 + "\nafter\n")
+    result = vrclog("parse", "--plugin", echo, tmp_path / "x.log")
+    assert result.returncode == 4
+    assert lines_of(result.stdout) == ["before", "after"]
+    assert f"{tmp_path / 'x.log'}:2: input_too_large: echo.wat: " in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_missing_and_directory_inputs_among_good_ones(tmp_path: Path, echo: Path) -> None:
+    (tmp_path / "a.log").write_text("a1\n")
+    (tmp_path / "b.log").write_text("b1\n")
+    result = vrclog("parse", "--plugin", echo, tmp_path / "a.log", tmp_path / "missing.log",
+                    tmp_path, tmp_path / "b.log")
+    assert result.returncode == 2
+    assert lines_of(result.stdout) == ["a1", "b1"]
+    assert "missing.log: cannot open" in result.stderr and "is a directory" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "stdin", "code"), [
+    ((), b"fine\n", 0),
+    (("--fail-on", "echo"), b"fine\n", 1),
+    (("--fail-on", "any"), b"fine\n", 1),
+    (("--fail-on", "other"), b"fine\n", 0),
+    (("--timeout", "50 parsecs"), b"", 2),
+    (("--jobs", "0"), b"", 2),
+    (("--plugin", "/dev/null/nope.wasm"), b"", 3),
+    ((), b"fine\nTrap\n", 4),
+    (("--timeout", "20ms"), b"Loop\nfine\n", 5),
+    (("--timeout", "20ms", "--fail-on", "echo"), b"Trap\nLoop\nfine\n", 5),  # largest wins
+    (("--fail-on", "echo"), b"fine\nTrap\n", 4),
+])
+def test_exit_codes(echo: Path, args: tuple[str, ...], stdin: bytes, code: int) -> None:
+    result = vrclog("parse", "--plugin", echo, *args, stdin=stdin)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_input_and_timeout_precedence(tmp_path: Path, echo: Path) -> None:
+    (tmp_path / "a.log").write_text("Loop\nok\n")
+    result = vrclog("parse", "--plugin", echo, "--timeout", "20ms", tmp_path / "nope", tmp_path / "a.log")
+    assert result.returncode == 5
+    assert lines_of(result.stdout) == ["ok"]
+
+
+def test_diagnostics_name_source_line_kind(tmp_path: Path, echo: Path) -> None:
+    (tmp_path / "a.log").write_text("ok\nTrap here\nLoop\nok\n")
+    result = vrclog("parse", "--plugin", echo, "--timeout", "20ms", tmp_path / "a.log")
+    assert result.returncode == 5
+    assert result.stderr.splitlines() == [
+        f"{tmp_path / 'a.log'}:2: runtime_error: echo.wat: wasm `unreachable` instruction executed",
+        f"{tmp_path / 'a.log'}:3: timeout: echo.wat: plugin ran longer than the 20 ms budget"]
+    quiet = vrclog("parse", "--plugin", echo, "--timeout", "20ms", "--quiet", tmp_path / "a.log")
+    assert quiet.returncode == 5 and quiet.stderr == ""
+
+
+def test_plugin_error_shows_code(tmp_path: Path) -> None:
+    text = '{"ok":false,"error":"bad round","code":"E42"}'
+    escaped = "".join(f"\\{b:02x}" for b in text.encode())
+    from .conftest import wat_plugin
+    wat = wat_plugin(f"(i64.or (i64.shl (i64.const {len(text)}) (i64.const 32)) (i64.const 0x21000))",
+                     extra=f'(data (i32.const 0x21000) "{escaped}")')
+    (tmp_path / "err.wat").write_text(wat)
+    result = vrclog("parse", "--plugin", tmp_path / "err.wat", stdin=b"x\n")
+    assert result.returncode == 4
+    assert result.stderr.strip() == "<stdin>:1: plugin_error (E42): err.wat: bad round"
+
+
+def test_fail_fast_stops_after_earlier_events(echo: Path) -> None:
+    result = vrclog("parse", "--plugin", echo, "--fail-fast", "--jobs", "4",
+                    stdin=b"one\ntwo\nTrap\nthree\nTrap again\n")
+    assert result.returncode == 4
+    assert lines_of(result.stdout) == ["one", "two"]
+    assert len(result.stderr.splitlines()) == 1 and ":3: runtime_error" in result.stderr
+
+
+def test_load_error_names_plugin(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(b"\0asm\x01\0\0\0")
+    result = vrclog("parse", "--plugin", bad, stdin=b"x\n")
+    assert result.returncode == 3
+    assert str(bad) in result.stderr and "missing export memory" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_order_and_no_spurious_timeouts_with_many_jobs(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    with log.open("w") as f:
+        for i in range(100_000):
+            f.write(f"{PREFIX}[VRPoker] Round {i} begins\n")
+    result = vrclog("parse", "--plugin", SAMPLES / "vrpoker.wasm", "--jobs", "8", log, timeout=300)
+    assert result.returncode == 0, result.stderr[:500]
+    rounds = [e["data"]["round"] for e in events(result.stdout)]  # type: ignore[index]
+    assert rounds == [str(i) for i in range(100_000)]
+
+
+def test_output_streams_before_eof(echo: Path) -> None:
+    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        for word in ("first", "second"):
+            proc.stdin.write(f"{word}\n".encode())
+            proc.stdin.flush()
+            assert sel.select(timeout=10), f"no output for {word!r} while stdin is open"
+            assert json.loads(proc.stdout.readline())["data"]["line"] == word
+    finally:
+        proc.stdin.close()
+        proc.wait(10)
+    assert proc.returncode == 0
+
+
+def _spin_then_signal(echo: Path, sig: int) -> tuple[subprocess.Popen[bytes], float, bytes, bytes]:
+    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--timeout", "60s", "--jobs", "2"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"one\ntwo\nLoop forever\nthree\n")
+    proc.stdin.flush()
+    time.sleep(1.0)  # the plugin is now spinning on line 3
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=10)
+    return proc, time.monotonic() - sent, out, err
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_interrupts_spinning_plugin(echo: Path, sig: int, code: int) -> None:
+    proc, elapsed, out, err = _spin_then_signal(echo, sig)
+    assert proc.returncode == code
+    assert elapsed < 2.0
+    assert lines_of(out.decode()) == ["one", "two"]
+    assert out.endswith(b"\n")  # no half-written JSON line
+    assert err.decode().count("\n") == 1 and "after 2 lines" in err.decode()
+    assert b"Traceback" not in err
+
+
+def test_closed_stdout_ends_quietly(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    log.write_text((PREFIX + "[Behaviour] OnPlayerJoined Bob\n") * 200_000)
+    result = subprocess.run(f"'{VRCLOG}' parse '{log}' | head -1", shell=True, capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "SHELL": "/bin/sh"})
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["player_name"] == "Bob"
+    assert result.stderr == ""
+
+
+def test_pretty_format(tmp_path: Path) -> None:
+    result = vrclog("parse", "--format", "pretty", SAMPLE_LOGS / "vrpoker.log")
+    assert result.returncode == 0
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"{SAMPLE_LOGS / 'vrpoker.log'}:1  2024-01-15T23:58:01")
+    assert "world_join" in first and "\x1b[" not in result.stdout  # no colours when piped
+
+
+def test_raw_adds_raw_line(echo: Path) -> None:
+    event = events(vrclog("parse", "--plugin", echo, "--raw", stdin=b"hello\n").stdout)[0]
+    assert list(event) == ["type", "raw_line", "data"] and event["raw_line"] == "hello"
+
+
+def test_verbose_shows_plugin_logs(tmp_path: Path) -> None:
+    from .conftest import RETURN_NO_EVENTS, wat_plugin
+    wat = wat_plugin(
+        "(call $log (i32.const 1) (i32.const 0x22000) (i32.const 5))"
+        "(call $log (i32.const 2) (i32.const 0x22000) (i32.const 5))" + RETURN_NO_EVENTS,
+        imports='(import "env" "log" (func $log (param i32 i32 i32)))',
+        extra='(data (i32.const 0x22000) "hello")')
+    (tmp_path / "log.wat").write_text(wat)
+    plain = vrclog("parse", "--plugin", tmp_path / "log.wat", stdin=b"x\n")
+    assert plain.stderr.splitlines() == ["log.wat: warn: hello"]
+    verbose = vrclog("parse", "--verbose", "--plugin", tmp_path / "log.wat", stdin=b"x\n")
+    assert verbose.stderr.splitlines() == ["log.wat: info: hello", "log.wat: warn: hello"]

@@ -1,0 +1,76 @@
+"""Writing events to stdout: JSON Lines for machines, rich text for people.
+
+Output is buffered and written in large chunks; ``flush`` is called when
+input goes idle, so a pipe reader sees events without waiting for more
+input.  Whole lines are written at once, so a stop never leaves half a line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import BinaryIO, Protocol
+
+from rich.console import Console
+from rich.text import Text
+
+from .events import Event
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class EventWriter(Protocol):
+    def write(self, source: str, number: int, line: str, events: list[Event]) -> None: ...
+    def flush(self) -> None: ...
+
+
+class JsonLinesWriter:
+    def __init__(self, out: BinaryIO, *, raw_line: bool = False, buffer_bytes: int = 1 << 16) -> None:
+        self.out = out
+        self.raw_line = raw_line
+        self.buffer_bytes = buffer_bytes
+        self._parts: list[str] = []
+        self._size = 0
+
+    def write(self, source: str, number: int, line: str, events: list[Event]) -> None:
+        raw = line if self.raw_line else None
+        for event in events:
+            text = _encode(event.to_dict(raw)) + "\n"
+            self._parts.append(text)
+            self._size += len(text)
+        if self._size >= self.buffer_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            data = "".join(self._parts).encode("utf-8", "replace")
+            self._parts.clear()
+            self._size = 0
+            self.out.write(data)
+        self.out.flush()
+
+
+class PrettyWriter:
+    """One readable line per event: ``file:line  time  type  fields``."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def write(self, source: str, number: int, line: str, events: list[Event]) -> None:
+        for event in events:
+            text = Text()
+            text.append(f"{source}:{number}", style="dim")
+            text.append("  ")
+            text.append(event.timestamp or "-", style="cyan")
+            text.append("  ")
+            text.append(event.type, style="bold magenta")
+            fields = event.to_dict()
+            fields.pop("type")
+            fields.pop("timestamp", None)
+            data = fields.pop("data", {})
+            for key, value in [*fields.items(), *data.items()]:
+                text.append(f"  {key}=", style="green")
+                text.append(str(value))
+            self.console.print(text, soft_wrap=True, highlight=False)
+
+    def flush(self) -> None:
+        self.console.file.flush()
