@@ -18,8 +18,10 @@ install: $(BIN)/vrclog
 demo: install
 	$(BIN)/vrclog parse --plugin sample_plugins/vrpoker.wasm sample_logs/vrpoker.log
 
-## Runs the whole test suite (what CI runs).
+## Runs lint, type checks and the whole test suite (what CI runs).
 test: install
+	$(BIN)/ruff check vrclog_cli tests
+	$(BIN)/mypy vrclog_cli
 	$(BIN)/python -m pytest -q
 
 lint: install

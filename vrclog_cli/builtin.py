@@ -28,7 +28,8 @@ def local_timestamp(line: str) -> str | None:
     if match is None:
         return None
     try:
-        stamp = datetime(*(int(g) for g in match.groups()))  # type: ignore[misc]
+        year, month, day, hour, minute, second = (int(g) for g in match.groups())
+        stamp = datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
     return stamp.astimezone().isoformat()

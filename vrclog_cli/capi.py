@@ -49,6 +49,41 @@ def wasmtime_version() -> str:
         return "unknown"
 
 
+# Bookkeeping calls (store setup, export lookup, memory access) return in
+# nanoseconds and never run wasm: bound through PyDLL they keep the GIL, so
+# worker threads do not hand the GIL back and forth ~20 times per line.  Only
+# the calls that run wasm (instantiation, function calls) release it, which
+# they must: a spinning plugin would otherwise stall every other thread.
+_gil_held = ctypes.PyDLL(ffi.dll._name)
+
+
+def _keep_gil(name: str) -> Any:
+    original = getattr(ffi.dll, name)  # the binding wasmtime-py set argtypes on
+    fn = getattr(_gil_held, name)
+    fn.argtypes = original.argtypes
+    fn.restype = original.restype
+    return fn
+
+
+_store_new = _keep_gil("wasmtime_store_new")
+_store_delete = _keep_gil("wasmtime_store_delete")
+_store_context = _keep_gil("wasmtime_store_context")
+_store_limiter = _keep_gil("wasmtime_store_limiter")
+_wasi_config_new = _keep_gil("wasi_config_new")
+_wasi_config_set_stderr_custom = _keep_gil("wasi_config_set_stderr_custom")
+_set_wasi = _keep_gil("wasmtime_context_set_wasi")
+_set_epoch_deadline = _keep_gil("wasmtime_context_set_epoch_deadline")
+_set_deadline_callback = _keep_gil("wasmtime_store_epoch_deadline_callback")
+_export_get = _keep_gil("wasmtime_instance_export_get")
+_memory_data = _keep_gil("wasmtime_memory_data")
+_memory_data_size = _keep_gil("wasmtime_memory_data_size")
+_caller_export_get = _keep_gil("wasmtime_caller_export_get")
+_caller_context = _keep_gil("wasmtime_caller_context")
+# These run wasm (a start function, or the export itself): they release the GIL.
+_instantiate = ffi.dll.wasmtime_instance_pre_instantiate
+_call = ffi.dll.wasmtime_func_call_unchecked
+
+
 class CallFailed(Exception):
     """A trap or error while instantiating or calling; ``exit_code`` set for proc_exit."""
 
@@ -167,26 +202,25 @@ class Instance:
     Not thread-safe: each call owns its instance on one thread.
     """
 
-    __slots__ = ("_store", "_ctx", "_inst", "_mem")
+    __slots__ = ("_ctx", "_inst", "_mem", "_store")
 
     def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre,
                  max_memory_bytes: int, stderr_token: int | None) -> None:
-        self._store = ffi.wasmtime_store_new(engine.ptr(), None, _no_finalizer)
+        self._store = _store_new(engine.ptr(), None, _no_finalizer)
         try:
-            self._ctx = ffi.wasmtime_store_context(self._store)
-            ffi.wasmtime_store_limiter(self._store, max_memory_bytes, -1, -1, -1, -1)
-            wasi = ffi.wasi_config_new()
+            self._ctx = _store_context(self._store)
+            _store_limiter(self._store, max_memory_bytes, -1, -1, -1, -1)
+            wasi = _wasi_config_new()
             if stderr_token is not None:
-                ffi.wasi_config_set_stderr_custom(wasi, _on_stderr, stderr_token, _no_finalizer)
-            err = ffi.wasmtime_context_set_wasi(self._ctx, wasi)
+                _wasi_config_set_stderr_custom(wasi, _on_stderr, stderr_token, _no_finalizer)
+            err = _set_wasi(self._ctx, wasi)
             if err:
                 raise _error_text(err)
-            ffi.wasmtime_context_set_epoch_deadline(self._ctx, 1)
-            ffi.wasmtime_store_epoch_deadline_callback(self._store, _on_deadline, None, _no_finalizer)
+            _set_epoch_deadline(self._ctx, 1)
+            _set_deadline_callback(self._store, _on_deadline, None, _no_finalizer)
             self._inst = ffi.wasmtime_instance_t()
             trap = ctypes.POINTER(ffi.wasm_trap_t)()
-            err = ffi.wasmtime_instance_pre_instantiate(
-                pre.ptr(), self._ctx, ctypes.byref(self._inst), ctypes.byref(trap))
+            err = _instantiate(pre.ptr(), self._ctx, ctypes.byref(self._inst), ctypes.byref(trap))
             if err:
                 raise _error_text(err)
             if trap:
@@ -198,15 +232,14 @@ class Instance:
 
     def close(self) -> None:
         if self._store is not None:
-            ffi.wasmtime_store_delete(self._store)
+            _store_delete(self._store)
             self._store = None
 
     def _export(self, name: bytes, kind: int) -> Any:
         item = ffi.wasmtime_extern_t()
-        if not ffi.wasmtime_instance_export_get(
-                self._ctx, ctypes.byref(self._inst), name, len(name), ctypes.byref(item)):
+        if not _export_get(self._ctx, ctypes.byref(self._inst), name, len(name), ctypes.byref(item)):
             raise CallFailed(f"export {name.decode()} not found")
-        if item.kind != kind:
+        if int(item.kind) != kind:
             raise CallFailed(f"export {name.decode()} has the wrong kind")
         return item.of.memory if kind == _KIND_MEMORY else item.of.func
 
@@ -219,7 +252,7 @@ class Instance:
         for i, value in enumerate(args):
             raw[i].i32 = value
         trap = ctypes.POINTER(ffi.wasm_trap_t)()
-        err = ffi.wasmtime_func_call_unchecked(self._ctx, ctypes.byref(func), raw, 2, ctypes.byref(trap))
+        err = _call(self._ctx, ctypes.byref(func), raw, 2, ctypes.byref(trap))
         if err:
             raise _error_text(err)
         if trap:
@@ -228,8 +261,8 @@ class Instance:
 
     def memory(self) -> tuple[int, int]:
         """(base address, size in bytes) of linear memory, valid until wasm runs again."""
-        base = ffi.wasmtime_memory_data(self._ctx, ctypes.byref(self._mem))
-        return ctypes.cast(base, ctypes.c_void_p).value or 0, ffi.wasmtime_memory_data_size(
+        base = _memory_data(self._ctx, ctypes.byref(self._mem))
+        return ctypes.cast(base, ctypes.c_void_p).value or 0, _memory_data_size(
             self._ctx, ctypes.byref(self._mem))
 
     def write(self, offset: int, data: bytes) -> None:
@@ -258,13 +291,13 @@ _callbacks: list[Any] = []  # keeps every C callback alive for the process
 def caller_memory(caller: Any) -> tuple[int, int]:
     """(base, size) of the calling instance's exported memory; (0, 0) if none."""
     item = ffi.wasmtime_extern_t()
-    if not ffi.wasmtime_caller_export_get(caller, b"memory", 6, ctypes.byref(item)):
+    if not _caller_export_get(caller, b"memory", 6, ctypes.byref(item)):
         return 0, 0
-    if item.kind != _KIND_MEMORY:
+    if int(item.kind) != _KIND_MEMORY:
         return 0, 0
-    ctx = ffi.wasmtime_caller_context(caller)
-    base = ffi.wasmtime_memory_data(ctx, ctypes.byref(item.of.memory))
-    size = ffi.wasmtime_memory_data_size(ctx, ctypes.byref(item.of.memory))
+    ctx = _caller_context(caller)
+    base = _memory_data(ctx, ctypes.byref(item.of.memory))
+    size = _memory_data_size(ctx, ctypes.byref(item.of.memory))
     return ctypes.cast(base, ctypes.c_void_p).value or 0, size
 
 

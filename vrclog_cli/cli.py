@@ -35,7 +35,7 @@ def version_text() -> str:
             f"Python {sys.version.split()[0]})")
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]
     name = "DURATION"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
@@ -47,7 +47,7 @@ class Duration(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class Size(click.ParamType):
+class Size(click.ParamType):  # type: ignore[type-arg]
     name = "SIZE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:

@@ -159,18 +159,18 @@ def validate_module(path: Path, module: wasmtime.Module, limits: Limits) -> str 
     for imp in module.imports:
         where = f"import {imp.module}.{imp.name}"
         if imp.module == "env":
-            wanted = HOST_SIGNATURES.get(imp.name or "")
-            if wanted is None:
+            host_sig = HOST_SIGNATURES.get(imp.name or "")
+            if host_sig is None:
                 raise PluginLoadError(
                     f"{path}: {where} is not a vrclog host function "
                     f"(there are: {', '.join(HOST_SIGNATURES)})")
             if not isinstance(imp.type, wasmtime.FuncType):
                 raise PluginLoadError(f"{path}: {where} must be a function")
             got = _signature(imp.type)
-            if got != wanted:
+            if got != host_sig:
                 raise PluginLoadError(
                     f"{path}: {where} has type {format_signature(got)}, "
-                    f"expected {format_signature(wanted)}")
+                    f"expected {format_signature(host_sig)}")
         elif imp.module != WASI_MODULE:
             raise PluginLoadError(
                 f"{path}: {where} is not available (plugins may import only from env "

@@ -53,7 +53,7 @@ LogHandler = Callable[[PluginLog], None]
 class _CallState:
     """What the deadline hook and host functions need to know about this thread's call."""
 
-    __slots__ = ("plugin", "cpu_deadline", "reason")
+    __slots__ = ("cpu_deadline", "plugin", "reason")
 
     def __init__(self, plugin: Plugin, cpu_deadline: float) -> None:
         self.plugin = plugin

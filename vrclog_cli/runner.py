@@ -32,7 +32,8 @@ POLL_S = 0.05  # longest the main thread waits before it looks at signals again
 
 
 class Parser(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def call(self, line: str) -> list[Event]: ...
 
@@ -158,22 +159,31 @@ class ParseRun:
             line = outcome.line
             if outcome.events:
                 self.events += len(outcome.events)
-                self._guard(lambda: self.writer.write(line.source, line.number, line.text,
-                                                      outcome.events))
+                self._write_events(line, outcome.events)
                 fail_on = self.options.fail_on
                 if fail_on and ("any" in fail_on or any(e.type in fail_on for e in outcome.events)):
                     self._record(EXIT_FAIL_ON)
             self._report_errors(outcome)
 
-    def _guard(self, write: Callable[[], None]) -> None:
-        """Runs a write; a closed stdout ends the run quietly instead of raising."""
-        if self.output_closed:
-            return
-        try:
-            write()
-        except BrokenPipeError:
-            self.output_closed = True
-            self.interrupt(EXIT_OK)
+    # A closed stdout (the reader of `| head` went away) ends the run quietly.
+
+    def _write_events(self, line: Line, events: list[Event]) -> None:
+        if not self.output_closed:
+            try:
+                self.writer.write(line.source, line.number, line.text, events)
+            except BrokenPipeError:
+                self._close_output()
+
+    def _flush(self) -> None:
+        if not self.output_closed:
+            try:
+                self.writer.flush()
+            except BrokenPipeError:
+                self._close_output()
+
+    def _close_output(self) -> None:
+        self.output_closed = True
+        self.interrupt(EXIT_OK)
 
     def _report_errors(self, outcome: LineOutcome) -> None:
         for plugin, exc in outcome.errors:
@@ -224,7 +234,7 @@ class ParseRun:
                     break
                 if isinstance(item, Idle):
                     self._drain_all(pool)
-                    self._guard(self.writer.flush)
+                    self._flush()
                 elif isinstance(item, SourceFailed):
                     self._drain_all(pool)
                     self._record(item.error.exit_code)
@@ -242,7 +252,7 @@ class ParseRun:
             if self._stop_code is not None and self.runtime is not None:
                 self.runtime.cancel()
             pool.shutdown()
-            self._guard(self.writer.flush)
+            self._flush()
         if self._stop_code is not None:
             self._record(self._stop_code)
         return self.exit_code
