@@ -174,9 +174,9 @@ def _on_stderr(token: Any, buf: Any, size: int) -> int:
     return size
 
 
-@ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-def _no_finalizer(_data: Any) -> None:
-    return None
+# A NULL finalizer: wasmtime skips it.  A Python callback here would be called
+# while the interpreter shuts down (when the linker is freed) and crash it.
+_NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
 
 
 # --- one fresh store per call ---
@@ -206,18 +206,18 @@ class Instance:
 
     def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre,
                  max_memory_bytes: int, stderr_token: int | None) -> None:
-        self._store = _store_new(engine.ptr(), None, _no_finalizer)
+        self._store = _store_new(engine.ptr(), None, _NO_FINALIZER)
         try:
             self._ctx = _store_context(self._store)
             _store_limiter(self._store, max_memory_bytes, -1, -1, -1, -1)
             wasi = _wasi_config_new()
             if stderr_token is not None:
-                _wasi_config_set_stderr_custom(wasi, _on_stderr, stderr_token, _no_finalizer)
+                _wasi_config_set_stderr_custom(wasi, _on_stderr, stderr_token, _NO_FINALIZER)
             err = _set_wasi(self._ctx, wasi)
             if err:
                 raise _error_text(err)
             _set_epoch_deadline(self._ctx, 1)
-            _set_deadline_callback(self._store, _on_deadline, None, _no_finalizer)
+            _set_deadline_callback(self._store, _on_deadline, None, _NO_FINALIZER)
             self._inst = ffi.wasmtime_instance_t()
             trap = ctypes.POINTER(ffi.wasm_trap_t)()
             err = _instantiate(pre.ptr(), self._ctx, ctypes.byref(self._inst), ctypes.byref(trap))
@@ -331,6 +331,6 @@ def define_host_func(linker: wasmtime.Linker, module: str, name: str, params: tu
     ty = wasmtime.FuncType([_VALTYPES[p] for p in params], [_VALTYPES[r] for r in results])
     mod, nm = module.encode(), name.encode()
     err = ffi.wasmtime_linker_define_func_unchecked(
-        linker.ptr(), mod, len(mod), nm, len(nm), ty.ptr(), callback, None, _no_finalizer)
+        linker.ptr(), mod, len(mod), nm, len(nm), ty.ptr(), callback, None, _NO_FINALIZER)
     if err:
         raise _error_text(err)

@@ -120,7 +120,7 @@ class Runtime:
     """Engine, linker and epoch ticker shared by every plugin of a process."""
 
     def __init__(self, limits: Limits | None = None, *, on_log: LogHandler | None = None,
-                 capture_stderr: bool = False, instance_slots: int = 1000) -> None:
+                 capture_stderr: bool = False, instance_slots: int = 256) -> None:
         self.limits = limits or Limits()
         self.on_log = on_log
         self.capture_stderr = capture_stderr
@@ -134,12 +134,10 @@ class Runtime:
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
         self._tick = max(0.001, min(0.005, self.limits.timeout_s / 10))
         self._stop = threading.Event()
-        self._ticker = threading.Thread(target=self._run_ticker, name="vrclog-epoch", daemon=True)
+        self._ticker = threading.Thread(
+            target=_run_ticker, args=(weakref.ref(self.engine), self._stop, self._tick),
+            name="vrclog-epoch", daemon=True)
         self._ticker.start()
-
-    def _run_ticker(self) -> None:
-        while not self._stop.wait(self._tick):
-            self.engine.increment_epoch()
 
     def _allow_host_log(self) -> bool:
         state = _current()
@@ -163,6 +161,19 @@ class Runtime:
 
     def close(self) -> None:
         self._stop.set()
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
+def _run_ticker(engine_ref: weakref.ref[wasmtime.Engine], stop: threading.Event, tick: float) -> None:
+    """Advances the epoch every tick; holds the engine only weakly, so runtimes can be freed."""
+    while not stop.wait(tick):
+        engine = engine_ref()
+        if engine is None:
+            return
+        engine.increment_epoch()
+        del engine
 
 
 class Plugin:

@@ -96,7 +96,7 @@ class ParseRun:
         if opts.plugins:
             self.runtime = Runtime(opts.limits, on_log=self._on_log,
                                    capture_stderr=opts.capture_plugin_stderr,
-                                   instance_slots=max(1000, opts.jobs * 2 + 16))
+                                   instance_slots=opts.jobs + 16)
             for path in opts.plugins:
                 self.parsers.append(self.runtime.load(path))
 

@@ -1,0 +1,147 @@
+"""The C-API fast path on its own: lifecycle, memory access, traps, deadlines, exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+import wasmtime
+
+from vrclog_cli import capi
+
+from .conftest import ROOT, SAMPLES
+
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def engine() -> wasmtime.Engine:
+    return capi.make_engine(64 * MIB, 4)
+
+
+def pre_for(engine: wasmtime.Engine, wat_or_path: str) -> wasmtime.InstancePre:
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    if wat_or_path.endswith(".wasm"):
+        module = wasmtime.Module.from_file(engine, wat_or_path)
+    else:
+        module = wasmtime.Module(engine, wat_or_path)
+    return linker.instantiate_pre(module)
+
+
+WAT = """(module (memory (export "memory") 1)
+  (func (export "add") (param i32 i32) (result i64)
+    (i64.extend_i32_u (i32.add (local.get 0) (local.get 1))))
+  (func (export "boom") unreachable)
+  (func (export "spin") (loop $l (br $l))))"""
+
+
+def test_api_is_present() -> None:
+    capi.check_api()
+    assert capi.wasmtime_version() != "unknown"
+
+
+def test_call_memory_and_close(engine: wasmtime.Engine) -> None:
+    inst = capi.Instance(engine, pre_for(engine, WAT), 64 * MIB, None)
+    try:
+        assert inst.call(inst.func(b"add"), 40, 2) == 42
+        assert inst.call(inst.func(b"add"), -1, 0) == 0xFFFFFFFF  # i32 args are unsigned to wasm
+        inst.write(100, b"hello")
+        assert inst.read(100, 5) == b"hello"
+        _, size = inst.memory()
+        assert size == 65536
+        with pytest.raises(capi.CallFailed, match="outside memory"):
+            inst.read(65530, 10)
+        with pytest.raises(capi.CallFailed, match="cannot hold"):
+            inst.write(65535, b"ab")
+        with pytest.raises(capi.CallFailed, match="outside memory"):
+            inst.read(-1, 1)
+        with pytest.raises(capi.CallFailed, match="not found"):
+            inst.func(b"missing")
+    finally:
+        inst.close()
+    inst.close()  # idempotent
+
+
+def test_trap_message(engine: wasmtime.Engine) -> None:
+    inst = capi.Instance(engine, pre_for(engine, WAT), 64 * MIB, None)
+    with pytest.raises(capi.CallFailed, match="unreachable"):
+        inst.call(inst.func(b"boom"))
+    inst.close()
+
+
+def test_deadline_hook_traps_a_spinning_call(engine: wasmtime.Engine) -> None:
+    calls = []
+
+    def hook() -> str | None:
+        calls.append(1)
+        return "stop now" if len(calls) >= 3 else None
+
+    old = capi._deadline_hook
+    capi.set_deadline_hook(hook)
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(0.005):
+            engine.increment_epoch()
+
+    ticker = threading.Thread(target=tick)
+    ticker.start()
+    try:
+        inst = capi.Instance(engine, pre_for(engine, WAT), 64 * MIB, None)
+        with pytest.raises(capi.CallFailed, match="stop now"):
+            inst.call(inst.func(b"spin"))
+        inst.close()
+        assert len(calls) == 3
+    finally:
+        stop.set()
+        ticker.join()
+        if old is not None:
+            capi.set_deadline_hook(old)
+
+
+def test_pool_exhaustion_is_a_call_failure() -> None:
+    engine = capi.make_engine(64 * MIB, 1)
+    pre = pre_for(engine, WAT)
+    first = capi.Instance(engine, pre, 64 * MIB, None)
+    try:
+        with pytest.raises(capi.CallFailed, match="concurrent"):
+            capi.Instance(engine, pre, 64 * MIB, None)
+    finally:
+        first.close()
+    capi.Instance(engine, pre, 64 * MIB, None).close()  # the slot is reusable
+
+
+def test_host_function_exception_never_escapes(engine: wasmtime.Engine) -> None:
+    linker = wasmtime.Linker(engine)
+
+    def broken(_caller: object, _x: int) -> int:
+        raise RuntimeError("boom")
+
+    capi.define_host_func(linker, "env", "f", ("i32",), ("i32",), broken, fallback=7)
+    module = wasmtime.Module(engine, """(module (import "env" "f" (func $f (param i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "g") (result i64) (i64.extend_i32_u (call $f (i32.const 1)))))""")
+    inst = capi.Instance(engine, linker.instantiate_pre(module), 64 * MIB, None)
+    assert inst.call(inst.func(b"g")) == 7
+    inst.close()
+
+
+def test_interpreter_exits_cleanly_with_live_runtimes() -> None:
+    script = textwrap.dedent(f"""
+        from vrclog_cli.plugin import Runtime
+        keep = []
+        for _ in range(5):
+            rt = Runtime()
+            p = rt.load({str(SAMPLES / 'vrpoker.wasm')!r})
+            p.call("x")
+            keep.append((rt, p))
+        print("done")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
