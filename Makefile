@@ -31,7 +31,7 @@ lint: install
 ## Rebuilds the sample plugins from source with the pinned ziglang package.
 plugins: install
 	$(BIN)/python -m pip install --quiet -e '.[plugins]'
-	$(MAKE) -C sample_plugins PYTHON=$(abspath $(BIN)/python)
+	$(MAKE) -B -C sample_plugins PYTHON=$(abspath $(BIN)/python)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ Everything here releases the GIL while wasm runs (ctypes CDLL calls).
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,10 @@ _memory_data = _keep_gil("wasmtime_memory_data")
 _memory_data_size = _keep_gil("wasmtime_memory_data_size")
 _caller_export_get = _keep_gil("wasmtime_caller_export_get")
 _caller_context = _keep_gil("wasmtime_caller_context")
+_memory_base = _keep_gil("wasmtime_memory_data")
+_memory_base.restype = ctypes.c_void_p  # the address as an int, no pointer object
+_memmove = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t)(
+    ctypes._memmove_addr)  # type: ignore[attr-defined]
 # These run wasm (a start function, or the export itself): they release the GIL.
 _instantiate = ffi.dll.wasmtime_instance_pre_instantiate
 _call = ffi.dll.wasmtime_func_call_unchecked
@@ -286,6 +291,113 @@ class Instance:
 HostImpl = Callable[..., "int | None"]
 _VALTYPES = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64()}
 _callbacks: list[Any] = []  # keeps every C callback alive for the process
+
+
+class _Scratch(threading.local):
+    """ctypes objects reused by every call on one thread (allocating them costs more than the call)."""
+
+    def __init__(self) -> None:
+        self.inst = ffi.wasmtime_instance_t()
+        self.item = ffi.wasmtime_extern_t()
+        self.mem_item = ffi.wasmtime_extern_t()
+        self.mem_item_ref = ctypes.byref(self.mem_item)
+        self.mem_ref = ctypes.byref(self.mem_item.of.memory)
+        self.trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        self.raw = _i64_args()
+        self.inst_ref = ctypes.byref(self.inst)
+        self.item_ref = ctypes.byref(self.item)
+        self.trap_ref = ctypes.byref(self.trap)
+
+
+_scratch = _Scratch()
+
+
+class LineCaller:
+    """The whole per-line sequence in one method: the hot path, kept flat on purpose.
+
+    fresh store -> pooled instantiation -> init export -> input at ``offset``
+    -> parse_line -> copy the output -> free -> store deleted.
+    """
+
+    def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre, max_memory_bytes: int,
+                 init: bytes | None, needs_wasi: bool, stderr_token: int | None) -> None:
+        self._engine = engine  # keeps the engine alive as long as the pointer is used
+        self._pre_keep = pre
+        self._engine_ptr = engine.ptr()
+        self._pre_ptr = pre.ptr()
+        self._max_memory = max_memory_bytes
+        self._init = init
+        self._needs_wasi = needs_wasi or stderr_token is not None
+        self._stderr_token = stderr_token
+
+    def run(self, offset: int, payload: bytes, max_output: int) -> tuple[int, int, bytes | None]:
+        """(out_ptr, out_len, output): output is None when the range is too long or outside memory."""
+        sc = _scratch
+        store = _store_new(self._engine_ptr, None, _NO_FINALIZER)
+        try:
+            ctx = _store_context(store)
+            _store_limiter(store, self._max_memory, -1, -1, -1, -1)
+            if self._needs_wasi:
+                wasi = _wasi_config_new()
+                if self._stderr_token is not None:
+                    _wasi_config_set_stderr_custom(wasi, _on_stderr, self._stderr_token, _NO_FINALIZER)
+                err = _set_wasi(ctx, wasi)
+                if err:
+                    raise _error_text(err)
+            _set_epoch_deadline(ctx, 1)
+            _set_deadline_callback(store, _on_deadline, None, _NO_FINALIZER)
+            err = _instantiate(self._pre_ptr, ctx, sc.inst_ref, sc.trap_ref)
+            if err:
+                raise _error_text(err)
+            if sc.trap:
+                raise _trap_text(sc.trap)
+            item = sc.item
+            raw = sc.raw
+            if self._init is not None:
+                if not _export_get(ctx, sc.inst_ref, self._init, len(self._init), sc.item_ref):
+                    raise CallFailed("init export not found")
+                err = _call(ctx, ctypes.byref(item.of.func), raw, 2, sc.trap_ref)
+                if err:
+                    failed = _error_text(err)
+                    if failed.exit_code != 0:  # proc_exit(0) in _start is success
+                        raise failed
+                elif sc.trap:
+                    raise _trap_text(sc.trap)
+            if not _export_get(ctx, sc.inst_ref, b"memory", 6, sc.mem_item_ref):
+                raise CallFailed("export memory not found")
+            mem_ref = sc.mem_ref
+            size = _memory_data_size(ctx, mem_ref)
+            if offset + len(payload) > size:
+                raise CallFailed(f"memory of {size} bytes cannot hold the input at {offset:#x}")
+            _memmove(_memory_base(ctx, mem_ref) + offset, payload, len(payload))
+            if not _export_get(ctx, sc.inst_ref, b"parse_line", 10, sc.item_ref):
+                raise CallFailed("export parse_line not found")
+            raw[0].i32 = offset
+            raw[1].i32 = len(payload)
+            err = _call(ctx, ctypes.byref(item.of.func), raw, 2, sc.trap_ref)
+            if err:
+                raise _error_text(err)
+            if sc.trap:
+                raise _trap_text(sc.trap)
+            packed = raw[0].i64
+            out_ptr = packed & 0xFFFFFFFF
+            out_len = (packed >> 32) & 0xFFFFFFFF
+            size = _memory_data_size(ctx, mem_ref)
+            if out_len > max_output or out_ptr + out_len > size:
+                return out_ptr, out_len, None
+            output = ctypes.string_at(_memory_base(ctx, mem_ref) + out_ptr, out_len)
+            if not _export_get(ctx, sc.inst_ref, b"free", 4, sc.item_ref):
+                raise CallFailed("export free not found")
+            raw[0].i32 = out_ptr
+            raw[1].i32 = out_len
+            err = _call(ctx, ctypes.byref(item.of.func), raw, 2, sc.trap_ref)
+            if err:
+                raise _error_text(err)
+            if sc.trap:
+                raise _trap_text(sc.trap)
+            return out_ptr, out_len, output
+        finally:
+            _store_delete(store)
 
 
 def caller_memory(caller: Any) -> tuple[int, int]:

@@ -37,6 +37,8 @@ class CompiledPlugin:
     module: wasmtime.Module
     #: "_initialize", "_start" or None: what runs once in every fresh instance.
     init_export: str | None
+    #: Whether the module imports WASI (a store then needs a WASI context).
+    needs_wasi: bool
 
 
 def describe_file_type(mode: int) -> str:
@@ -186,4 +188,5 @@ def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits) -> Compi
         detail = " ".join(str(exc).split())
         raise PluginLoadError(f"{path}: invalid WebAssembly module: {detail}") from None
     init = validate_module(path, module, limits)
-    return CompiledPlugin(path=path, module=module, init_export=init)
+    needs_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
+    return CompiledPlugin(path=path, module=module, init_export=init, needs_wasi=needs_wasi)

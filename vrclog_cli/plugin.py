@@ -194,6 +194,9 @@ class Plugin:
             self._pre = runtime.linker.instantiate_pre(compiled.module)
         except wasmtime.WasmtimeError as exc:
             raise PluginLoadError(f"{self.path}: cannot link: {one_line(str(exc))}") from None
+        self._caller = capi.LineCaller(
+            runtime.engine, self._pre, self.limits.max_memory_bytes, self._init,
+            compiled.needs_wasi, self._stderr_token)
         self._probe()
 
     @property
@@ -266,29 +269,20 @@ class Plugin:
             raise Cancelled("cancelled")
         state = _CallState(self, time.thread_time() + self.limits.timeout_s)
         _local.call = state
-        inst: capi.Instance | None = None
         try:
-            inst = self._new_instance()
-            inst.write(INPUT_OFFSET, payload)
-            packed = inst.call(inst.func(b"parse_line"), INPUT_OFFSET, len(payload))
-            out_ptr = packed & 0xFFFFFFFF
-            out_len = (packed >> 32) & 0xFFFFFFFF
-            if out_len > self.limits.max_output_bytes:
-                raise PluginRuntimeError(
-                    f"output of {out_len} bytes is over the "
-                    f"{self.limits.max_output_bytes // (1 << 20)} MiB limit")
-            try:
-                raw = inst.read(out_ptr, out_len)
-            except capi.CallFailed as exc:
-                raise PluginRuntimeError(f"bad plugin output: {exc}") from None
-            inst.call(inst.func(b"free"), out_ptr, out_len)
-            return raw
+            out_ptr, out_len, output = self._caller.run(INPUT_OFFSET, payload, self.limits.max_output_bytes)
         except capi.CallFailed as exc:
             raise self._classify(exc, state) from None
         finally:
             _local.call = None
-            if inst is not None:
-                inst.close()
+        if output is None:
+            if out_len > self.limits.max_output_bytes:
+                raise PluginRuntimeError(
+                    f"output of {out_len} bytes is over the "
+                    f"{self.limits.max_output_bytes // (1 << 20)} MiB limit")
+            raise PluginRuntimeError(
+                f"bad plugin output: range [{out_ptr:#x}, {out_ptr + out_len:#x}) is outside memory")
+        return output
 
     def _classify(self, exc: capi.CallFailed, state: _CallState) -> Exception:
         if state.reason == "cancelled":
