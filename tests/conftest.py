@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from vrclog_cli.plugin import Runtime
+
+# Tests (and the vrclog processes they start) never touch the user's cache.
+os.environ["VRCLOG_CACHE_DIR"] = tempfile.mkdtemp(prefix="vrclog-test-cache-")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_plugins"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import wasmtime
 
+from . import module_cache
 from .errors import PluginLoadError
 from .hostfuncs import HOST_SIGNATURES
 from .limits import INPUT_OFFSET, INPUT_REGION, Limits
@@ -39,6 +40,8 @@ class CompiledPlugin:
     init_export: str | None
     #: Whether the module imports WASI (a store then needs a WASI context).
     needs_wasi: bool
+    #: Whether the compiled code came from the on-disk cache (no compilation).
+    from_cache: bool = False
 
 
 def describe_file_type(mode: int) -> str:
@@ -182,11 +185,18 @@ def validate_module(path: Path, module: wasmtime.Module, limits: Limits) -> str 
 
 def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits) -> CompiledPlugin:
     data = to_wasm_binary(path, read_plugin_file(path, limits.max_plugin_bytes))
-    try:
-        module = wasmtime.Module(engine, data)
-    except wasmtime.WasmtimeError as exc:
-        detail = " ".join(str(exc).split())
-        raise PluginLoadError(f"{path}: invalid WebAssembly module: {detail}") from None
+    key = module_cache.cache_key(data, f"max_memory={limits.max_memory_bytes}")
+    module = module_cache.load(engine, key)
+    from_cache = module is not None
+    if module is None:
+        try:
+            module = wasmtime.Module(engine, data)
+        except wasmtime.WasmtimeError as exc:
+            detail = " ".join(str(exc).split())
+            raise PluginLoadError(f"{path}: invalid WebAssembly module: {detail}") from None
     init = validate_module(path, module, limits)
+    if not from_cache:
+        module_cache.store(module, key)
     needs_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
-    return CompiledPlugin(path=path, module=module, init_export=init, needs_wasi=needs_wasi)
+    return CompiledPlugin(path=path, module=module, init_export=init, needs_wasi=needs_wasi,
+                          from_cache=from_cache)

@@ -182,6 +182,7 @@ class Plugin:
     def __init__(self, runtime: Runtime, compiled: CompiledPlugin) -> None:
         self.runtime = runtime
         self.path = compiled.path
+        self.from_cache = compiled.from_cache
         self.limits = runtime.limits
         self.cancelled = False
         self._init = compiled.init_export.encode() if compiled.init_export else None
