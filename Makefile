@@ -33,5 +33,9 @@ plugins: install
 	$(BIN)/python -m pip install --quiet -e '.[plugins]'
 	$(MAKE) -B -C sample_plugins PYTHON=$(abspath $(BIN)/python)
 
+## Benchmarks: throughput, ratios vs a plain wasmtime-py host, memory, Ctrl-C.
+bench: install
+	$(BIN)/python benchmarks/bench.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

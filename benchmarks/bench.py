@@ -1,0 +1,204 @@
+"""`make bench`: throughput, ratios against a plain wasmtime-py host, memory, Ctrl-C.
+
+Every figure comes from real processes in this one run.  The machine is
+shared and noisy, so ratios are taken from alternating runs, median of
+several.  Logs are generated once (deterministically) into benchmarks/.cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE = HERE / ".cache"
+PLUGINS = ROOT / "sample_plugins"
+BIN = Path(sys.executable).parent
+VRCLOG = str(BIN / "vrclog")
+BASELINE = [sys.executable, str(HERE / "baseline_host.py")]
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+NAMES = ["Alice", "Bob", "Ｃｈｅｒｒｙ🍒", "ダニエル", "Émile", "Zoë_42", "Night Owl", "kiwi"]
+HANDS = ["Two Pair", "Full House", "Flush", "Straight \"Broadway\"", "High Card"]
+LEVELS = ["Log        ", "Warning    ", "Error      "]
+ORDINARY = [
+    "[Behaviour] OnPlayerJoined {name} (usr_{uid})",
+    "[Behaviour] OnPlayerLeft {name} (usr_{uid})",
+    "[Behaviour] Entering Room: {name}'s Lounge",
+    "[Network] Photon ping {n}ms to region jp, buffered {n} events",
+    "[UdonBehaviour] Synced variable {word}={n} on object {word}",
+    "[AssetBundleDownloadManager] Unpacking avtr_{uid} ({n} bytes)",
+    "[Always] Could not load thumbnail for {word}: {word} {word} {word}",
+    "[Behaviour] Joining wrld_{uid}:{n}~region(jp)",
+]
+POKER = [
+    "[VRPoker] Game started with {k} players",
+    "[VRPoker] Player {name} wins with {hand}",
+    "[VRPoker] Round {n} begins",
+    "[VRPoker] Player {name} raises to {n}",
+]
+WORDS = ["alpha", "bravo", "charlie", "デルタ", "echo", "foxtrot", "golf", "hôtel", "india", "juliet"]
+
+
+def generate(path: Path, lines: int, seed: int = 42) -> Path:
+    """A VRChat-format log: ~2% VRPoker lines, 60-300 characters, some non-ASCII."""
+    if path.exists():
+        return path
+    rng = random.Random(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for i in range(lines):
+            stamp = f"2024.01.{15 + i // 80000:02d} {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}"
+            template = rng.choice(POKER) if rng.random() < 0.02 else rng.choice(ORDINARY)
+            text = template.format(
+                name=rng.choice(NAMES), uid=f"{rng.getrandbits(64):016x}", n=rng.randint(1, 99999),
+                word=rng.choice(WORDS), k=rng.randint(2, 9), hand=rng.choice(HANDS))
+            line = f"{stamp} {rng.choice(LEVELS)} -  {text}"
+            target = rng.randint(60, 300)
+            while len(line) < target:
+                line += " " + rng.choice(WORDS)
+            f.write(line[:300] + "\n")
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mib: float
+    output_sha: str
+    returncode: int
+
+
+def run(cmd: list[str]) -> Run:
+    """Runs a command, hashing its stdout; wall time and peak RSS from wait4."""
+    digest = hashlib.sha256()
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+        digest.update(chunk)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(seconds, usage.ru_maxrss / 1024, digest.hexdigest(), proc.returncode)
+
+
+def vrclog(plugin: str | None, log: Path, jobs: int | None = None) -> list[str]:
+    cmd = [VRCLOG, "parse"]
+    if plugin:
+        cmd += ["--plugin", str(PLUGINS / plugin)]
+    if jobs:
+        cmd += ["--jobs", str(jobs)]
+    return [*cmd, str(log)]
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def sigint_latency(rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(PLUGINS / "slow.wasm"), "--timeout", "60s"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert proc.stdin is not None
+        proc.stdin.write(b"spin\n" * 4)
+        proc.stdin.flush()
+        time.sleep(1.0)
+        sent = time.perf_counter()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+        times.append(time.perf_counter() - sent)
+        assert proc.returncode == 130, proc.returncode
+    return statistics.median(times)
+
+
+def main() -> None:
+    console = Console(width=130)
+    console.print("[bold]vrclog benchmark[/] (figures from this run; 2 shared cores: compare ratios)")
+    log200k = generate(CACHE / "vrchat_200k.log", 200_000)
+    slice20k = CACHE / "vrchat_20k.log"
+    if not slice20k.exists():
+        with log200k.open() as src, slice20k.open("w") as dst:
+            dst.writelines(line for _, line in zip(range(20_000), src, strict=False))
+    log100k = generate(CACHE / "vrchat_100k.log", 100_000, seed=7)
+    log1m = generate(CACHE / "vrchat_1m.log", 1_000_000, seed=7)
+    for plugin in ("vrpoker.wasm", "minimal.wasm"):  # warm the compiled-module cache
+        run(vrclog(plugin, slice20k, 1))
+
+    throughput = Table(title="vrclog parse on 200 000 lines")
+    for col in ("configuration", "lines/s", "µs/line", "peak RSS MiB"):
+        throughput.add_column(col, justify="right" if col != "configuration" else "left")
+    lines200k = count_lines(log200k)
+    figures: dict[str, float] = {}
+    for label, plugin, jobs in [("vrpoker --jobs 1", "vrpoker.wasm", 1),
+                                ("vrpoker (default jobs)", "vrpoker.wasm", None),
+                                ("minimal --jobs 1", "minimal.wasm", 1),
+                                ("minimal (default jobs)", "minimal.wasm", None),
+                                ("built-in parser (no plugin)", None, None)]:
+        result = run(vrclog(plugin, log200k, jobs))
+        assert result.returncode == 0, (label, result.returncode)
+        rate = lines200k / result.seconds
+        figures[label] = rate
+        throughput.add_row(label, f"{rate:,.0f}", f"{1e6 / rate:.1f}", f"{result.peak_rss_mib:.0f}")
+    console.print(throughput)
+
+    ratios = Table(title=f"vs a plain wasmtime-py host, 20 000 lines, --jobs 1, median of {ROUNDS}")
+    for col in ("plugin", "baseline µs/line", "vrclog µs/line", "ratio", "target", "output equal"):
+        ratios.add_column(col)
+    lines20k = count_lines(slice20k)
+    for plugin in ("minimal.wasm", "vrpoker.wasm"):
+        ours, theirs, equal = [], [], True
+        for _ in range(ROUNDS):
+            a = run(vrclog(plugin, slice20k, 1))
+            b = run([*BASELINE, "--plugin", str(PLUGINS / plugin), str(slice20k)])
+            ours.append(a.seconds)
+            theirs.append(b.seconds)
+            equal = equal and a.output_sha == b.output_sha
+        ratio = statistics.median(theirs) / statistics.median(ours)
+        ratios.add_row(plugin, f"{statistics.median(theirs) / lines20k * 1e6:.1f}",
+                       f"{statistics.median(ours) / lines20k * 1e6:.1f}", f"{ratio:.2f}x",
+                       "≥ 10x " + ("[green]met[/]" if ratio >= 10 else "[red]not met[/]"),
+                       "yes" if equal else "[red]NO[/]")
+    console.print(ratios)
+
+    other = Table(title="memory, Ctrl-C, scaling")
+    for col in ("measure", "figure", "target"):
+        other.add_column(col)
+    small = run(vrclog("minimal.wasm", log100k))
+    big = run(vrclog("minimal.wasm", log1m))
+    growth = big.peak_rss_mib / small.peak_rss_mib
+    other.add_row("peak RSS, 100k / 1M lines (minimal)",
+                  f"{small.peak_rss_mib:.0f} / {big.peak_rss_mib:.0f} MiB = {growth:.2f}x",
+                  "≤ 1.2x " + ("[green]met[/]" if growth <= 1.2 else "[red]not met[/]"))
+    latency = sigint_latency(ROUNDS)
+    other.add_row("SIGINT to exit (slow.wasm, --timeout 60s)", f"{latency * 1000:.0f} ms",
+                  "< 200 ms " + ("[green]met[/]" if latency < 0.2 else "[red]not met[/]"))
+    builtin = figures["built-in parser (no plugin)"]
+    other.add_row("built-in parser", f"{builtin:,.0f} lines/s",
+                  "≥ 300 000 " + ("[green]met[/]" if builtin >= 300_000 else "[red]not met[/]"))
+    one = statistics.median(run(vrclog("busy.wasm", slice20k, 1)).seconds for _ in range(ROUNDS))
+    two = statistics.median(run(vrclog("busy.wasm", slice20k, 2)).seconds for _ in range(ROUNDS))
+    other.add_row("busy.wasm --jobs 2 vs --jobs 1",
+                  f"{one / two:.2f}x ({one / lines20k * 1e6:.0f} µs/line at 1)",
+                  "≥ 1.5x " + ("[green]met[/]" if one / two >= 1.5 else "[red]not met[/]"))
+    console.print(other)
+
+
+if __name__ == "__main__":
+    main()
