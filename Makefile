@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint plugins bench clean install
+.PHONY: demo test lint plugins bench clean install plugin-template
 
 $(BIN)/vrclog: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ plugins: install
 ## Benchmarks: throughput, ratios vs a plain wasmtime-py host, memory, Ctrl-C.
 bench: install
 	$(BIN)/python benchmarks/bench.py
+
+## Copies the plugin template into ./$(NAME)/, ready to build: make plugin-template NAME=myparser
+plugin-template:
+	@test -n "$(NAME)" || { echo "usage: make plugin-template NAME=myparser" >&2; exit 2; }
+	@test ! -e "$(NAME)" || { echo "$(NAME) already exists" >&2; exit 2; }
+	mkdir -p "$(NAME)"
+	cp sample_plugins/template/plugin.c sample_plugins/template/Makefile \
+	   sample_plugins/template/README.md sample_plugins/include/vrclog_plugin.h "$(NAME)/"
+	sed -i 's/^NAME   ?= plugin$$/NAME   ?= $(notdir $(NAME))/' "$(NAME)/Makefile"
+	@echo "created $(NAME)/: cd $(NAME) && make PYTHON=$(abspath $(BIN)/python)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

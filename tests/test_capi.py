@@ -145,3 +145,28 @@ def test_interpreter_exits_cleanly_with_live_runtimes() -> None:
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
+
+
+def test_runtimes_are_freed() -> None:
+    """A runtime reserves address space for its instance pool: dropping it must free it."""
+    import gc
+    import time
+    import weakref
+
+    from vrclog_cli.plugin import Runtime
+
+    refs = []
+    for _ in range(40):
+        rt = Runtime(on_log=lambda _log: None)
+        plugin = rt.load(SAMPLES / "vrpoker.wasm")
+        plugin.call("x [VRPoker] Round 1 begins")
+        refs.append(weakref.ref(rt))
+        del rt, plugin
+    gc.collect()
+    assert all(ref() is None for ref in refs)
+    deadline = time.monotonic() + 2
+    while any(t.name == "vrclog-epoch" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    alive = [t for t in threading.enumerate() if t.name == "vrclog-epoch"]
+    # Only tickers of runtimes other tests still hold (session fixtures) may remain.
+    assert len(alive) <= 3

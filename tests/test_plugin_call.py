@@ -144,13 +144,14 @@ def test_output_range_checked(runtime: Runtime, make_plugin, body: str, message:
 
 @pytest.mark.parametrize(("output", "message"), [
     ("not json", "not valid JSON at byte 0"),
-    ('{"ok":true,"events":{}}', '"events" must be a list'),
+    ('{"ok":true,"events":{}}', '"events" must be an array, got an object'),
     ('{"ok":true,"events":[{"data":{}}]}', 'event 0 has no "type"'),
     ('{"ok":true,"events":[{"type":7}]}', 'event 0 has no "type"'),
-    ('{"ok":true,"events":[{"type":"t","data":{"round":3}}]}', 'data value for "round" is int'),
+    ('{"ok":true,"events":[{"type":"t","data":{"round":3}}]}',
+     'data value for "round" is a number; use a string'),
     ('{"ok":true,"events":[{"type":"t","player_name":1}]}', '"player_name" must be a string'),
     ('{"ok":true,"events":[{"type":"t","timestamp":"yesterday"}]}', "not RFC 3339"),
-    ("[1,2]", "expected a JSON object"),
+    ("[1,2]", "expected a JSON object, got an array"),
     ('{"events":[]}', '"ok" must be true or false'),
 ])
 def test_bad_output_shapes(runtime: Runtime, make_plugin, output: str, message: str) -> None:  # type: ignore[no-untyped-def]

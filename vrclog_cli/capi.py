@@ -290,7 +290,6 @@ class Instance:
 #: gives the calling instance's memory when the function needs it.
 HostImpl = Callable[..., "int | None"]
 _VALTYPES = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64()}
-_callbacks: list[Any] = []  # keeps every C callback alive for the process
 
 
 class _Scratch(threading.local):
@@ -439,7 +438,10 @@ def define_host_func(linker: wasmtime.Linker, module: str, name: str, params: tu
             raw[0].i64 = fallback
         return 0
 
-    _callbacks.append(callback)
+    # The C callback must live as long as the linker (and every instance it makes):
+    # keep it on the linker, not in a global, so a freed runtime frees it too.
+    kept = linker.__dict__.setdefault("_vrclog_host_callbacks", [])
+    kept.append(callback)
     ty = wasmtime.FuncType([_VALTYPES[p] for p in params], [_VALTYPES[r] for r in results])
     mod, nm = module.encode(), name.encode()
     err = ffi.wasmtime_linker_define_func_unchecked(

@@ -6,24 +6,30 @@ shown as one line on stderr; a traceback appears only with --debug.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import traceback
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from . import __version__
 from .capi import wasmtime_version
+from .conformance import CheckReport, check_plugin
 from .durations import parse_duration, parse_size
-from .errors import EXIT_OK, Cancelled, Terminated, UsageError, VrclogError
+from .errors import EXIT_OK, Cancelled, PluginLoadError, Terminated, UsageError, VrclogError
 from .limits import Limits
 from .plugin import PluginLog
+from .plugin_info import PluginInfo, plugin_info
 from .runner import Diagnostic, ParseOptions, ParseRun
+from .sources import read_items
 from .writer import EventWriter, JsonLinesWriter, PrettyWriter
 
 EXIT_INTERNAL = 70  # a bug in vrclog itself (sysexits EX_SOFTWARE)
@@ -143,6 +149,85 @@ def parse(files: tuple[str, ...], plugins: tuple[str, ...], builtin: bool, timeo
         err.print(f"vrclog: {'interrupted' if code == 130 else 'terminated'} after {run.lines} lines "
                   f"({run.events} events written)", markup=False)
     raise SystemExit(code)
+
+
+@cli.group()
+def plugin() -> None:
+    """Tools for plugin authors: inspect a plugin, or check it against the contract."""
+
+
+@plugin.command()
+@click.argument("path", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(path: str, as_json: bool) -> None:
+    """Show a plugin's size, hash, exports, imports, memory and validity.
+
+    Exits 0 if vrclog can load the plugin, 3 if not.
+    """
+    details = plugin_info(Path(path))
+    if as_json:
+        click.echo(json.dumps(details.to_json(), indent=2))
+    else:
+        print_info(Console(highlight=False, soft_wrap=True), details)
+    raise SystemExit(0 if details.valid else PluginLoadError.exit_code)
+
+
+def print_info(console: Console, details: PluginInfo) -> None:
+    console.print(f"[bold]{details.path}[/]  {details.size_bytes} bytes  sha256 {details.sha256}")
+    memory = (f"{details.memory_min_pages}..{details.memory_max_pages or 'unbounded'} pages"
+              if details.memory_min_pages is not None else "none exported")
+    console.print(f"ABI version: {details.abi_version or '-'}   WASI model: {details.wasi_model}   "
+                  f"memory: {memory}")
+    for title, items in (("exports", details.exports), ("imports", details.imports)):
+        table = Table(title=title, title_justify="left")
+        for column in ("name", "kind", "type"):
+            table.add_column(column)
+        for item in items:
+            name = f"{item.module}.{item.name}" if item.module else item.name
+            table.add_row(name, item.kind, item.type)
+        console.print(table)
+    if details.valid:
+        console.print("[green]valid[/]: vrclog can load this plugin")
+    else:
+        console.print(f"[red]invalid[/]: {details.problem}", markup=True)
+
+
+@plugin.command()
+@click.argument("path", type=click.Path(dir_okay=True))
+@click.option("--sample", "samples", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also run every line of this log file (repeatable).")
+@click.option("--timeout", type=Duration(), default="50ms", show_default=True, help="Budget per line.")
+def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
+    """Drive a plugin with edge-case lines and report every contract violation.
+
+    Exits 0 if nothing was violated, 1 if something was, 3 if it cannot load.
+    """
+    sample_lines = [(f"{line.source}:{line.number}", line.text)
+                    for item in read_items(list(samples), DEFAULTS.max_input_bytes * 2)
+                    if isinstance(item, list) for line in item] if samples else []
+    report = check_plugin(path, replace(DEFAULTS, timeout_s=timeout), sample_lines)
+    print_report(Console(highlight=False, soft_wrap=True), report)
+    if any(f.where == "load" for f in report.violations):
+        raise SystemExit(PluginLoadError.exit_code)
+    raise SystemExit(0 if report.ok else 1)
+
+
+def print_report(console: Console, report: CheckReport) -> None:
+    for finding in report.findings:
+        style = "red" if finding.severity == "violation" else "yellow"
+        console.print(f"[{style}]{finding.severity}[/] {finding.where}: ", end="")
+        console.print(finding.message, markup=False, end="")
+        console.print(f"  [dim]hint: {finding.hint}[/]")
+    stats = report.percentiles()
+    if stats:
+        console.print("per-line time: " + ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in stats.items()))
+        console.print("slowest: " + ", ".join(f"{where} ({t * 1e6:.0f} µs)"
+                                               for where, t in report.slowest(3)))
+    violations = len(report.violations)
+    warnings = len(report.findings) - violations
+    verdict = "[green]PASS[/]" if report.ok else "[red]FAIL[/]"
+    console.print(f"{verdict} {report.plugin}: {violations} violation(s), {warnings} warning(s), "
+                  f"{len(report.timings)} line(s) timed")
 
 
 def silence_stdout() -> None:

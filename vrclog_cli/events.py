@@ -60,6 +60,21 @@ def normalize_timestamp(value: str) -> str:
     return parsed.astimezone().isoformat()
 
 
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages plugin authors read."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null"
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -81,7 +96,7 @@ def decode_output(raw: bytes) -> list[Event]:
     except (ValueError, RecursionError) as exc:
         raise _fail(f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise _fail(f"expected a JSON object, got {type(doc).__name__}")
+        raise _fail(f"expected a JSON object, got {json_type(doc)}")
     ok = doc.get("ok")
     if ok is False:
         message = doc.get("error")
@@ -97,13 +112,13 @@ def decode_output(raw: bytes) -> list[Event]:
     if events is None:
         return []
     if not isinstance(events, list):
-        raise _fail(f'"events" must be a list, got {type(events).__name__}')
+        raise _fail(f'"events" must be an array, got {json_type(events)}')
     return [_decode_event(i, item) for i, item in enumerate(events)]
 
 
 def _decode_event(index: int, item: Any) -> Event:
     if not isinstance(item, dict):
-        raise _fail(f"event {index} is not an object")
+        raise _fail(f"event {index} is {json_type(item)}, not an object")
     kind = item.get("type")
     if not isinstance(kind, str) or not kind:
         raise _fail(f'event {index} has no "type" string')
@@ -113,7 +128,7 @@ def _decode_event(index: int, item: Any) -> Event:
         if value is None:
             continue
         if not isinstance(value, str):
-            raise _fail(f'event {index}: "{name}" must be a string, got {type(value).__name__}')
+            raise _fail(f'event {index}: "{name}" must be a string, got {json_type(value)}')
         if name == "timestamp" and value:
             try:
                 value = normalize_timestamp(value)
@@ -123,10 +138,10 @@ def _decode_event(index: int, item: Any) -> Event:
     data = item.get("data")
     if data is not None:
         if not isinstance(data, dict):
-            raise _fail(f'event {index}: "data" must be an object, got {type(data).__name__}')
+            raise _fail(f'event {index}: "data" must be an object, got {json_type(data)}')
         for key, value in data.items():
             if not isinstance(value, str):
                 raise _fail(
-                    f'event {index}: data value for "{key}" is {type(value).__name__}; use a string')
+                    f'event {index}: data value for "{key}" is {json_type(value)}; use a string')
         fields["data"] = data
     return Event(type=kind, **fields)

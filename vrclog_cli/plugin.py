@@ -90,6 +90,19 @@ def _route_stderr(token: int, data: bytes) -> None:
         plugin._emit_log(STDERR_LEVEL, data)
 
 
+def _allow_host_log() -> bool:
+    """Module-level (not a Runtime method) so the linker's callbacks never pin a runtime."""
+    state = _current()
+    return (state is not None and state.plugin.runtime.on_log is not None
+            and state.plugin._log_limiter.allow())
+
+
+def _on_host_log(level: int, message: bytes) -> None:
+    state = _current()
+    if state is not None:
+        state.plugin._emit_log(level, message)
+
+
 capi.set_deadline_hook(_deadline_verdict)
 capi.set_stderr_sink(_route_stderr)
 
@@ -130,7 +143,7 @@ class Runtime:
             raise PluginLoadError(str(exc)) from None
         self.linker = wasmtime.Linker(self.engine)
         define_wasi(self.linker)
-        define_host_functions(self.linker, self.limits, self._allow_host_log, self._on_host_log)
+        define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
         self._tick = max(0.001, min(0.005, self.limits.timeout_s / 10))
         self._stop = threading.Event()
@@ -138,15 +151,6 @@ class Runtime:
             target=_run_ticker, args=(weakref.ref(self.engine), self._stop, self._tick),
             name="vrclog-epoch", daemon=True)
         self._ticker.start()
-
-    def _allow_host_log(self) -> bool:
-        state = _current()
-        return self.on_log is not None and state is not None and state.plugin._log_limiter.allow()
-
-    def _on_host_log(self, level: int, message: bytes) -> None:
-        state = _current()
-        if state is not None:
-            state.plugin._emit_log(level, message)
 
     def load(self, path: str | Path) -> Plugin:
         plugin = Plugin(self, compile_plugin(Path(path), self.engine, self.limits))

@@ -1,0 +1,159 @@
+"""Plugin-author tools: `vrclog plugin info`, `vrclog plugin check`, and the template."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vrclog_cli.conformance import check_plugin
+
+from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, answer, wat_plugin
+
+VRCLOG = str(Path(sys.executable).parent / "vrclog")
+
+
+def vrclog(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([VRCLOG, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def test_info_json_for_a_valid_plugin() -> None:
+    result = vrclog("plugin", "info", "--json", SAMPLES / "vrpoker.wasm")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["valid"] is True and info["abi_version"] == 1 and info["wasi_model"] == "reactor"
+    assert len(info["sha256"]) == 64 and info["size_bytes"] == (SAMPLES / "vrpoker.wasm").stat().st_size
+    exports = {e["name"]: e["type"] for e in info["exports"]}
+    assert exports["parse_line"] == "(i32,i32)->i64" and exports["free"] == "(i32,i32)->()"
+    imports = {f'{i["module"]}.{i["name"]}' for i in info["imports"]}
+    assert imports == {"env.regex_match", "env.regex_find_submatch"}
+    assert info["memory_min_pages"] == 2
+
+
+def test_info_explains_an_invalid_plugin(tmp_path: Path) -> None:
+    path = tmp_path / "bad.wat"
+    path.write_text(wat_plugin().replace('(export "free")', ""))
+    result = vrclog("plugin", "info", "--json", path)
+    assert result.returncode == 3
+    info = json.loads(result.stdout)
+    assert info["valid"] is False and info["problem"] == "missing export free"
+    human = vrclog("plugin", "info", path)
+    assert human.returncode == 3 and "invalid" in human.stdout and "missing export free" in human.stdout
+
+
+def test_info_on_unreadable_file(tmp_path: Path) -> None:
+    result = vrclog("plugin", "info", tmp_path)
+    assert result.returncode == 3 and "is a directory" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["vrpoker", "minimal", "busy"])
+def test_check_passes_sample_plugins(name: str) -> None:
+    result = vrclog("plugin", "check", SAMPLES / f"{name}.wasm", "--sample", SAMPLE_LOGS / "vrpoker.log")
+    assert result.returncode == 0, result.stdout
+    assert "PASS" in result.stdout and "per-line time: p50" in result.stdout
+
+
+def plugin_with_output(tmp_path: Path, text: str) -> Path:
+    segment, body = answer(text)
+    path = tmp_path / "p.wat"
+    path.write_text(wat_plugin(body, extra=segment))
+    return path
+
+
+@pytest.mark.parametrize(("output", "message", "hint"), [
+    ('{"ok":true,"events":[{"type":"t"', "not valid JSON at byte", "escape quotes"),
+    ('{"ok":true,"events":[{"data":{}}]}', 'has no "type"', 'non-empty string "type"'),
+    ('{"ok":true,"events":[{"type":"t","data":{"round":3}}]}',
+     'data value for "round" is a number; use a string', "quote it"),
+    ('{"ok":true,"events":[{"type":"t","timestamp":"15/01/2024"}]}', "not RFC 3339", "RFC 3339"),
+    ('{"ok":true,"events":{}}', '"events" must be an array', "JSON array"),
+    ('{"events":[]}', '"ok" must be true or false', '{"ok": true'),
+])
+def test_check_catches_output_violations(tmp_path: Path, output: str, message: str, hint: str) -> None:
+    report = check_plugin(str(plugin_with_output(tmp_path, output)))
+    assert not report.ok
+    assert any(message in f.message and hint in f.hint for f in report.violations), report.findings
+    result = vrclog("plugin", "check", plugin_with_output(tmp_path, output))
+    assert result.returncode == 1 and "FAIL" in result.stdout and "hint:" in result.stdout
+
+
+def test_check_catches_traps_and_timeouts() -> None:
+    trap = check_plugin(str(SAMPLES / "trap.wasm"))
+    assert trap.violations and all("trapped" in f.hint for f in trap.violations if f.where != "alloc(64)")
+    slow = check_plugin(str(SAMPLES / "slow.wasm"))
+    assert any("did not finish within the 50 ms budget" in f.message for f in slow.violations)
+
+
+def test_check_catches_output_outside_memory(tmp_path: Path) -> None:
+    path = tmp_path / "p.wat"
+    path.write_text(wat_plugin("(i64.const 0x00000010_00ffff00)"))
+    report = check_plugin(str(path))
+    assert any("outside memory" in f.message and "inside linear memory" in f.hint for f in report.violations)
+
+
+def test_check_catches_data_in_the_input_region(tmp_path: Path) -> None:
+    path = tmp_path / "p.wat"
+    path.write_text(wat_plugin(extra='(data (i32.const 0x10010) "static data here")'))
+    report = check_plugin(str(path))
+    assert any(f.where == "memory layout" and "--global-base" in f.hint for f in report.violations)
+
+
+def test_check_catches_alloc_into_the_input_region(tmp_path: Path) -> None:
+    path = tmp_path / "p.wat"
+    path.write_text(wat_plugin().replace("(i32.const 0x28000)", "(i32.const 0x10100)"))
+    report = check_plugin(str(path))
+    assert any(f.where == "alloc(64)" for f in report.violations)
+
+
+def test_check_catches_nondeterminism(tmp_path: Path) -> None:
+    # Answers differently depending on now_ms parity: a second run disagrees sooner or later.
+    seg_a, _ = answer('{"ok":true,"events":[{"type":"a"}]}', at=0x21000)
+    seg_b, _ = answer('{"ok":true,"events":[{"type":"b"}]}', at=0x21100)
+    body = """
+      (global.set $n (i32.wrap_i64 (call $now)))
+      (if (result i64) (i32.and (call $rand) (i32.const 1))
+        (then (i64.or (i64.shl (i64.const 35) (i64.const 32)) (i64.const 0x21000)))
+        (else (i64.or (i64.shl (i64.const 35) (i64.const 32)) (i64.const 0x21100))))"""
+    extra = seg_a + seg_b + """
+      (global $n (mut i32) (i32.const 0))
+      (func $rand (result i32) (i32.shr_u (i32.mul (global.get $n) (i32.const 1103515245)) (i32.const 7)))"""
+    imports = '(import "env" "now_ms" (func $now (result i64)))'
+    path = tmp_path / "p.wat"
+    path.write_text(wat_plugin(body, imports=imports, extra=extra))
+    report = check_plugin(str(path), sample=[(f"s{i}", "x") for i in range(200)])
+    assert any("different events on a second run" in f.message for f in report.violations)
+
+
+def test_check_load_failure_exits_3(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(b"\0asm\x01\0\0\0")
+    result = vrclog("plugin", "check", bad)
+    assert result.returncode == 3 and "missing export memory" in result.stdout
+
+
+def test_ok_false_is_a_warning_not_a_violation(tmp_path: Path) -> None:
+    report = check_plugin(str(plugin_with_output(tmp_path, '{"ok":false,"error":"nope","code":"E1"}')))
+    assert report.ok and any(f.severity == "warning" and "nope" in f.message for f in report.findings)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_template_builds_and_passes_check(tmp_path: Path) -> None:
+    target = tmp_path / "myparser"
+    made = subprocess.run(
+        ["make", "-s", "plugin-template", f"NAME={target}", f"BIN={Path(sys.executable).parent}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    built = subprocess.run(["make", "-s", f"PYTHON={sys.executable}"], cwd=target, capture_output=True,
+                           text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    wasm = target / "myparser.wasm"
+    log = tmp_path / "my.log"
+    log.write_text("2024.01.15 23:59:59 Log        -  [MyWorld] Score 42 by Alice\nother line\n")
+    result = vrclog("plugin", "check", wasm, "--sample", log)
+    assert result.returncode == 0, result.stdout
+    events = [json.loads(x) for x in vrclog("parse", "--plugin", wasm, log).stdout.splitlines()]
+    assert [(e["type"], e["data"]) for e in events] == [("myworld_score", {"score": "42", "player": "Alice"})]

@@ -1,0 +1,92 @@
+"""``vrclog plugin info``: what a plugin file is, and whether vrclog would load it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+
+from .errors import PluginLoadError
+from .limits import Limits
+from .loader import format_signature, read_plugin_file, to_wasm_binary
+from .plugin import Runtime
+
+
+@dataclass
+class Extern:
+    module: str | None
+    name: str
+    kind: str
+    type: str
+
+
+@dataclass
+class PluginInfo:
+    path: str
+    size_bytes: int
+    sha256: str
+    exports: list[Extern] = field(default_factory=list)
+    imports: list[Extern] = field(default_factory=list)
+    memory_min_pages: int | None = None
+    memory_max_pages: int | None = None
+    #: "reactor" (_initialize), "command" (_start) or "library" (neither).
+    wasi_model: str = "library"
+    abi_version: int | None = None
+    valid: bool = False
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _describe(ty: Any) -> tuple[str, str]:
+    if isinstance(ty, wasmtime.FuncType):
+        params = tuple(str(p) for p in ty.params)
+        results = tuple(str(r) for r in ty.results)
+        return "func", format_signature((params, results))
+    if isinstance(ty, wasmtime.MemoryType):
+        limits = ty.limits
+        return "memory", f"pages {limits.min}..{limits.max if limits.max is not None else 'unbounded'}"
+    if isinstance(ty, wasmtime.GlobalType):
+        return "global", f"{'mut ' if ty.mutable else ''}{ty.content}"
+    if isinstance(ty, wasmtime.TableType):
+        return "table", str(ty.element)
+    return "other", type(ty).__name__
+
+
+def plugin_info(path: Path, limits: Limits | None = None) -> PluginInfo:
+    """Everything we can tell about a plugin; load problems are reported, not raised.
+
+    Raises PluginLoadError only when the file cannot be read or compiled at all.
+    """
+    limits = limits or Limits()
+    raw = read_plugin_file(path, limits.max_plugin_bytes)
+    info = PluginInfo(path=str(path), size_bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
+    wasm = to_wasm_binary(path, raw)
+    try:
+        module = wasmtime.Module(wasmtime.Engine(), wasm)
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(f"{path}: invalid WebAssembly module: {' '.join(str(exc).split())}") from None
+    for exp in module.exports:
+        kind, text = _describe(exp.type)
+        info.exports.append(Extern(None, exp.name, kind, text))
+        if exp.name == "memory" and isinstance(exp.type, wasmtime.MemoryType):
+            info.memory_min_pages = exp.type.limits.min
+            info.memory_max_pages = exp.type.limits.max
+    for imp in module.imports:
+        kind, text = _describe(imp.type)
+        info.imports.append(Extern(imp.module, imp.name or "", kind, text))
+    names = {e.name for e in info.exports}
+    info.wasi_model = "reactor" if "_initialize" in names else "command" if "_start" in names else "library"
+    runtime = Runtime(limits)
+    try:
+        runtime.load(path)
+        info.valid, info.abi_version = True, 1
+    except PluginLoadError as exc:
+        info.problem = str(exc).removeprefix(f"{path}: ")
+    finally:
+        runtime.close()
+    return info
