@@ -71,8 +71,13 @@ ECHO_TAIL = "}]}"
 FIRST_CHAR = '(i32.load8_u (i32.add (local.get $p) (i32.const 9)))'  # after {"line":"
 
 
-def echo_plugin_wat() -> str:
+def echo_plugin_wat(bad_body: str = "", *, imports: str = "", extra: str = "") -> str:
+    """The echo plugin; with ``bad_body`` (instructions leaving an i64 answer), a
+    line starting with B runs that body instead - the hostile-plugin template."""
+    on_bad = (f"(if (i32.eq {FIRST_CHAR} (i32.const 66)) "
+              f"(then (return (block (result i64) {bad_body}))))" if bad_body else "")
     body = f"""
+    {on_bad}
     (if (i32.eq {FIRST_CHAR} (i32.const 76)) (then (loop $forever (br $forever))))
     (if (i32.eq {FIRST_CHAR} (i32.const 84)) (then unreachable))
     (memory.copy (i32.const 0x30000) (i32.const 0x20100) (i32.const {len(ECHO_HEAD)}))
@@ -85,8 +90,8 @@ def echo_plugin_wat() -> str:
                (i64.const 32))
       (i64.const 0x30000))"""
     extra = (f'(data (i32.const 0x20100) "{ECHO_HEAD.replace(chr(34), chr(92) + chr(34))}")'
-             f'(data (i32.const 0x20200) "{ECHO_TAIL}")')
-    return wat_plugin(body, extra=extra).replace('(memory (export "memory") 3)',
+             f'(data (i32.const 0x20200) "{ECHO_TAIL}")' + extra)
+    return wat_plugin(body, imports=imports, extra=extra).replace('(memory (export "memory") 3)',
                                                   '(memory (export "memory") 5)')
 
 

@@ -1,0 +1,39 @@
+"""Running hostile plugins and inputs through the real vrclog process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+VRCLOG = str(Path(sys.executable).parent / "vrclog")
+GOOD_AROUND_BAD = b"good one\nBAD line\ngood two\n"
+
+
+@dataclass
+class Outcome:
+    code: int
+    lines: list[str]  # the "line" of each echo event, in output order
+    stdout: str
+    stderr: str
+
+
+def run_vrclog(*args: str | Path, stdin: bytes = GOOD_AROUND_BAD, timeout: float = 60) -> Outcome:
+    proc = subprocess.run([VRCLOG, "parse", *map(str, args)], input=stdin, capture_output=True,
+                          timeout=timeout)
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace")
+    lines = []
+    for text in out.splitlines():
+        event = json.loads(text)  # every output line is whole, valid JSON
+        lines.append(event.get("data", {}).get("line", event["type"]))
+    assert "Traceback" not in err, err
+    return Outcome(proc.returncode, lines, out, err)
+
+
+def write_plugin(directory: Path, name: str, wat: str) -> Path:
+    path = directory / f"{name}.wat"
+    path.write_text(wat)
+    return path
