@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint plugins bench clean install plugin-template
+.PHONY: demo test lint plugins bench soak clean install plugin-template
 
 $(BIN)/vrclog: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ plugin-template:
 	   sample_plugins/template/README.md sample_plugins/include/vrclog_plugin.h "$(NAME)/"
 	sed -i 's/^NAME   ?= plugin$$/NAME   ?= $(notdir $(NAME))/' "$(NAME)/Makefile"
 	@echo "created $(NAME)/: cd $(NAME) && make PYTHON=$(abspath $(BIN)/python)"
+
+## Soak (not in CI): 2 M lines with 1 % hostile lines; memory must not grow.
+soak: install
+	$(BIN)/python benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

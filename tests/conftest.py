@@ -71,15 +71,19 @@ ECHO_TAIL = "}]}"
 FIRST_CHAR = '(i32.load8_u (i32.add (local.get $p) (i32.const 9)))'  # after {"line":"
 
 
-def echo_plugin_wat(bad_body: str = "", *, imports: str = "", extra: str = "") -> str:
+def echo_plugin_wat(bad_body: str = "", *, imports: str = "", extra: str = "",
+                    triggers: bool = True) -> str:
     """The echo plugin; with ``bad_body`` (instructions leaving an i64 answer), a
-    line starting with B runs that body instead - the hostile-plugin template."""
+    line starting with B runs that body instead - the hostile-plugin template.
+    ``triggers=False`` drops the L (loop) and T (trap) behaviours: a pure echo."""
     on_bad = (f"(if (i32.eq {FIRST_CHAR} (i32.const 66)) "
               f"(then (return (block (result i64) {bad_body}))))" if bad_body else "")
+    special = f"""
+    (if (i32.eq {FIRST_CHAR} (i32.const 76)) (then (loop $forever (br $forever))))
+    (if (i32.eq {FIRST_CHAR} (i32.const 84)) (then unreachable))""" if triggers else ""
     body = f"""
     {on_bad}
-    (if (i32.eq {FIRST_CHAR} (i32.const 76)) (then (loop $forever (br $forever))))
-    (if (i32.eq {FIRST_CHAR} (i32.const 84)) (then unreachable))
+    {special}
     (memory.copy (i32.const 0x30000) (i32.const 0x20100) (i32.const {len(ECHO_HEAD)}))
     (memory.copy (i32.const {0x30000 + len(ECHO_HEAD)}) (local.get $p) (local.get $n))
     (memory.copy (i32.add (i32.const {0x30000 + len(ECHO_HEAD)}) (local.get $n))

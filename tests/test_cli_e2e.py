@@ -268,35 +268,3 @@ def test_verbose_shows_plugin_logs(tmp_path: Path) -> None:
     assert plain.stderr.splitlines() == ["log.wat: warn: hello"]
     verbose = vrclog("parse", "--verbose", "--plugin", tmp_path / "log.wat", stdin=b"x\n")
     assert verbose.stderr.splitlines() == ["log.wat: info: hello", "log.wat: warn: hello"]
-
-
-def test_200_mib_line_is_too_large_with_bounded_memory(echo: Path) -> None:
-    feeder = subprocess.Popen(
-        "printf 'before\\n'; head -c 209715200 /dev/zero | tr '\\0' 'a'; printf '\\nafter\\n'",
-        shell=True, stdout=subprocess.PIPE)
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo)], stdin=feeder.stdout,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert feeder.stdout is not None
-    feeder.stdout.close()
-    out, err = proc.communicate(timeout=120)
-    feeder.wait(10)
-    assert proc.returncode == 4
-    assert lines_of(out.decode()) == ["before", "after"]
-    assert err.decode().strip() == (
-        "<stdin>:2: input_too_large: line is 209715200 bytes, over the 1048576-byte line limit")
-
-
-def test_peak_memory_of_huge_line(echo: Path, tmp_path: Path) -> None:
-    """Peak RSS, measured by wait4 on the real process, stays far below the line's size."""
-    script = tmp_path / "feed.sh"
-    script.write_text("printf 'x\\n'; head -c 209715200 /dev/zero | tr '\\0' 'a'; printf '\\n'\n")
-    feeder = subprocess.Popen(["sh", str(script)], stdout=subprocess.PIPE)
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--quiet"], stdin=feeder.stdout,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert feeder.stdout is not None
-    feeder.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    feeder.wait(10)
-    assert proc.returncode == 4
-    assert usage.ru_maxrss < 200 * 1024  # KiB: under 200 MiB

@@ -15,7 +15,15 @@ from rich.text import Text
 
 from .events import Event
 
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _encode(obj: object) -> str:
+    """Compact UTF-8 JSON; U+2028/U+2029 escaped (as Go does) so line-splitting readers stay safe."""
+    text = _json(obj)
+    if "\u2028" in text or "\u2029" in text:
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text
 
 
 class EventWriter(Protocol):

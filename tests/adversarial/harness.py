@@ -26,7 +26,8 @@ def run_vrclog(*args: str | Path, stdin: bytes = GOOD_AROUND_BAD, timeout: float
     out = proc.stdout.decode("utf-8", "replace")
     err = proc.stderr.decode("utf-8", "replace")
     lines = []
-    for text in out.splitlines():
+    for text in out.split("\n")[:-1] if out else []:  # JSON Lines end in \n; splitlines would
+        # also split at U+0085 and friends, which are legal inside JSON strings
         event = json.loads(text)  # every output line is whole, valid JSON
         lines.append(event.get("data", {}).get("line", event["type"]))
     assert "Traceback" not in err, err
