@@ -56,8 +56,9 @@ def test_missing_and_directory_among_good_files(echo: Path, tmp_path: Path) -> N
     outcome = run_vrclog("--plugin", echo, tmp_path / "a.log", tmp_path / "missing.log", tmp_path,
                          tmp_path / "b.log")
     assert outcome.code == 2 and outcome.lines == ["a", "b"]
-    assert outcome.stderr.splitlines() == [f"{tmp_path / 'missing.log'}: cannot open: No such file or directory",
-                                           f"{tmp_path}: is a directory"]
+    assert outcome.stderr.splitlines() == [
+        f"{tmp_path / 'missing.log'}: cannot open: No such file or directory",
+        f"{tmp_path}: is a directory"]
 
 
 def test_file_truncated_while_being_read(echo: Path, tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ FAILING_CASES: dict[str, tuple[str, str, str, int, str]] = {
                      "timeout: p.wat: plugin ran longer than the 50 ms budget"),
     "memory bomb": ("""
         (block $full (loop $more
-          (br_if $full (i32.eq (memory.grow (i32.const 16)) (i32.const -1)))
+          (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
           (i32.store (i32.sub (i32.mul (memory.size) (i32.const 65536)) (i32.const 4)) (i32.const 1))
           (br $more)))
         (if (i32.gt_u (memory.size) (i32.const 1024)) (then (return (i64.const 0))))

@@ -73,7 +73,8 @@ def test_good_lines_survive_bad_ones_in_order(tmp_path_factory: pytest.TempPathF
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    lambda children: (st.lists(children, max_size=5)
+                      | st.dictionaries(st.text(max_size=10), children, max_size=5)),
     max_leaves=30)
 event_like = st.fixed_dictionaries(
     {}, optional={"type": json_values | st.text(max_size=10), "timestamp": json_values | st.text(max_size=30),
