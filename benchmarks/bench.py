@@ -197,6 +197,12 @@ def main() -> None:
     other.add_row("busy.wasm --jobs 2 vs --jobs 1",
                   f"{one / two:.2f}x ({one / lines20k * 1e6:.0f} µs/line at 1)",
                   "≥ 1.5x " + ("[green]met[/]" if one / two >= 1.5 else "[red]not met[/]"))
+    quiet = statistics.median(run(vrclog("minimal.wasm", slice20k, 1)).seconds for _ in range(ROUNDS))
+    shown = statistics.median(run([*vrclog("minimal.wasm", slice20k, 1), "--progress"]).seconds
+                              for _ in range(ROUNDS))
+    overhead = shown / quiet - 1
+    other.add_row("progress display overhead (--progress vs none)", f"{overhead * 100:+.1f}%",
+                  "≤ 5% " + ("[green]met[/]" if overhead <= 0.05 else "[red]not met[/]"))
     console.print(other)
 
 

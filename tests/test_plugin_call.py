@@ -237,3 +237,11 @@ def test_cancel_interrupts_calls_in_flight(make_plugin) -> None:  # type: ignore
     assert len(errors) == 4 and all(isinstance(e, Cancelled) for e in errors)
     with pytest.raises(Cancelled):  # later calls fail fast
         slow.call("x")
+
+
+def test_plugin_text_is_kept_to_one_line(runtime: Runtime, make_plugin) -> None:  # type: ignore[no-untyped-def]
+    plugin = load_answer(runtime, make_plugin,
+                         '{"ok":false,"error":"two\\nlines\\u0007","code":"E\\r1"}')
+    with pytest.raises(PluginRuntimeError) as info:
+        plugin.call("x")
+    assert str(info.value) == "two\\nlines\\x07" and info.value.code == "E\\r1"

@@ -11,27 +11,33 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from . import __version__
 from .capi import wasmtime_version
 from .conformance import CheckReport, check_plugin
+from .discovery import default_log_dirs, find_default_logs, log_files
 from .durations import parse_duration, parse_size
 from .errors import EXIT_OK, Cancelled, PluginLoadError, Terminated, UsageError, VrclogError
+from .filters import EventFilter, parse_rfc3339, split_types
 from .limits import Limits
 from .plugin import PluginLog
 from .plugin_info import PluginInfo, plugin_info
 from .runner import Diagnostic, ParseOptions, ParseRun
 from .sources import read_items
+from .stats import RunStats
 from .writer import EventWriter, JsonLinesWriter, PrettyWriter
 
+F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERNAL = 70  # a bug in vrclog itself (sysexits EX_SOFTWARE)
 SIGNAL_EXIT = {signal.SIGINT: Cancelled.exit_code, signal.SIGTERM: Terminated.exit_code}
 
@@ -65,7 +71,7 @@ class Size(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(exc), param, ctx)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": False})
 @click.version_option(__version__, "--version", message=version_text())
 def cli() -> None:
     """Parse logs with WebAssembly plugins; events come out as JSON Lines."""
@@ -74,54 +80,142 @@ def cli() -> None:
 DEFAULTS = Limits()
 
 
+def env_option(*decls: str, **attrs: Any) -> Callable[[F], F]:
+    """A click option also readable from VRCLOG_<OPTION> (shown in --help)."""
+    long_name = next(d for d in decls if d.startswith("--")).split("/")[0]
+    attrs.setdefault("envvar", "VRCLOG_" + long_name.lstrip("-").replace("-", "_").upper())
+    attrs.setdefault("show_envvar", True)
+    return click.option(*decls, **attrs)
+
+
+def parse_options(f: F) -> F:
+    """The options of `parse`, shared by its `tail` alias."""
+    for decorator in reversed([
+        env_option("--plugin", "plugins", multiple=True, metavar="PATH",
+                   help="A .wasm (or .wat) plugin; repeat for several (events in plugin order)."),
+        env_option("--builtin", is_flag=True,
+                   help="Run the built-in VRChat parser ahead of the plugins "
+                        "(it runs alone without --plugin)."),
+        env_option("--timeout", type=Duration(), default="50ms", show_default=True,
+                   help="Budget for one line in one plugin (50ms, 2s, 250us)."),
+        env_option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+                   show_default="number of CPUs", help="Worker threads."),
+        env_option("--format", "fmt", type=click.Choice(["jsonl", "pretty"]), default="jsonl",
+                   show_default=True, help="jsonl for machines, pretty for people."),
+        env_option("--raw", is_flag=True, help="Add each event's source line as raw_line."),
+        env_option("--fail-on", multiple=True, metavar="TYPE",
+                   help="Exit 1 if an event of this type is written; repeatable; 'any' for every type."),
+        env_option("--fail-fast", is_flag=True, help="Stop at the first per-line error."),
+        env_option("--include-types", multiple=True, metavar="TYPES",
+                   help="Write only these event types (comma-separated, repeatable)."),
+        env_option("--exclude-types", multiple=True, metavar="TYPES",
+                   help="Leave out these event types (comma-separated, repeatable)."),
+        env_option("--since", metavar="TIME", help="Only events at or after this RFC 3339 time."),
+        env_option("--until", metavar="TIME", help="Only events at or before this RFC 3339 time."),
+        env_option("--strict-time", is_flag=True,
+                   help="With --since/--until, also drop events that have no timestamp."),
+        env_option("--follow", "-f", is_flag=True,
+                   help="Keep reading the FILE (or --log-dir's newest log) as it grows, like tail -F; "
+                        "Ctrl-C ends it (exit 130)."),
+        env_option("--log-dir", type=click.Path(file_okay=False), metavar="DIR",
+                   help="Read VRChat's output_log_*.txt files from DIR (oldest first)."),
+        env_option("--stats", is_flag=True, help="Print a summary table on stderr at the end."),
+        env_option("--progress/--no-progress", default=None,
+                   help="Progress on stderr (default: when stderr is a terminal and input is files)."),
+        env_option("--memory-limit", type=Size(), default=DEFAULTS.max_memory_bytes,
+                   show_default="64MiB", help="Linear memory per plugin instance."),
+        env_option("--plugin-size-limit", type=Size(), default=DEFAULTS.max_plugin_bytes,
+                   show_default="10MiB", help="Largest plugin file accepted."),
+        env_option("--output-limit", type=Size(), default=DEFAULTS.max_output_bytes, show_default="1MiB",
+                   help="Largest plugin output per line."),
+        env_option("--verbose", "-v", is_flag=True,
+                   help="Also show plugins' debug/info logs and stderr."),
+        env_option("--quiet", "-q", is_flag=True,
+                   help="Hide per-line diagnostics (the exit code stays)."),
+        click.option("--debug", is_flag=True, help="Show tracebacks for internal errors."),
+    ]):
+        f = decorator(f)
+    return f
+
+
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
-@click.option("--plugin", "plugins", multiple=True, metavar="PATH",
-              help="A .wasm (or .wat) plugin; repeat for several (events in plugin order).")
-@click.option("--builtin", is_flag=True,
-              help="Run the built-in VRChat parser ahead of the plugins (it runs alone without --plugin).")
-@click.option("--timeout", type=Duration(), default="50ms", show_default=True,
-              help="Budget for one line in one plugin (50ms, 2s, 250us).")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
-              show_default="number of CPUs", help="Worker threads.")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "pretty"]), default="jsonl",
-              show_default=True, help="jsonl for machines, pretty for people.")
-@click.option("--raw", is_flag=True, help="Add each event's source line as raw_line.")
-@click.option("--fail-on", multiple=True, metavar="TYPE",
-              help="Exit 1 if an event of this type is written; repeatable; 'any' for every type.")
-@click.option("--fail-fast", is_flag=True, help="Stop at the first per-line error.")
-@click.option("--memory-limit", type=Size(), default=DEFAULTS.max_memory_bytes, show_default="64MiB",
-              help="Linear memory per plugin instance.")
-@click.option("--plugin-size-limit", type=Size(), default=DEFAULTS.max_plugin_bytes,
-              show_default="10MiB", help="Largest plugin file accepted.")
-@click.option("--output-limit", type=Size(), default=DEFAULTS.max_output_bytes, show_default="1MiB",
-              help="Largest plugin output per line.")
-@click.option("--verbose", "-v", is_flag=True, help="Also show plugins' debug/info logs and stderr.")
-@click.option("--quiet", "-q", is_flag=True, help="Hide per-line diagnostics (the exit code stays).")
-@click.option("--debug", is_flag=True, help="Show tracebacks for internal errors.")
-def parse(files: tuple[str, ...], plugins: tuple[str, ...], builtin: bool, timeout: float, jobs: int,
-          fmt: str, raw: bool, fail_on: tuple[str, ...], fail_fast: bool, memory_limit: int,
-          plugin_size_limit: int, output_limit: int, verbose: bool, quiet: bool, debug: bool) -> None:
+@parse_options
+def parse(files: tuple[str, ...], **opts: Any) -> None:
     """Parse FILEs (or standard input; '-' is stdin) and write events to stdout.
+
+    Without FILE and with nothing piped in, reads the VRChat log folder
+    (or --log-dir). gzip-compressed inputs are read transparently.
 
     \b
     Exit codes: 0 ok, 1 --fail-on matched, 2 usage or input error,
     3 plugin load error, 4 plugin runtime error, 5 plugin timeout,
     130 interrupted (SIGINT), 143 terminated (SIGTERM); the largest wins.
     """
+    run_parse(list(files), **opts)
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=True))
+@parse_options
+def tail(file: str | None, **opts: Any) -> None:
+    """Follow FILE (or a folder's newest VRChat log) as it grows: parse --follow."""
+    opts["follow"] = True
+    run_parse([file] if file else [], **opts)
+
+
+def resolve_inputs(files: list[str], log_dir: str | None, follow: bool) -> list[str]:
+    """FILEs as given; else --log-dir or the VRChat log folder when stdin has no data."""
+    if files:
+        if follow and (len(files) != 1 or files[0] == "-"):
+            raise UsageError("--follow takes exactly one FILE or folder (not stdin)")
+        return files
+    if not follow and (log_dir is None and not sys.stdin.isatty()):
+        return ["-"]
+    directory = Path(log_dir) if log_dir else find_default_logs()[0]
+    if directory is not None and not directory.is_dir():
+        raise UsageError(f"--log-dir {directory}: not a folder")
+    if directory is None:
+        searched = ", ".join(str(d) for d in default_log_dirs())
+        raise UsageError("no input: give FILEs, pipe a log into stdin, or use --log-dir DIR "
+                         f"(no VRChat log folder found; looked in: {searched})")
+    if follow:
+        return [str(directory)]
+    logs = log_files(directory)
+    if not logs:
+        raise UsageError(f"no VRChat logs (output_log_*.txt) in {directory}")
+    return [str(p) for p in logs]
+
+
+def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, timeout: float, jobs: int,
+              fmt: str, raw: bool, fail_on: tuple[str, ...], fail_fast: bool,
+              include_types: tuple[str, ...], exclude_types: tuple[str, ...], since: str | None,
+              until: str | None, strict_time: bool, follow: bool, log_dir: str | None, stats: bool,
+              progress: bool | None, memory_limit: int, plugin_size_limit: int, output_limit: int,
+              verbose: bool, quiet: bool, debug: bool) -> None:
     if verbose and quiet:
         raise UsageError("--verbose and --quiet cannot be used together")
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    paths = resolve_inputs(files, log_dir, follow)
+    event_filter = EventFilter(
+        include=split_types(include_types), exclude=split_types(exclude_types),
+        since=parse_rfc3339(since, "--since") if since else None,
+        until=parse_rfc3339(until, "--until") if until else None, strict_time=strict_time)
     limits = replace(DEFAULTS, timeout_s=timeout, max_memory_bytes=memory_limit,
                      max_plugin_bytes=plugin_size_limit, max_output_bytes=output_limit)
     options = ParseOptions(
-        paths=list(files), plugins=list(plugins), builtin=builtin, limits=limits, jobs=jobs,
-        fail_on=frozenset(t.strip() for t in fail_on), fail_fast=fail_fast,
-        capture_plugin_stderr=verbose)
+        paths=paths, plugins=list(plugins), builtin=builtin, limits=limits, jobs=jobs,
+        fail_on=split_types(fail_on), fail_fast=fail_fast, capture_plugin_stderr=verbose,
+        event_filter=event_filter, follow=follow)
+
+    show_progress = progress if progress is not None else (
+        err.is_terminal and not follow and "-" not in paths)
+    bar = ProgressDisplay(paths, force=progress is True) if show_progress else None
 
     def report(diag: Diagnostic) -> None:
         if not (quiet and diag.per_line):
-            err.print(diag.text, markup=False, style="red" if err.is_terminal else None)
+            (bar.console if bar else err).print(diag.text, markup=False,
+                                                style="red" if err.is_terminal else None)
 
     def on_log(log: PluginLog) -> None:
         if verbose or log.level >= 2:
@@ -129,7 +223,7 @@ def parse(files: tuple[str, ...], plugins: tuple[str, ...], builtin: bool, timeo
 
     writer: EventWriter = (PrettyWriter(Console(highlight=False)) if fmt == "pretty"
                            else JsonLinesWriter(sys.stdout.buffer, raw_line=raw))
-    run = ParseRun(options, writer, report, on_log)
+    run = ParseRun(options, writer, report, on_log, on_tick=bar.update if bar else None)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if run.interrupted:  # a second Ctrl-C: leave at once
@@ -139,16 +233,66 @@ def parse(files: tuple[str, ...], plugins: tuple[str, ...], builtin: bool, timeo
     previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_EXIT}
     try:
         run.load()
+        if bar:
+            bar.start()
         code = run.run()
     finally:
+        if bar:
+            bar.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if run.output_closed:
         silence_stdout()
     elif code in (Cancelled.exit_code, Terminated.exit_code):
-        err.print(f"vrclog: {'interrupted' if code == 130 else 'terminated'} after {run.lines} lines "
-                  f"({run.events} events written)", markup=False)
+        err.print(f"vrclog: {'interrupted' if code == 130 else 'terminated'} after {run.stats.lines} lines "
+                  f"({run.stats.events} events written)", markup=False)
+    if stats:
+        title = "vrclog summary" + (" (interrupted)" if code in (130, 143) else "")
+        err.print(run.stats.table(title))
     raise SystemExit(code)
+
+
+class ProgressDisplay:
+    """Rich progress on stderr: bytes and lines done, lines/s, events, errors, ETA."""
+
+    def __init__(self, paths: list[str], force: bool) -> None:
+        self.console = Console(stderr=True, force_terminal=True if force else None)
+        total = 0
+        for path in paths:
+            try:
+                total += os.stat(path).st_size
+            except OSError:
+                pass
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+            TextColumn("{task.fields[lines]:,} lines  {task.fields[rate]:,.0f} lines/s  "
+                       "{task.fields[events]:,} events  {task.fields[errors]:,} errors"),
+            TimeRemainingColumn(), console=self.console, transient=True, refresh_per_second=8)
+        self.task = self.progress.add_task("parsing", total=total or None, lines=0, rate=0.0,
+                                           events=0, errors=0)
+
+    def start(self) -> None:
+        self.progress.start()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def update(self, stats: RunStats) -> None:
+        elapsed = stats.elapsed
+        self.progress.update(self.task, completed=stats.bytes_read, lines=stats.lines,
+                             rate=stats.lines / elapsed if elapsed > 0 else 0.0,
+                             events=stats.events, errors=stats.errors)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script: eval "$(vrclog completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None
+    click.echo(cls(cli, {}, "vrclog", "_VRCLOG_COMPLETE").source())
 
 
 @cli.group()

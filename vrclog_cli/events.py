@@ -60,6 +60,17 @@ def normalize_timestamp(value: str) -> str:
     return parsed.astimezone().isoformat()
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {0x7F: "\\x7f", 0x85: "\\x85",
+                                                    0x2028: "\\u2028", 0x2029: "\\u2029"}
+_CONTROL |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """Plugin-supplied text made safe for a one-line diagnostic: controls escaped, length cut."""
+    cleaned = text.translate(_CONTROL)
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+
+
 def json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, for messages plugin authors read."""
     if isinstance(value, bool):
@@ -102,8 +113,8 @@ def decode_output(raw: bytes) -> list[Event]:
         message = doc.get("error")
         code = doc.get("code")
         raise PluginRuntimeError(
-            message if isinstance(message, str) and message else "plugin reported an error",
-            code=code if isinstance(code, str) and code else None,
+            one_line(message) if isinstance(message, str) and message else "plugin reported an error",
+            code=one_line(code, 100) if isinstance(code, str) and code else None,
             from_plugin=True,
         )
     if ok is not True:

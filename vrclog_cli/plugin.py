@@ -25,7 +25,7 @@ import wasmtime
 
 from . import capi
 from .errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
-from .events import Event, decode_output
+from .events import Event, decode_output, one_line
 from .hostfuncs import LogLimiter, define_host_functions, define_wasi
 from .limits import INPUT_OFFSET, INPUT_REGION, Limits
 from .loader import CompiledPlugin, compile_plugin
@@ -116,7 +116,7 @@ def encode_input(line: str) -> bytes:
         return b'{"line":' + body.encode("utf-8", "replace") + b"}"
 
 
-def one_line(message: str) -> str:
+def error_gist(message: str) -> str:
     """The gist of a wasmtime error on one line, without the wasm backtrace."""
     text = message.strip()
     if "Caused by:" in text:
@@ -198,7 +198,7 @@ class Plugin:
         try:
             self._pre = runtime.linker.instantiate_pre(compiled.module)
         except wasmtime.WasmtimeError as exc:
-            raise PluginLoadError(f"{self.path}: cannot link: {one_line(str(exc))}") from None
+            raise PluginLoadError(f"{self.path}: cannot link: {error_gist(str(exc))}") from None
         self._caller = capi.LineCaller(
             runtime.engine, self._pre, self.limits.max_memory_bytes, self._init,
             compiled.needs_wasi, self._stderr_token)
@@ -218,7 +218,7 @@ class Plugin:
         if handler is None:
             return
         cut = message[: self.limits.log_message_bytes].decode("utf-8", "replace").rstrip("\n")
-        handler(PluginLog(self.path, level, cut))
+        handler(PluginLog(self.path, level, one_line(cut)))
 
     def _new_instance(self) -> capi.Instance:
         inst = capi.Instance(self.runtime.engine, self._pre, self.limits.max_memory_bytes,
@@ -253,7 +253,7 @@ class Plugin:
             if state.reason == "timeout":
                 raise PluginLoadError(
                     f"{self.path}: {what} or abi_version did not finish within {ms:g} ms") from None
-            raise PluginLoadError(f"{self.path}: {what} failed: {one_line(str(exc))}") from None
+            raise PluginLoadError(f"{self.path}: {what} failed: {error_gist(str(exc))}") from None
         finally:
             _local.call = None
         if version != 1:
@@ -297,7 +297,7 @@ class Plugin:
                 f"plugin ran longer than the {self.limits.timeout_s * 1000:g} ms budget")
         if exc.exit_code is not None:
             return PluginRuntimeError(f"plugin exited with code {exc.exit_code}")
-        return PluginRuntimeError(one_line(str(exc)))
+        return PluginRuntimeError(error_gist(str(exc)))
 
 
 def load_plugin(path: str | Path, limits: Limits | None = None) -> Plugin:

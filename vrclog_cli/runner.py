@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,10 +23,13 @@ from .errors import (
     LineError,
 )
 from .events import Event
+from .filters import EventFilter
+from .follow import follow_items
 from .limits import MIB, Limits
 from .plugin import LogHandler, Runtime
 from .pool import OrderedPool
-from .sources import Idle, Line, SourceFailed, read_items
+from .sources import Idle, Item, Line, SourceFailed, read_items
+from .stats import RunStats
 from .writer import EventWriter
 
 POLL_S = 0.05  # longest the main thread waits before it looks at signals again
@@ -51,6 +55,9 @@ class ParseOptions:
     #: Lines longer than this are reported as too large without being held whole.
     max_line_bytes: int = 1 * MIB
     capture_plugin_stderr: bool = False
+    event_filter: EventFilter = field(default_factory=EventFilter)
+    #: Follow the one path (a file, or a folder of VRChat logs) like tail -F.
+    follow: bool = False
 
 
 @dataclass(slots=True)
@@ -70,20 +77,23 @@ class Diagnostic:
 
 
 _EOF = object()
+TICK_S = 0.1  # how often the progress hook is called
 
 
 class ParseRun:
     def __init__(self, options: ParseOptions, writer: EventWriter,
-                 report: Callable[[Diagnostic], None], on_log: LogHandler | None = None) -> None:
+                 report: Callable[[Diagnostic], None], on_log: LogHandler | None = None,
+                 on_tick: Callable[[RunStats], None] | None = None) -> None:
         self.options = options
         self.writer = writer
         self.report = report
         self.runtime: Runtime | None = None
         self.parsers: list[Parser] = []
         self.exit_code = EXIT_OK
-        self.lines = 0
-        self.events = 0
+        self.stats = RunStats()
         self._on_log = on_log
+        self._on_tick = on_tick
+        self._last_tick = 0.0
         self._stop_code: int | None = None  # set by interrupt or --fail-fast
         self._halted = False  # set by a Cancelled line: nothing after it is written
         self.output_closed = False  # stdout's reader went away (e.g. `| head`)
@@ -99,6 +109,7 @@ class ParseRun:
                                    instance_slots=opts.jobs + 16)
             for path in opts.plugins:
                 self.parsers.append(self.runtime.load(path))
+        self.stats.plugins = [p.name for p in self.parsers]
 
     @property
     def interrupted(self) -> bool:
@@ -155,13 +166,18 @@ class ParseRun:
                 self._report_errors(outcome)
                 self.interrupt(max(exc.exit_code for _, exc in outcome.errors))
                 return
-            self.lines += 1
+            self.stats.lines += 1
             line = outcome.line
-            if outcome.events:
-                self.events += len(outcome.events)
-                self._write_events(line, outcome.events)
+            events = outcome.events
+            if events and self.options.event_filter.active:
+                kept = [e for e in events if self.options.event_filter.keep(e)]
+                self.stats.filtered_out += len(events) - len(kept)
+                events = kept
+            if events:
+                self.stats.events_by_type.update(e.type for e in events)
+                self._write_events(line, events)
                 fail_on = self.options.fail_on
-                if fail_on and ("any" in fail_on or any(e.type in fail_on for e in outcome.events)):
+                if fail_on and ("any" in fail_on or any(e.type in fail_on for e in events)):
                     self._record(EXIT_FAIL_ON)
             self._report_errors(outcome)
 
@@ -189,6 +205,7 @@ class ParseRun:
         for plugin, exc in outcome.errors:
             self._record(exc.exit_code)
             kind = exc.kind
+            self.stats.errors_by_kind[kind] += 1
             code = getattr(exc, "code", None)
             if code:
                 kind = f"{kind} ({code})"
@@ -204,6 +221,7 @@ class ParseRun:
         while pool.busy and self._stop_code is None:
             pool.wait_head(POLL_S)
             self._drain(pool)
+            self._tick()
 
     def run(self) -> int:
         """Processes every input; returns the exit code (the largest that applies)."""
@@ -212,7 +230,7 @@ class ParseRun:
         items: queue.Queue[object] = queue.Queue(maxsize=window * 2)
 
         def read() -> None:
-            for item in read_items(list(opts.paths), opts.max_line_bytes):
+            for item in self._items():
                 items.put(item)
                 if self._stop_code is not None:
                     return
@@ -222,6 +240,7 @@ class ParseRun:
         pool: OrderedPool[list[Line], list[LineOutcome]] = OrderedPool(self._process, opts.jobs, window)
         try:
             while self._stop_code is None:
+                self._tick()
                 self._drain(pool)
                 if pool.full:
                     pool.wait_head(POLL_S)
@@ -255,4 +274,24 @@ class ParseRun:
             self._flush()
         if self._stop_code is not None:
             self._record(self._stop_code)
+        self.stats.finished = time.perf_counter()
+        self._tick(force=True)
         return self.exit_code
+
+    def _items(self) -> Iterator[Item]:
+        opts = self.options
+        if opts.follow:
+            return follow_items(opts.paths[0], opts.max_line_bytes, lambda: self._stop_code is not None)
+
+        def count(n: int) -> None:
+            self.stats.bytes_read += n
+
+        return read_items(list(opts.paths), opts.max_line_bytes, on_bytes=count)
+
+    def _tick(self, force: bool = False) -> None:
+        if self._on_tick is None:
+            return
+        now = time.perf_counter()
+        if force or now - self._last_tick >= TICK_S:
+            self._last_tick = now
+            self._on_tick(self.stats)

@@ -14,12 +14,14 @@ import os
 import select
 import stat
 import sys
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .errors import InputError
 
 BOM = b"\xef\xbb\xbf"
+GZIP_MAGIC = b"\x1f\x8b"
 STDIN_NAME = "<stdin>"
 CHUNK = 256 * 1024
 
@@ -124,7 +126,55 @@ def _open(path: str) -> tuple[int, str]:
     return fd, path
 
 
-def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = 64) -> Iterator[Item]:
+class Decoder:
+    """Raw chunks in, log bytes out: gzip (recognised by its magic bytes) is inflated
+    as it streams, in bounded pieces (a gzip bomb cannot fill memory);
+    concatenated gzip members are all read, as gzip -d does."""
+
+    PIECE = 1 << 20
+
+    def __init__(self) -> None:
+        self._gzip: zlib._Decompress | None = None
+        self._decided = False
+        self._head = b""
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        if not self._decided:
+            self._head += chunk
+            if len(self._head) < len(GZIP_MAGIC) and chunk:
+                return
+            self._decided = True
+            chunk, self._head = self._head, b""
+            if chunk.startswith(GZIP_MAGIC):
+                self._gzip = zlib.decompressobj(wbits=47)
+        if self._gzip is None:
+            yield chunk
+            return
+        while chunk:
+            yield self._gzip.decompress(chunk, self.PIECE)
+            if self._gzip.eof:  # a member ended: what follows starts the next one
+                # (at the end of a stream, unused_data holds all the input after it,
+                # unconsumed_tail included)
+                chunk = self._gzip.unused_data
+                if chunk:
+                    self._gzip = zlib.decompressobj(wbits=47)
+            else:
+                chunk = self._gzip.unconsumed_tail
+
+    def finish(self) -> Iterator[bytes]:
+        if not self._decided:
+            self._decided = True
+            yield self._head
+        elif self._gzip is not None:
+            yield self._gzip.flush()
+
+
+#: Called with the number of raw bytes read, for progress display.
+ByteCounter = Callable[[int], None]
+
+
+def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = 64,
+               on_bytes: ByteCounter | None = None) -> Iterator[Item]:
     """Batches of lines from each path in order ("-" is stdin), with Idle markers."""
     for path in paths or ["-"]:
         try:
@@ -133,6 +183,7 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = 64) -> 
             yield SourceFailed(exc)
             continue
         splitter = _LineSplitter(name, max_line_bytes)
+        decoder = Decoder()
         try:
             while True:
                 if _would_block(fd):
@@ -142,10 +193,20 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = 64) -> 
                 except OSError as exc:
                     yield SourceFailed(InputError(f"{name}: read error: {exc.strerror}"))
                     break
-                lines = splitter.feed(chunk) if chunk else splitter.finish()
-                for i in range(0, len(lines), batch_lines):
-                    yield lines[i:i + batch_lines]
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+                try:
+                    for data in decoder.feed(chunk) if chunk else decoder.finish():
+                        lines = splitter.feed(data)
+                        for i in range(0, len(lines), batch_lines):
+                            yield lines[i:i + batch_lines]
+                except zlib.error as exc:
+                    yield SourceFailed(InputError(f"{name}: corrupt gzip data: {exc}"))
+                    break
                 if not chunk:
+                    tail = splitter.finish()
+                    if tail:
+                        yield tail
                     break
         finally:
             if path != "-":

@@ -1,0 +1,305 @@
+"""For people at a terminal: progress, --stats, filters, follow mode, gzip, discovery,
+completion and environment variables - through the real process."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLE_LOGS, echo_plugin_wat
+
+VRCLOG = str(Path(sys.executable).parent / "vrclog")
+PREFIX = "2024.01.15 23:59:59 Log        -  "
+
+
+def vrclog(*args: str | Path, stdin: bytes = b"", env: dict[str, str] | None = None,
+           timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([VRCLOG, *map(str, args)], input=stdin, capture_output=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
+                                       done.stderr.decode(errors="replace"))
+
+
+def events(out: str) -> list[dict[str, object]]:
+    return [json.loads(x) for x in out.split("\n") if x]
+
+
+@pytest.fixture(scope="module")
+def echo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("echo") / "echo.wat"
+    path.write_text(echo_plugin_wat(triggers=False))
+    return path
+
+
+def read_pty(master: int, until: float) -> bytes:
+    data = b""
+    while time.monotonic() < until:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+def big_log(path: Path, lines: int = 60_000) -> Path:
+    path.write_text((PREFIX + "[Behaviour] OnPlayerJoined Bob (usr_1)\n") * lines)
+    return path
+
+
+def test_progress_shown_on_a_terminal(tmp_path: Path, echo: Path) -> None:
+    log = big_log(tmp_path / "big.log")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--jobs", "1", str(log)],
+                            stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    screen = read_pty(master, time.monotonic() + 60).decode(errors="replace")
+    proc.wait(60)
+    os.close(master)
+    assert proc.returncode == 0
+    assert "parsing" in screen and "lines/s" in screen and "events" in screen and "errors" in screen
+
+
+def test_no_progress_when_piped_or_disabled(tmp_path: Path, echo: Path) -> None:
+    log = big_log(tmp_path / "big.log", 5000)
+    assert vrclog("parse", "--plugin", echo, log).stderr == ""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--no-progress", str(log)],
+                            stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    screen = read_pty(master, time.monotonic() + 30)
+    proc.wait(30)
+    os.close(master)
+    assert b"lines/s" not in screen
+
+
+def test_progress_never_for_stdin(echo: Path) -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo)], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    assert proc.stdin is not None
+    proc.stdin.write(b"x\n" * 20000)
+    proc.stdin.close()
+    screen = read_pty(master, time.monotonic() + 30)
+    proc.wait(30)
+    os.close(master)
+    assert b"lines/s" not in screen
+
+
+def test_stats_table(echo: Path) -> None:
+    result = vrclog("parse", "--stats", SAMPLE_LOGS / "vrpoker.log")
+    assert result.returncode == 0
+    text = result.stderr
+    assert "vrclog summary" in text
+    for row in ("lines", "events", "player_join", "errors", "lines/s", "wall time", "builtin"):
+        assert row in text
+    assert "│ lines         │      22 │" in text.replace("┃", "│")
+
+
+def test_stats_after_ctrl_c(tmp_path: Path) -> None:
+    slow = Path(__file__).parent.parent / "sample_plugins" / "slow.wasm"
+    proc = subprocess.Popen([VRCLOG, "parse", "--stats", "--plugin", str(slow), "--timeout", "60s"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(b"x\n")
+    proc.stdin.flush()
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert b"vrclog summary (interrupted)" in err and b"slow.wasm" in err
+
+
+def test_type_filters() -> None:
+    only = vrclog("parse", "--include-types", "player_join", "--include-types", "player_left,",
+                  SAMPLE_LOGS / "vrpoker.log")
+    assert {e["type"] for e in events(only.stdout)} == {"player_join", "player_left"}
+    assert len(events(only.stdout)) == 5
+    without = vrclog("parse", "--exclude-types", "world_join", SAMPLE_LOGS / "vrpoker.log")
+    assert "world_join" not in without.stdout and len(events(without.stdout)) == 5
+    overlap = vrclog("parse", "--include-types", "a,b", "--exclude-types", "b", SAMPLE_LOGS / "vrpoker.log")
+    assert overlap.returncode == 2 and "both included and excluded: b" in overlap.stderr
+
+
+def test_time_filters(echo: Path) -> None:
+    got = vrclog("parse", "--since", "2024-01-15T23:59:00", "--until", "2024-01-16T00:00:00",
+                 SAMPLE_LOGS / "vrpoker.log")
+    assert [e["player_name"] for e in events(got.stdout)] == ["Bob"]
+    # Events without a timestamp pass, unless --strict-time.
+    loose = vrclog("parse", "--plugin", echo, "--since", "2024-01-01T00:00:00Z", stdin=b"hello\n")
+    assert len(events(loose.stdout)) == 1
+    strict = vrclog("parse", "--plugin", echo, "--since", "2024-01-01T00:00:00Z", "--strict-time",
+                    stdin=b"hello\n")
+    assert events(strict.stdout) == []
+    bad = vrclog("parse", "--until", "next tuesday", stdin=b"")
+    assert bad.returncode == 2 and "RFC 3339" in bad.stderr
+
+
+def test_filters_act_before_fail_on() -> None:
+    kept = vrclog("parse", "--fail-on", "world_join", SAMPLE_LOGS / "vrpoker.log")
+    assert kept.returncode == 1
+    dropped = vrclog("parse", "--fail-on", "world_join", "--exclude-types", "world_join",
+                     SAMPLE_LOGS / "vrpoker.log")
+    assert dropped.returncode == 0
+
+
+def test_gzip_detected_by_content(tmp_path: Path, echo: Path) -> None:
+    data = b"".join(b"line %d\n" % i for i in range(5000))
+    (tmp_path / "plain-name.log").write_bytes(gzip.compress(data[:20000]) + gzip.compress(data[20000:]))
+    result = vrclog("parse", "--plugin", echo, tmp_path / "plain-name.log")
+    assert result.returncode == 0
+    assert [e["data"]["line"] for e in events(result.stdout)] == [f"line {i}" for i in range(5000)]  # type: ignore[index]
+    piped = vrclog("parse", "--plugin", echo, stdin=gzip.compress(b"from stdin\n"))
+    assert [e["data"]["line"] for e in events(piped.stdout)] == ["from stdin"]  # type: ignore[index]
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)
+    bad = vrclog("parse", "--plugin", echo, tmp_path / "bad.gz")
+    assert bad.returncode == 2 and "corrupt gzip data" in bad.stderr
+
+
+class Follower:
+    """A `vrclog parse --follow` process and a way to read its events with a deadline."""
+
+    def __init__(self, *args: str | Path) -> None:
+        self.proc = subprocess.Popen([VRCLOG, "parse", "--follow", *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.buffer = b""
+
+    def expect(self, lines: list[str], timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        got: list[str] = []
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline and len(got) < len(lines):
+            select.select([self.proc.stdout], [], [], 0.1)
+            chunk = self.proc.stdout.read()
+            if chunk:
+                self.buffer += chunk
+            while b"\n" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\n", 1)
+                got.append(json.loads(raw)["data"]["line"])
+        assert got == lines
+
+    def stop(self) -> tuple[int, bytes]:
+        self.proc.send_signal(signal.SIGINT)
+        _, err = self.proc.communicate(timeout=10)
+        return self.proc.returncode, err
+
+
+def test_follow_appends_truncation_and_replacement(tmp_path: Path, echo: Path) -> None:
+    log = tmp_path / "live.log"
+    log.write_text("first\n")
+    follower = Follower("--plugin", echo, log)
+    try:
+        follower.expect(["first"])
+        with log.open("a") as f:
+            f.write("second\npartial")
+            f.flush()
+            follower.expect(["second"])
+            f.write(" line done\n")
+        follower.expect(["partial line done"])
+        log.write_text("after truncation\n")  # truncated and rewritten in place
+        follower.expect(["after truncation"])
+        replacement = tmp_path / "new.log"
+        replacement.write_text("rotated file\n")
+        replacement.replace(log)  # the path now names another file
+        follower.expect(["rotated file"])
+    finally:
+        code, err = follower.stop()
+    assert code == 130 and b"Traceback" not in err
+
+
+def test_follow_directory_picks_up_newer_log(tmp_path: Path, echo: Path) -> None:
+    first = tmp_path / "output_log_2024-01-15_10-00-00.txt"
+    first.write_text("old session\n")
+    follower = Follower("--plugin", echo, "--log-dir", tmp_path)
+    try:
+        follower.expect(["old session"])
+        time.sleep(0.05)
+        newer = tmp_path / "output_log_2024-01-15_12-00-00.txt"
+        newer.write_text("new session\n")
+        follower.expect(["new session"])
+        with newer.open("a") as f:
+            f.write("more\n")
+        follower.expect(["more"])
+    finally:
+        code, _ = follower.stop()
+    assert code == 130
+
+
+def test_tail_alias(tmp_path: Path, echo: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("via tail\n")
+    proc = subprocess.Popen([VRCLOG, "tail", "--plugin", str(echo), str(log)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert proc.returncode == 130 and json.loads(out)["data"]["line"] == "via tail"
+
+
+def test_log_dir_reads_logs_oldest_first(tmp_path: Path, echo: Path) -> None:
+    for name, text, age in (("output_log_b.txt", "second", 100), ("output_log_a.txt", "third", 10),
+                            ("output_log_c.txt", "first", 1000), ("other.txt", "never", 0)):
+        path = tmp_path / name
+        path.write_text(text + "\n")
+        os.utime(path, (time.time() - age, time.time() - age))
+    result = vrclog("parse", "--plugin", echo, "--log-dir", tmp_path)
+    assert [e["data"]["line"] for e in events(result.stdout)] == ["first", "second", "third"]  # type: ignore[index]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = vrclog("parse", "--log-dir", empty)
+    assert none.returncode == 2 and "no VRChat logs" in none.stderr
+
+
+def test_default_vrchat_folder_found_under_proton(tmp_path: Path) -> None:
+    folder = (tmp_path / ".steam/steam/steamapps/compatdata/438100/pfx/drive_c/users/steamuser"
+              / "AppData/LocalLow/VRChat/VRChat")
+    folder.mkdir(parents=True)
+    (folder / "output_log_2024-01-15_23-58-00.txt").write_bytes((SAMPLE_LOGS / "vrpoker.log").read_bytes())
+    master, slave = pty.openpty()  # stdin is a terminal: no piped data
+    proc = subprocess.run([VRCLOG, "parse"], stdin=slave, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "HOME": str(tmp_path)})
+    os.close(slave)
+    os.close(master)
+    assert proc.returncode == 0, proc.stderr
+    assert len(events(proc.stdout)) == 7
+
+
+def test_no_vrchat_folder_is_a_clear_error(tmp_path: Path) -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.run([VRCLOG, "parse"], stdin=slave, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "HOME": str(tmp_path)})
+    os.close(slave)
+    os.close(master)
+    assert proc.returncode == 2
+    assert "no input: give FILEs, pipe a log into stdin, or use --log-dir" in proc.stderr
+
+
+def test_completion_scripts() -> None:
+    for shell, marker in (("bash", "_VRCLOG_COMPLETE"), ("zsh", "compdef"), ("fish", "complete")):
+        result = vrclog("completion", shell)
+        assert result.returncode == 0 and marker in result.stdout
+
+
+def test_environment_variables() -> None:
+    pretty = vrclog("parse", SAMPLE_LOGS / "vrpoker.log", env={"VRCLOG_FORMAT": "pretty"})
+    assert pretty.stdout.startswith(f"{SAMPLE_LOGS / 'vrpoker.log'}:1  ")
+    bad = vrclog("parse", stdin=b"", env={"VRCLOG_TIMEOUT": "soon"})
+    assert bad.returncode == 2 and "VRCLOG_TIMEOUT" in bad.stderr
+    assert "env var: VRCLOG_JOBS" in vrclog("parse", "--help").stdout

@@ -1,0 +1,97 @@
+"""``--follow``: keep reading a growing log like ``tail -F``.
+
+Survives truncation (reads again from the start) and replacement (rotation:
+the path now names another file, which is read from its start once the old
+one is drained).  Given a directory, follows its newest ``output_log_*.txt``
+and moves to a newer one when VRChat starts it.  A partial last line waits
+for its newline.  Never ends by itself: the run is stopped by a signal.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .discovery import newest_log
+from .errors import InputError
+from .sources import CHUNK, Idle, Item, SourceFailed, _LineSplitter
+
+POLL_S = 0.2
+
+
+class _Followed:
+    def __init__(self, path: Path, max_line_bytes: int, from_start: bool) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        st = os.fstat(self.fd)
+        self.inode = (st.st_dev, st.st_ino)
+        if not from_start:
+            os.lseek(self.fd, st.st_size, os.SEEK_SET)
+        self.splitter = _LineSplitter(str(path), max_line_bytes)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
+                 batch_lines: int = 64) -> Iterator[Item]:
+    """Batches of lines as they are appended, with an Idle marker whenever caught up."""
+    base = Path(target)
+    watch_dir = base if base.is_dir() else None
+
+    def current_path() -> Path | None:
+        return newest_log(watch_dir) if watch_dir is not None else base
+
+    followed: _Followed | None = None
+    reported_missing = False
+    while not stopped():
+        if followed is None:
+            path = current_path()
+            if path is None or not path.exists():
+                if not reported_missing:
+                    what = f"no {watch_dir}/output_log_*.txt yet" if watch_dir else f"{base}: not found"
+                    yield SourceFailed(InputError(f"{what}; waiting for it"))
+                    reported_missing = True
+                yield Idle()
+                time.sleep(POLL_S)
+                continue
+            try:
+                followed = _Followed(path, max_line_bytes, from_start=True)
+            except OSError as exc:
+                yield SourceFailed(InputError(f"{path}: cannot open: {exc.strerror}"))
+                yield Idle()
+                time.sleep(POLL_S)
+                continue
+        chunk = os.read(followed.fd, CHUNK)
+        if chunk:
+            lines = followed.splitter.feed(chunk)
+            for i in range(0, len(lines), batch_lines):
+                yield lines[i:i + batch_lines]
+            continue
+        # Caught up: flush what we have, then look for truncation or rotation.
+        yield Idle()
+        time.sleep(POLL_S)
+        position = os.lseek(followed.fd, 0, os.SEEK_CUR)
+        try:
+            st = os.stat(followed.path)
+            same = (st.st_dev, st.st_ino) == followed.inode
+        except FileNotFoundError:
+            st, same = None, False
+        newer = current_path()
+        if same and st is not None and st.st_size < position:
+            os.lseek(followed.fd, 0, os.SEEK_SET)  # truncated: start over
+            followed.splitter.partial.clear()
+            followed.splitter.overflow = 0
+        elif not same or (newer is not None and newer != followed.path):
+            # Replaced or rotated: drain what the old file still has, then switch.
+            rest = b"".join(iter(lambda f=followed: os.read(f.fd, CHUNK), b""))  # type: ignore[misc]
+            lines = followed.splitter.feed(rest) + followed.splitter.finish()
+            if lines:
+                yield lines
+            followed.close()
+            followed = None
+            reported_missing = False
+    if followed is not None:
+        followed.close()

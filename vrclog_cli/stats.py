@@ -1,0 +1,52 @@
+"""Counters of one run, and the ``--stats`` summary table people read on stderr."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from rich.table import Table
+
+
+@dataclass
+class RunStats:
+    plugins: list[str] = field(default_factory=list)
+    lines: int = 0
+    events_by_type: Counter[str] = field(default_factory=Counter)
+    errors_by_kind: Counter[str] = field(default_factory=Counter)
+    filtered_out: int = 0
+    bytes_read: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+
+    @property
+    def events(self) -> int:
+        return sum(self.events_by_type.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(self.errors_by_kind.values())
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    def table(self, title: str = "vrclog summary") -> Table:
+        elapsed = self.elapsed
+        table = Table(title=title, title_justify="left", show_header=False)
+        table.add_column("what", style="bold")
+        table.add_column("value", justify="right")
+        table.add_row("lines", f"{self.lines:,}")
+        table.add_row("events", f"{self.events:,}")
+        for kind, count in self.events_by_type.most_common():
+            table.add_row(f"  {kind}", f"{count:,}")
+        if self.filtered_out:
+            table.add_row("filtered out", f"{self.filtered_out:,}")
+        table.add_row("errors", f"{self.errors:,}")
+        for kind, count in sorted(self.errors_by_kind.items()):
+            table.add_row(f"  {kind}", f"{count:,}")
+        table.add_row("lines/s", f"{self.lines / elapsed:,.0f}" if elapsed > 0 else "-")
+        table.add_row("wall time", f"{elapsed:.2f} s")
+        table.add_row("plugins", ", ".join(self.plugins) or "-")
+        return table
