@@ -11,6 +11,7 @@ The patterns are ours and anchored, so Python's re is safe here.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 
@@ -24,7 +25,13 @@ _PLAYER = re.compile(r"\[Behaviour\] OnPlayer(Joined|Left) (.+?)(?: \((usr_[0-9A
 
 def local_timestamp(line: str) -> str | None:
     """The VRChat line's local time as RFC 3339 with the local offset."""
-    match = _PREFIX.match(line)
+    return _convert_prefix(line[:19])
+
+
+@functools.lru_cache(maxsize=1024)
+def _convert_prefix(prefix: str) -> str | None:
+    """Cached: log lines come in bursts that share the same second."""
+    match = _PREFIX.match(prefix)
     if match is None:
         return None
     try:

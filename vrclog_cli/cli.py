@@ -244,8 +244,8 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
     if run.output_closed:
         silence_stdout()
     elif code in (Cancelled.exit_code, Terminated.exit_code):
-        err.print(f"vrclog: {'interrupted' if code == 130 else 'terminated'} after {run.stats.lines} lines "
-                  f"({run.stats.events} events written)", markup=False)
+        err.print(f"vrclog: {'interrupted' if code == 130 else 'terminated'} after "
+                  f"{run.stats.lines:,} lines ({run.stats.events:,} events written)", markup=False)
     if stats:
         title = "vrclog summary" + (" (interrupted)" if code in (130, 143) else "")
         err.print(run.stats.table(title))
