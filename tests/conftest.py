@@ -63,6 +63,14 @@ def answer(text: str, at: int = 0x21000) -> tuple[str, str]:
     return segment, body
 
 
+# Every env host function, as a plugin imports them.
+HOST_IMPORTS = """
+  (import "env" "regex_match" (func $match (param i32 i32 i32 i32) (result i32)))
+  (import "env" "regex_find_submatch" (func $sub (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "log" (func $log (param i32 i32 i32)))
+  (import "env" "now_ms" (func $now (result i64)))
+"""
+
 # Echo: answers {"ok":true,"events":[{"type":"echo","data":<input document>}]},
 # so data is {"line": <the line>}.  A line starting with L loops forever and
 # one starting with T traps, for timeout, signal and error tests.

@@ -13,7 +13,7 @@ from vrclog_cli.errors import PluginRuntimeError
 from vrclog_cli.limits import Limits
 from vrclog_cli.plugin import PluginLog, Runtime
 
-from .conftest import RETURN_NO_EVENTS, wat_plugin
+from .conftest import HOST_IMPORTS, RETURN_NO_EVENTS, wat_plugin
 
 LIMITS = Limits()
 
@@ -93,12 +93,6 @@ def test_log_limiter() -> None:
     assert sum(limiter.allow() for _ in range(1000)) == 10
 
 
-HOST_IMPORTS = """
-  (import "env" "regex_match" (func $match (param i32 i32 i32 i32) (result i32)))
-  (import "env" "regex_find_submatch" (func $sub (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "log" (func $log (param i32 i32 i32)))
-  (import "env" "now_ms" (func $now (result i64)))
-"""
 
 
 def expect_zero(call: str) -> str:

@@ -181,6 +181,20 @@ static void vrclog_out_json(vrclog_out *w, const char *s) { vrclog_out_json_n(w,
 static int64_t vrclog_result(vrclog_out *w) {
     return ((int64_t)w->len << 32) | (int64_t)(uint32_t)(uintptr_t)w->buf;
 }
+/* Appends ,"timestamp":"YYYY-MM-DDTHH:MM:SS" from a VRChat line's prefix
+ * "2024.01.15 23:59:59" (local time: the host adds the local offset).
+ * Writes nothing if the line has no such prefix. */
+static void vrclog_out_vrchat_timestamp(vrclog_out *w, const char *line, size_t n) {
+    char *t[5];
+    if (vrclog_submatches(line, n, "^(\\d{4})\\.(\\d{2})\\.(\\d{2}) (\\d{2}:\\d{2}:\\d{2})", t, 5) != 5)
+        return;
+    vrclog_out_str(w, ",\"timestamp\":\"");
+    vrclog_out_str(w, t[1]); vrclog_out_str(w, "-");
+    vrclog_out_str(w, t[2]); vrclog_out_str(w, "-");
+    vrclog_out_str(w, t[3]); vrclog_out_str(w, "T");
+    vrclog_out_str(w, t[4]); vrclog_out_str(w, "\"");
+}
+
 /* {"ok":true,"events":[]} : the line did not match. */
 static int64_t vrclog_no_events(void) {
     static const char s[] = "{\"ok\":true,\"events\":[]}";

@@ -31,7 +31,7 @@ VRCLOG_EXPORT("parse_line") int64_t parse_line(int32_t ptr, int32_t len) {
     if (vrclog_find(line, n, TAG) < 0 || !vrclog_regex_match(line, (int32_t)n, "\\[VRPoker\\] ", 12))
         return vrclog_no_events();
 
-    char *m[5];
+    char *m[3];
     vrclog_out w = {0, 0, 0};
     vrclog_out_str(&w, "{\"ok\":true,\"events\":[{\"type\":");
     if (vrclog_submatches(line, n, "\\[VRPoker\\] Game started with (\\d+) players", m, 2) == 2) {
@@ -59,13 +59,7 @@ VRCLOG_EXPORT("parse_line") int64_t parse_line(int32_t ptr, int32_t len) {
         vrclog_out_json_n(&w, msg, mlen);
     }
     vrclog_out_str(&w, "}");
-    if (vrclog_submatches(line, n, "^(\\d{4})\\.(\\d{2})\\.(\\d{2}) (\\d{2}:\\d{2}:\\d{2})", m, 5) == 5) {
-        vrclog_out_str(&w, ",\"timestamp\":\"");
-        vrclog_out_str(&w, m[1]); vrclog_out_str(&w, "-");
-        vrclog_out_str(&w, m[2]); vrclog_out_str(&w, "-");
-        vrclog_out_str(&w, m[3]); vrclog_out_str(&w, "T");
-        vrclog_out_str(&w, m[4]); vrclog_out_str(&w, "\"");
-    }
+    vrclog_out_vrchat_timestamp(&w, line, n);  /* VRChat's local time */
     vrclog_out_str(&w, "}]}");
     return vrclog_result(&w);
 }

@@ -31,14 +31,7 @@ VRCLOG_EXPORT("parse_line") int64_t parse_line(int32_t ptr, int32_t len) {
     vrclog_out_json(&w, m[2]);
     vrclog_out_str(&w, "}");
 
-    char *t[5];  /* VRChat's local time; the host adds the local offset */
-    if (vrclog_submatches(line, n, "^(\\d{4})\\.(\\d{2})\\.(\\d{2}) (\\d{2}:\\d{2}:\\d{2})", t, 5) == 5) {
-        vrclog_out_str(&w, ",\"timestamp\":\"");
-        vrclog_out_str(&w, t[1]); vrclog_out_str(&w, "-");
-        vrclog_out_str(&w, t[2]); vrclog_out_str(&w, "-");
-        vrclog_out_str(&w, t[3]); vrclog_out_str(&w, "T");
-        vrclog_out_str(&w, t[4]); vrclog_out_str(&w, "\"");
-    }
+    vrclog_out_vrchat_timestamp(&w, line, n);  /* VRChat's local time */
     vrclog_out_str(&w, "}]}");
     return vrclog_result(&w);
 }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import NO_EVENTS, answer, echo_plugin_wat
+from ..conftest import HOST_IMPORTS, NO_EVENTS, answer, echo_plugin_wat
 from .harness import VRCLOG, run_vrclog, write_plugin
 
 GOOD = ["good one", "good two"]
@@ -120,12 +120,6 @@ def test_memory_bomb_keeps_vrclog_small(tmp_path: Path) -> None:
     assert usage.ru_maxrss < 400 * 1024  # KiB: two 64 MiB instances at most, plus the interpreter
 
 
-HOST_IMPORTS = """
-  (import "env" "regex_match" (func $match (param i32 i32 i32 i32) (result i32)))
-  (import "env" "regex_find_submatch" (func $sub (param i32 i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "log" (func $log (param i32 i32 i32)))
-  (import "env" "now_ms" (func $now (result i64)))
-"""
 
 
 def zero(call: str) -> str:
