@@ -163,8 +163,9 @@ def test_plugin_error_shows_code(tmp_path: Path) -> None:
     assert result.stderr.strip() == "<stdin>:1: plugin_error (E42): err.wat: bad round"
 
 
-def test_fail_fast_stops_after_earlier_events(echo: Path) -> None:
-    result = vrclog("parse", "--plugin", echo, "--fail-fast", "--jobs", "4",
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_fail_fast_stops_after_earlier_events(echo: Path, workers: str) -> None:
+    result = vrclog("parse", "--plugin", echo, "--fail-fast", "--jobs", "4", "--workers", workers,
                     stdin=b"one\ntwo\nTrap\nthree\nTrap again\n")
     assert result.returncode == 4
     assert lines_of(result.stdout) == ["one", "two"]
@@ -180,19 +181,23 @@ def test_load_error_names_plugin(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_order_and_no_spurious_timeouts_with_many_jobs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_order_and_no_spurious_timeouts_with_many_jobs(tmp_path: Path, workers: str) -> None:
     log = tmp_path / "big.log"
     with log.open("w") as f:
         for i in range(100_000):
             f.write(f"{PREFIX}[VRPoker] Round {i} begins\n")
-    result = vrclog("parse", "--plugin", SAMPLES / "vrpoker.wasm", "--jobs", "8", log, timeout=300)
+    result = vrclog("parse", "--plugin", SAMPLES / "vrpoker.wasm", "--jobs", "8", "--workers", workers, log,
+                    timeout=300)
     assert result.returncode == 0, result.stderr[:500]
     rounds = [e["data"]["round"] for e in events(result.stdout)]  # type: ignore[index]
     assert rounds == [str(i) for i in range(100_000)]
 
 
-def test_output_streams_before_eof(echo: Path) -> None:
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo)], stdin=subprocess.PIPE,
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_output_streams_before_eof(echo: Path, workers: str) -> None:
+    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--jobs", "2", "--workers", workers],
+                            stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
     try:
@@ -209,8 +214,10 @@ def test_output_streams_before_eof(echo: Path) -> None:
     assert proc.returncode == 0
 
 
-def _spin_then_signal(echo: Path, sig: int) -> tuple[subprocess.Popen[bytes], float, bytes, bytes]:
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--timeout", "60s", "--jobs", "2"],
+def _spin_then_signal(echo: Path, sig: int, workers: str,
+                      ) -> tuple[subprocess.Popen[bytes], float, bytes, bytes]:
+    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--timeout", "60s", "--jobs", "2",
+                             "--workers", workers],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(b"one\ntwo\nLoop forever\nthree\n")
@@ -222,9 +229,10 @@ def _spin_then_signal(echo: Path, sig: int) -> tuple[subprocess.Popen[bytes], fl
     return proc, time.monotonic() - sent, out, err
 
 
+@pytest.mark.parametrize("workers", ["threads", "processes"])
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_interrupts_spinning_plugin(echo: Path, sig: int, code: int) -> None:
-    proc, elapsed, out, err = _spin_then_signal(echo, sig)
+def test_signal_interrupts_spinning_plugin(echo: Path, sig: int, code: int, workers: str) -> None:
+    proc, elapsed, out, err = _spin_then_signal(echo, sig, workers)
     assert proc.returncode == code
     assert elapsed < 2.0
     assert lines_of(out.decode()) == ["one", "two"]
@@ -256,7 +264,8 @@ def test_raw_adds_raw_line(echo: Path) -> None:
     assert list(event) == ["type", "raw_line", "data"] and event["raw_line"] == "hello"
 
 
-def test_verbose_shows_plugin_logs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_verbose_shows_plugin_logs(tmp_path: Path, workers: str) -> None:
     from .conftest import RETURN_NO_EVENTS, wat_plugin
     wat = wat_plugin(
         "(call $log (i32.const 1) (i32.const 0x22000) (i32.const 5))"
@@ -264,7 +273,8 @@ def test_verbose_shows_plugin_logs(tmp_path: Path) -> None:
         imports='(import "env" "log" (func $log (param i32 i32 i32)))',
         extra='(data (i32.const 0x22000) "hello")')
     (tmp_path / "log.wat").write_text(wat)
-    plain = vrclog("parse", "--plugin", tmp_path / "log.wat", stdin=b"x\n")
+    plain = vrclog("parse", "--plugin", tmp_path / "log.wat", "-j", "2", "--workers", workers, stdin=b"x\n")
     assert plain.stderr.splitlines() == ["log.wat: warn: hello"]
-    verbose = vrclog("parse", "--verbose", "--plugin", tmp_path / "log.wat", stdin=b"x\n")
+    verbose = vrclog("parse", "--verbose", "--plugin", tmp_path / "log.wat", "-j", "2", "--workers", workers,
+                     stdin=b"x\n")
     assert verbose.stderr.splitlines() == ["log.wat: info: hello", "log.wat: warn: hello"]

@@ -100,6 +100,10 @@ def parse_options(f: F) -> F:
                    help="Budget for one line in one plugin (50ms, 2s, 250us)."),
         env_option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
                    show_default="number of CPUs", help="Worker threads."),
+        env_option("--workers", type=click.Choice(["auto", "threads", "processes"]), default="auto",
+                   show_default=True,
+                   help="How --jobs runs: auto uses processes for plugins on large files "
+                        "(they scale; threads start faster)."),
         env_option("--format", "fmt", type=click.Choice(["jsonl", "pretty"]), default="jsonl",
                    show_default=True, help="jsonl for machines, pretty for people."),
         env_option("--raw", is_flag=True, help="Add each event's source line as raw_line."),
@@ -188,7 +192,7 @@ def resolve_inputs(files: list[str], log_dir: str | None, follow: bool) -> list[
 
 
 def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, timeout: float, jobs: int,
-              fmt: str, raw: bool, fail_on: tuple[str, ...], fail_fast: bool,
+              workers: str, fmt: str, raw: bool, fail_on: tuple[str, ...], fail_fast: bool,
               include_types: tuple[str, ...], exclude_types: tuple[str, ...], since: str | None,
               until: str | None, strict_time: bool, follow: bool, log_dir: str | None, stats: bool,
               progress: bool | None, memory_limit: int, plugin_size_limit: int, output_limit: int,
@@ -206,7 +210,7 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
     options = ParseOptions(
         paths=paths, plugins=list(plugins), builtin=builtin, limits=limits, jobs=jobs,
         fail_on=split_types(fail_on), fail_fast=fail_fast, capture_plugin_stderr=verbose,
-        event_filter=event_filter, follow=follow)
+        event_filter=event_filter, follow=follow, workers=workers)
 
     show_progress = progress if progress is not None else (
         err.is_terminal and not follow and "-" not in paths)

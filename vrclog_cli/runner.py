@@ -7,10 +7,13 @@ waits briefly, so a signal handler's ``interrupt`` is acted on at once.
 
 from __future__ import annotations
 
+import os
 import queue
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,13 +29,15 @@ from .events import Event
 from .filters import EventFilter
 from .follow import follow_items
 from .limits import MIB, Limits
-from .plugin import LogHandler, Runtime
+from .plugin import LogHandler, PluginLog, Runtime
 from .pool import OrderedPool
 from .sources import Idle, Item, Line, SourceFailed, read_items
 from .stats import RunStats
+from .workers import ProcessWorkers, run_batch
 from .writer import EventWriter
 
 POLL_S = 0.05  # longest the main thread waits before it looks at signals again
+CANCEL_GRACE_S = 1.0  # how long cancelled worker processes get to hand back finished lines
 
 
 class Parser(Protocol):
@@ -58,14 +63,92 @@ class ParseOptions:
     event_filter: EventFilter = field(default_factory=EventFilter)
     #: Follow the one path (a file, or a folder of VRChat logs) like tail -F.
     follow: bool = False
+    #: "threads", "processes", or "auto": processes where they pay (see use_processes).
+    workers: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class LineFailure:
+    """A per-line error as plain data (it may cross a process boundary)."""
+
+    plugin: str
+    kind: str
+    message: str
+    code: str | None
+    exit_code: int
+
+    @classmethod
+    def of(cls, plugin: str, error: LineError) -> LineFailure:
+        return cls(plugin, error.kind, str(error), getattr(error, "code", None), error.exit_code)
 
 
 @dataclass(slots=True)
 class LineOutcome:
     line: Line
     events: list[Event] = field(default_factory=list)
-    errors: list[tuple[str, LineError]] = field(default_factory=list)
+    errors: list[LineFailure] = field(default_factory=list)
     cancelled: bool = False
+
+
+def process_batch(parsers: Sequence[Parser], batch: list[Line], stopped: Callable[[], bool],
+                  max_line_bytes: int) -> list[LineOutcome]:
+    """Every parser on every line of a batch; stops at the first cancelled line."""
+    outcomes = []
+    for line in batch:
+        outcome = LineOutcome(line)
+        outcomes.append(outcome)
+        if stopped():
+            outcome.cancelled = True
+            break
+        if line.too_large:
+            outcome.errors.append(LineFailure.of("", InputTooLarge(
+                f"line is {line.too_large} bytes, over the {max_line_bytes}-byte line limit")))
+            continue
+        for parser in parsers:
+            try:
+                outcome.events.extend(parser.call(line.text))
+            except LineError as exc:
+                outcome.errors.append(LineFailure.of(parser.name, exc))
+            except Cancelled:
+                outcome.cancelled = True
+                break
+        if outcome.cancelled:
+            break
+    return outcomes
+
+
+PROCESS_MIN_BYTES = 4 * MIB  # below this, starting worker processes costs more than it saves
+
+
+def use_processes(options: ParseOptions) -> bool:
+    """Worker processes scale on several cores but take ~0.4 s to start and add latency:
+    by default they are used only for plugins, --jobs > 1 and at least a few MiB of files."""
+    if options.workers != "auto":
+        return options.workers == "processes" and bool(options.plugins)
+    if options.jobs < 2 or not options.plugins or options.follow:
+        return False
+    total = 0
+    for path in options.paths:
+        try:
+            if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
+                return False
+            total += os.stat(path).st_size
+        except OSError:
+            continue
+    return total >= PROCESS_MIN_BYTES
+
+
+def build_parsers(options: ParseOptions, on_log: LogHandler | None) -> tuple[Runtime | None, list[Parser]]:
+    """The built-in parser (when asked for, or without plugins) and every plugin, loaded."""
+    parsers: list[Parser] = []
+    if options.builtin or not options.plugins:
+        parsers.append(BuiltinParser())
+    runtime = None
+    if options.plugins:
+        runtime = Runtime(options.limits, on_log=on_log, capture_stderr=options.capture_plugin_stderr,
+                          instance_slots=options.jobs + 16)
+        parsers.extend(runtime.load(path) for path in options.plugins)
+    return runtime, parsers
 
 
 @dataclass
@@ -75,6 +158,9 @@ class Diagnostic:
     text: str
     per_line: bool
 
+
+#: What a worker returns for a batch: its outcomes, and the plugin logs seen meanwhile.
+Batch = tuple[list[LineOutcome], list[PluginLog]]
 
 _EOF = object()
 TICK_S = 0.1  # how often the progress hook is called
@@ -100,15 +186,7 @@ class ParseRun:
 
     def load(self) -> None:
         """Loads every plugin; raises PluginLoadError naming the first bad one."""
-        opts = self.options
-        if opts.builtin or not opts.plugins:
-            self.parsers.append(BuiltinParser())
-        if opts.plugins:
-            self.runtime = Runtime(opts.limits, on_log=self._on_log,
-                                   capture_stderr=opts.capture_plugin_stderr,
-                                   instance_slots=opts.jobs + 16)
-            for path in opts.plugins:
-                self.parsers.append(self.runtime.load(path))
+        self.runtime, self.parsers = build_parsers(self.options, self._on_log)
         self.stats.plugins = [p.name for p in self.parsers]
 
     @property
@@ -124,30 +202,9 @@ class ParseRun:
 
     # --- workers ---
 
-    def _process(self, batch: list[Line]) -> list[LineOutcome]:
-        outcomes = []
-        for line in batch:
-            outcome = LineOutcome(line)
-            outcomes.append(outcome)
-            if self._stop_code is not None:
-                outcome.cancelled = True
-                break
-            if line.too_large:
-                outcome.errors.append(("", InputTooLarge(
-                    f"line is {line.too_large} bytes, over the "
-                    f"{self.options.max_line_bytes}-byte line limit")))
-                continue
-            for parser in self.parsers:
-                try:
-                    outcome.events.extend(parser.call(line.text))
-                except LineError as exc:
-                    outcome.errors.append((parser.name, exc))
-                except Cancelled:
-                    outcome.cancelled = True
-                    break
-            if outcome.cancelled:
-                break
-        return outcomes
+    def _process(self, batch: list[Line]) -> Batch:
+        return process_batch(self.parsers, batch, lambda: self._stop_code is not None,
+                             self.options.max_line_bytes), []
 
     # --- main thread ---
 
@@ -164,7 +221,7 @@ class ParseRun:
             if outcome.errors and self.options.fail_fast:
                 self._halted = True
                 self._report_errors(outcome)
-                self.interrupt(max(exc.exit_code for _, exc in outcome.errors))
+                self.interrupt(max(failure.exit_code for failure in outcome.errors))
                 return
             self.stats.lines += 1
             line = outcome.line
@@ -202,22 +259,27 @@ class ParseRun:
         self.interrupt(EXIT_OK)
 
     def _report_errors(self, outcome: LineOutcome) -> None:
-        for plugin, exc in outcome.errors:
-            self._record(exc.exit_code)
-            kind = exc.kind
-            self.stats.errors_by_kind[kind] += 1
-            code = getattr(exc, "code", None)
-            if code:
-                kind = f"{kind} ({code})"
-            who = f"{plugin}: " if plugin else ""
+        for failure in outcome.errors:
+            self._record(failure.exit_code)
+            self.stats.errors_by_kind[failure.kind] += 1
+            kind = f"{failure.kind} ({failure.code})" if failure.code else failure.kind
+            who = f"{failure.plugin}: " if failure.plugin else ""
             line = outcome.line
-            self.report(Diagnostic(f"{line.source}:{line.number}: {kind}: {who}{exc}", per_line=True))
+            self.report(Diagnostic(f"{line.source}:{line.number}: {kind}: {who}{failure.message}",
+                                   per_line=True))
 
-    def _drain(self, pool: OrderedPool[list[Line], list[LineOutcome]]) -> None:
-        for outcomes in pool.completed():
+    def _drain(self, pool: OrderedPool[list[Line], Batch]) -> None:
+        for batch, result in pool.completed():
+            if isinstance(result, BaseException):  # a worker was stopped: nothing of it is written
+                self._write([LineOutcome(batch[0], cancelled=True)] if batch else [])
+                continue
+            outcomes, logs = result
+            if self._on_log is not None:
+                for log in logs:
+                    self._on_log(log)
             self._write(outcomes)
 
-    def _drain_all(self, pool: OrderedPool[list[Line], list[LineOutcome]]) -> None:
+    def _drain_all(self, pool: OrderedPool[list[Line], Batch]) -> None:
         while pool.busy and self._stop_code is None:
             pool.wait_head(POLL_S)
             self._drain(pool)
@@ -237,7 +299,14 @@ class ParseRun:
             items.put(_EOF)
 
         threading.Thread(target=read, name="vrclog-reader", daemon=True).start()
-        pool: OrderedPool[list[Line], list[LineOutcome]] = OrderedPool(self._process, opts.jobs, window)
+        pool: OrderedPool[list[Line], Batch]
+        if use_processes(opts):
+            # Threads share one interpreter lock; processes scale (see README, Performance).
+            pool = OrderedPool(ProcessWorkers(opts).executor, run_batch, window)
+        else:
+            pool = OrderedPool(
+                ThreadPoolExecutor(max_workers=opts.jobs, thread_name_prefix="vrclog-worker"),
+                self._process, window)
         try:
             while self._stop_code is None:
                 self._tick()
@@ -264,13 +333,16 @@ class ParseRun:
                 self._drain_all(pool)
             else:
                 # Cancelled calls return at once; write what finished before the first gap.
-                while pool.busy:
-                    pool.wait_head(POLL_S)
+                # A worker process that does not answer in time is killed in shutdown.
+                pool.cancel_workers()
+                deadline = time.perf_counter() + CANCEL_GRACE_S
+                while pool.busy and time.perf_counter() < deadline:
+                    pool.wait_head(POLL_S / 5)
                     self._drain(pool)
         finally:
             if self._stop_code is not None and self.runtime is not None:
                 self.runtime.cancel()
-            pool.shutdown()
+            pool.shutdown(kill=self._stop_code is not None)
             self._flush()
         if self._stop_code is not None:
             self._record(self._stop_code)

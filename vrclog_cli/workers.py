@@ -1,0 +1,86 @@
+"""Worker processes for ``--jobs`` > 1 with plugins.
+
+Threads share one interpreter lock, so only the wasm part of each call runs in
+parallel; processes each have their own.  Every worker loads the plugins once
+(compiled code comes from the disk cache) and returns, per batch, the outcomes
+and the plugin log messages seen meanwhile.  Workers ignore SIGINT and SIGTERM:
+the main process decides.  To interrupt calls in flight it sends SIGUSR1: the
+interpreter's C-level handler writes to a wakeup fd at once, even while the
+worker's main thread runs wasm, and a watcher thread cancels the runtime, so
+the batch returns with the lines it finished (only an unresponsive worker is
+killed).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .plugin import PluginLog, Runtime
+    from .runner import Batch, ParseOptions, Parser
+
+CANCEL_SIGNAL = signal.SIGUSR1
+
+_parsers: list[Parser] = []
+_logs: list[PluginLog] = []
+_max_line_bytes = 0
+
+
+def _start(options: ParseOptions) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from .runner import build_parsers
+
+    global _max_line_bytes
+    _max_line_bytes = options.max_line_bytes
+    runtime, parsers = build_parsers(options, _logs.append)
+    _parsers.extend(parsers)
+    if runtime is not None:
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        signal.signal(CANCEL_SIGNAL, lambda *_: None)  # a handler must exist for the wakeup fd
+        signal.set_wakeup_fd(write_end)
+        threading.Thread(target=_watch, args=(read_end, runtime), name="vrclog-cancel",
+                         daemon=True).start()
+
+
+def _watch(read_end: int, runtime: Runtime) -> None:
+    while True:
+        if bytes([CANCEL_SIGNAL]) in os.read(read_end, 64):
+            runtime.cancel()
+
+
+def run_batch(batch: list) -> Batch:  # type: ignore[type-arg]
+    from .runner import process_batch
+
+    outcomes = process_batch(_parsers, batch, lambda: False, _max_line_bytes)
+    logs = list(_logs)
+    _logs.clear()
+    return outcomes, logs
+
+
+def cancel_workers(executor: ProcessPoolExecutor) -> None:
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        if process.pid is not None:
+            try:
+                os.kill(process.pid, CANCEL_SIGNAL)
+            except ProcessLookupError:
+                pass
+
+
+def kill_workers(executor: ProcessPoolExecutor) -> None:
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.kill()
+
+
+class ProcessWorkers:
+    def __init__(self, options: ParseOptions) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self.executor = ProcessPoolExecutor(
+            max_workers=options.jobs, mp_context=context, initializer=_start, initargs=(options,))
