@@ -75,10 +75,3 @@ class Terminated(Cancelled):
 
 EXIT_OK = 0
 EXIT_FAIL_ON = 1
-
-
-def exit_code_for(error: BaseException) -> int:
-    """The exit code of one error (the largest wins when several occurred)."""
-    if isinstance(error, VrclogError):
-        return error.exit_code
-    return 1
