@@ -201,6 +201,23 @@ def _trap_text(trap: Any) -> CallFailed:
     return CallFailed(str(wasmtime.Trap._from_ptr(trap)))
 
 
+def _prepare_store(store: Any, max_memory_bytes: int, needs_wasi: bool,
+                   stderr_token: int | None) -> Any:
+    """Memory cap, WASI (only when wanted) and the epoch deadline of a fresh store; its context."""
+    ctx = _store_context(store)
+    _store_limiter(store, max_memory_bytes, -1, -1, -1, -1)
+    if needs_wasi or stderr_token is not None:
+        wasi = _wasi_config_new()
+        if stderr_token is not None:
+            _wasi_config_set_stderr_custom(wasi, _on_stderr, stderr_token, _NO_FINALIZER)
+        err = _set_wasi(ctx, wasi)
+        if err:
+            raise _error_text(err)
+    _set_epoch_deadline(ctx, 1)
+    _set_deadline_callback(store, _on_deadline, None, _NO_FINALIZER)
+    return ctx
+
+
 class Instance:
     """One fresh instance in its own store; ``close`` frees both.
 
@@ -213,16 +230,7 @@ class Instance:
                  max_memory_bytes: int, stderr_token: int | None) -> None:
         self._store = _store_new(engine.ptr(), None, _NO_FINALIZER)
         try:
-            self._ctx = _store_context(self._store)
-            _store_limiter(self._store, max_memory_bytes, -1, -1, -1, -1)
-            wasi = _wasi_config_new()
-            if stderr_token is not None:
-                _wasi_config_set_stderr_custom(wasi, _on_stderr, stderr_token, _NO_FINALIZER)
-            err = _set_wasi(self._ctx, wasi)
-            if err:
-                raise _error_text(err)
-            _set_epoch_deadline(self._ctx, 1)
-            _set_deadline_callback(self._store, _on_deadline, None, _NO_FINALIZER)
+            self._ctx = _prepare_store(self._store, max_memory_bytes, True, stderr_token)
             self._inst = ffi.wasmtime_instance_t()
             trap = ctypes.POINTER(ffi.wasm_trap_t)()
             err = _instantiate(pre.ptr(), self._ctx, ctypes.byref(self._inst), ctypes.byref(trap))
@@ -326,7 +334,7 @@ class LineCaller:
         self._pre_ptr = pre.ptr()
         self._max_memory = max_memory_bytes
         self._init = init
-        self._needs_wasi = needs_wasi or stderr_token is not None
+        self._needs_wasi = needs_wasi
         self._stderr_token = stderr_token
 
     def run(self, offset: int, payload: bytes, max_output: int) -> tuple[int, int, bytes | None]:
@@ -334,17 +342,7 @@ class LineCaller:
         sc = _scratch
         store = _store_new(self._engine_ptr, None, _NO_FINALIZER)
         try:
-            ctx = _store_context(store)
-            _store_limiter(store, self._max_memory, -1, -1, -1, -1)
-            if self._needs_wasi:
-                wasi = _wasi_config_new()
-                if self._stderr_token is not None:
-                    _wasi_config_set_stderr_custom(wasi, _on_stderr, self._stderr_token, _NO_FINALIZER)
-                err = _set_wasi(ctx, wasi)
-                if err:
-                    raise _error_text(err)
-            _set_epoch_deadline(ctx, 1)
-            _set_deadline_callback(store, _on_deadline, None, _NO_FINALIZER)
+            ctx = _prepare_store(store, self._max_memory, self._needs_wasi, self._stderr_token)
             err = _instantiate(self._pre_ptr, ctx, sc.inst_ref, sc.trap_ref)
             if err:
                 raise _error_text(err)
