@@ -25,7 +25,9 @@ _REQUIRED_SYMBOLS = (
     "wasmtime_instance_export_get", "wasmtime_func_call_unchecked",
     "wasmtime_memory_data", "wasmtime_memory_data_size", "wasmtime_caller_export_get",
     "wasmtime_error_new", "wasmtime_pooling_allocation_config_new",
-    "wasmtime_pooling_allocation_strategy_set", "wasmtime_val_raw", "wasmtime_extern_t",
+    "wasmtime_pooling_allocation_strategy_set",
+    "wasmtime_pooling_allocation_config_linear_memory_keep_resident_set",
+    "wasmtime_val_raw", "wasmtime_extern_t",
 )
 
 
@@ -50,43 +52,64 @@ def wasmtime_version() -> str:
         return "unknown"
 
 
+# The bindings below deliberately have no ``argtypes``: ctypes then skips its
+# per-argument conversion, which costs more than most of these calls do
+# (0.66 against 0.30 µs for memory_data_size).  The price is discipline: every
+# argument must already be a ctypes object of the C type (a Python int would be
+# passed as a 32-bit C int), so pointers travel as ``_Handle``s or byrefs and
+# sizes as prebuilt ``c_size_t``s.
+#
 # Bookkeeping calls (store setup, export lookup, memory access) return in
 # nanoseconds and never run wasm: bound through PyDLL they keep the GIL, so
 # worker threads do not hand the GIL back and forth ~20 times per line.  Only
 # the calls that run wasm (instantiation, function calls) release it, which
 # they must: a spinning plugin would otherwise stall every other thread.
 _gil_held = ctypes.PyDLL(ffi.dll._name)
+_gil_released = ctypes.CDLL(ffi.dll._name)
 
 
-def _keep_gil(name: str) -> Any:
-    original = getattr(ffi.dll, name)  # the binding wasmtime-py set argtypes on
-    fn = getattr(_gil_held, name)
-    fn.argtypes = original.argtypes
-    fn.restype = original.restype
+class _Handle(ctypes.c_void_p):
+    """An opaque C pointer that stays a ctypes object when returned (a plain
+    c_void_p result becomes an int, which could not be passed back untyped)."""
+
+
+def _bind(lib: ctypes.CDLL, name: str, restype: Any) -> Any:
+    fn = getattr(lib, name)
+    fn.restype = restype
     return fn
 
 
-_store_new = _keep_gil("wasmtime_store_new")
-_store_delete = _keep_gil("wasmtime_store_delete")
-_store_context = _keep_gil("wasmtime_store_context")
-_store_limiter = _keep_gil("wasmtime_store_limiter")
-_wasi_config_new = _keep_gil("wasi_config_new")
-_wasi_config_set_stderr_custom = _keep_gil("wasi_config_set_stderr_custom")
-_set_wasi = _keep_gil("wasmtime_context_set_wasi")
-_set_epoch_deadline = _keep_gil("wasmtime_context_set_epoch_deadline")
-_set_deadline_callback = _keep_gil("wasmtime_store_epoch_deadline_callback")
-_export_get = _keep_gil("wasmtime_instance_export_get")
-_memory_data = _keep_gil("wasmtime_memory_data")
-_memory_data_size = _keep_gil("wasmtime_memory_data_size")
-_caller_export_get = _keep_gil("wasmtime_caller_export_get")
-_caller_context = _keep_gil("wasmtime_caller_context")
-_memory_base = _keep_gil("wasmtime_memory_data")
-_memory_base.restype = ctypes.c_void_p  # the address as an int, no pointer object
+_store_new = _bind(_gil_held, "wasmtime_store_new", _Handle)
+_store_delete = _bind(_gil_held, "wasmtime_store_delete", None)
+_store_context = _bind(_gil_held, "wasmtime_store_context", _Handle)
+_store_limiter = _bind(_gil_held, "wasmtime_store_limiter", None)
+_wasi_config_new = _bind(_gil_held, "wasi_config_new", _Handle)
+_wasi_config_set_stderr_custom = _bind(_gil_held, "wasi_config_set_stderr_custom", None)
+_set_wasi = _bind(_gil_held, "wasmtime_context_set_wasi", ctypes.c_void_p)
+_set_epoch_deadline = _bind(_gil_held, "wasmtime_context_set_epoch_deadline", None)
+_set_deadline_callback = _bind(_gil_held, "wasmtime_store_epoch_deadline_callback", None)
+_export_get = _bind(_gil_held, "wasmtime_instance_export_get", ctypes.c_bool)
+_memory_data = _bind(_gil_held, "wasmtime_memory_data", ctypes.c_void_p)
+_memory_data_size = _bind(_gil_held, "wasmtime_memory_data_size", ctypes.c_size_t)
+_caller_export_get = _bind(_gil_held, "wasmtime_caller_export_get", ctypes.c_bool)
+_caller_context = _bind(_gil_held, "wasmtime_caller_context", _Handle)
 _memmove = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t)(
     ctypes._memmove_addr)  # type: ignore[attr-defined]
 # These run wasm (a start function, or the export itself): they release the GIL.
-_instantiate = ffi.dll.wasmtime_instance_pre_instantiate
-_call = ffi.dll.wasmtime_func_call_unchecked
+_instantiate = _bind(_gil_released, "wasmtime_instance_pre_instantiate", ctypes.c_void_p)
+_call = _bind(_gil_released, "wasmtime_func_call_unchecked", ctypes.c_void_p)
+
+_TWO_ARGS = ctypes.c_size_t(2)
+_EPOCH_DEADLINE = ctypes.c_uint64(1)
+_NO_LIMIT = ctypes.c_int64(-1)
+_NAME_LENGTHS: dict[bytes, ctypes.c_size_t] = {}
+
+
+def _name_length(name: bytes) -> ctypes.c_size_t:
+    length = _NAME_LENGTHS.get(name)
+    if length is None:
+        length = _NAME_LENGTHS.setdefault(name, ctypes.c_size_t(len(name)))
+    return length
 
 
 class CallFailed(Exception):
@@ -95,6 +118,14 @@ class CallFailed(Exception):
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+#: Per memory slot, how much of a freed instance's memory wasmtime resets in
+#: place (zeroing dirty pages, or re-copying the initial image) instead of
+#: handing back to the kernel.  Without it every line page-faults its input,
+#: stack and data pages anew and pays an madvise on the way out: about 25 µs of
+#: a 60 µs line.  The reset is wasmtime's, so isolation between lines holds.
+KEEP_RESIDENT_BYTES = 1 << 20
 
 
 def make_engine(max_memory_bytes: int, instance_slots: int) -> wasmtime.Engine:
@@ -113,6 +144,8 @@ def make_engine(max_memory_bytes: int, instance_slots: int) -> wasmtime.Engine:
         ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, instance_slots)
         ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, instance_slots)
         ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, max_memory_bytes)
+        ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(
+            pool, KEEP_RESIDENT_BYTES)
         ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
     finally:
         ffi.wasmtime_pooling_allocation_config_delete(pool)
@@ -191,21 +224,30 @@ _KIND_MEMORY = int(ffi.WASMTIME_EXTERN_MEMORY.value)
 _i64_args = ffi.wasmtime_val_raw * 2
 
 
+_ErrorPtr = ctypes.POINTER(ffi.wasmtime_error_t)
+_TrapPtr = ctypes.POINTER(ffi.wasm_trap_t)
+
+
 def _error_text(err: Any) -> CallFailed:
-    wrapped = wasmtime.WasmtimeError._from_ptr(err)
+    """Takes ownership of a wasmtime_error_t (an address or a pointer) and frees it."""
+    wrapped = wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, _ErrorPtr))
     code = getattr(wrapped, "code", None)
     return CallFailed(str(wrapped), code if isinstance(wrapped, wasmtime.ExitTrap) else None)
 
 
-def _trap_text(trap: Any) -> CallFailed:
+def _take_trap(slot: Any) -> CallFailed:
+    """Takes ownership of the trap in ``slot`` and clears the slot for the next call
+    (wasmtime writes it on a trap only, never clears it)."""
+    trap = _TrapPtr.from_buffer_copy(slot)
+    ctypes.memset(ctypes.addressof(slot), 0, ctypes.sizeof(slot))
     return CallFailed(str(wasmtime.Trap._from_ptr(trap)))
 
 
-def _prepare_store(store: Any, max_memory_bytes: int, needs_wasi: bool,
-                   stderr_token: int | None) -> Any:
+def _prepare_store(store: _Handle, max_memory: ctypes.c_int64, needs_wasi: bool,
+                   stderr_token: ctypes.c_void_p | None) -> _Handle:
     """Memory cap, WASI (only when wanted) and the epoch deadline of a fresh store; its context."""
-    ctx = _store_context(store)
-    _store_limiter(store, max_memory_bytes, -1, -1, -1, -1)
+    ctx: _Handle = _store_context(store)
+    _store_limiter(store, max_memory, _NO_LIMIT, _NO_LIMIT, _NO_LIMIT, _NO_LIMIT)
     if needs_wasi or stderr_token is not None:
         wasi = _wasi_config_new()
         if stderr_token is not None:
@@ -213,9 +255,13 @@ def _prepare_store(store: Any, max_memory_bytes: int, needs_wasi: bool,
         err = _set_wasi(ctx, wasi)
         if err:
             raise _error_text(err)
-    _set_epoch_deadline(ctx, 1)
+    _set_epoch_deadline(ctx, _EPOCH_DEADLINE)
     _set_deadline_callback(store, _on_deadline, None, _NO_FINALIZER)
     return ctx
+
+
+def _token(stderr_token: int | None) -> ctypes.c_void_p | None:
+    return None if stderr_token is None else ctypes.c_void_p(stderr_token)
 
 
 class Instance:
@@ -224,20 +270,23 @@ class Instance:
     Not thread-safe: each call owns its instance on one thread.
     """
 
-    __slots__ = ("_ctx", "_inst", "_mem", "_store")
+    __slots__ = ("_ctx", "_inst", "_mem", "_store", "_trap")
 
     def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre,
                  max_memory_bytes: int, stderr_token: int | None) -> None:
-        self._store = _store_new(engine.ptr(), None, _NO_FINALIZER)
+        self._store: _Handle | None = _store_new(_Handle(_address(engine.ptr())), None,
+                                                 _NO_FINALIZER)
         try:
-            self._ctx = _prepare_store(self._store, max_memory_bytes, True, stderr_token)
+            self._ctx = _prepare_store(self._store, ctypes.c_int64(max_memory_bytes), True,
+                                       _token(stderr_token))
             self._inst = ffi.wasmtime_instance_t()
-            trap = ctypes.POINTER(ffi.wasm_trap_t)()
-            err = _instantiate(pre.ptr(), self._ctx, ctypes.byref(self._inst), ctypes.byref(trap))
+            self._trap = _TrapPtr()
+            err = _instantiate(_Handle(_address(pre.ptr())), self._ctx, ctypes.byref(self._inst),
+                               ctypes.byref(self._trap))
             if err:
                 raise _error_text(err)
-            if trap:
-                raise _trap_text(trap)
+            if self._trap:
+                raise _take_trap(self._trap)
             self._mem = self._export(b"memory", _KIND_MEMORY)
         except BaseException:
             self.close()
@@ -250,7 +299,8 @@ class Instance:
 
     def _export(self, name: bytes, kind: int) -> Any:
         item = ffi.wasmtime_extern_t()
-        if not _export_get(self._ctx, ctypes.byref(self._inst), name, len(name), ctypes.byref(item)):
+        if not _export_get(self._ctx, ctypes.byref(self._inst), name, _name_length(name),
+                           ctypes.byref(item)):
             raise CallFailed(f"export {name.decode()} not found")
         if int(item.kind) != kind:
             raise CallFailed(f"export {name.decode()} has the wrong kind")
@@ -264,19 +314,17 @@ class Instance:
         raw = _i64_args()
         for i, value in enumerate(args):
             raw[i].i32 = value
-        trap = ctypes.POINTER(ffi.wasm_trap_t)()
-        err = _call(self._ctx, ctypes.byref(func), raw, 2, ctypes.byref(trap))
+        err = _call(self._ctx, ctypes.byref(func), raw, _TWO_ARGS, ctypes.byref(self._trap))
         if err:
             raise _error_text(err)
-        if trap:
-            raise _trap_text(trap)
+        if self._trap:
+            raise _take_trap(self._trap)
         return int(raw[0].i64)
 
     def memory(self) -> tuple[int, int]:
         """(base address, size in bytes) of linear memory, valid until wasm runs again."""
-        base = _memory_data(self._ctx, ctypes.byref(self._mem))
-        return ctypes.cast(base, ctypes.c_void_p).value or 0, _memory_data_size(
-            self._ctx, ctypes.byref(self._mem))
+        mem = ctypes.byref(self._mem)
+        return _memory_data(self._ctx, mem) or 0, _memory_data_size(self._ctx, mem)
 
     def write(self, offset: int, data: bytes) -> None:
         base, size = self.memory()
@@ -290,6 +338,10 @@ class Instance:
             raise CallFailed(
                 f"range [{offset:#x}, {offset + length:#x}) is outside memory of {size} bytes")
         return ctypes.string_at(base + offset, length)
+
+
+def _address(pointer: Any) -> int:
+    return ctypes.cast(pointer, ctypes.c_void_p).value or 0
 
 
 # --- host functions as unchecked C callbacks ---
@@ -306,10 +358,11 @@ class _Scratch(threading.local):
     def __init__(self) -> None:
         self.inst = ffi.wasmtime_instance_t()
         self.item = ffi.wasmtime_extern_t()
+        self.func_ref = ctypes.byref(self.item.of.func)
         self.mem_item = ffi.wasmtime_extern_t()
         self.mem_item_ref = ctypes.byref(self.mem_item)
         self.mem_ref = ctypes.byref(self.mem_item.of.memory)
-        self.trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        self.trap = _TrapPtr()
         self.raw = _i64_args()
         self.inst_ref = ctypes.byref(self.inst)
         self.item_ref = ctypes.byref(self.item)
@@ -317,6 +370,9 @@ class _Scratch(threading.local):
 
 
 _scratch = _Scratch()
+
+_MEMORY, _PARSE_LINE, _FREE = b"memory", b"parse_line", b"free"
+_MEMORY_LEN, _PARSE_LINE_LEN, _FREE_LEN = (_name_length(n) for n in (_MEMORY, _PARSE_LINE, _FREE))
 
 
 class LineCaller:
@@ -330,12 +386,13 @@ class LineCaller:
                  init: bytes | None, needs_wasi: bool, stderr_token: int | None) -> None:
         self._engine = engine  # keeps the engine alive as long as the pointer is used
         self._pre_keep = pre
-        self._engine_ptr = engine.ptr()
-        self._pre_ptr = pre.ptr()
-        self._max_memory = max_memory_bytes
+        self._engine_ptr = _Handle(_address(engine.ptr()))
+        self._pre_ptr = _Handle(_address(pre.ptr()))
+        self._max_memory = ctypes.c_int64(max_memory_bytes)
         self._init = init
+        self._init_len = _name_length(init) if init is not None else None
         self._needs_wasi = needs_wasi
-        self._stderr_token = stderr_token
+        self._stderr_token = _token(stderr_token)
 
     def run(self, offset: int, payload: bytes, max_output: int) -> tuple[int, int, bytes | None]:
         """(out_ptr, out_len, output): output is None when the range is too long or outside memory."""
@@ -347,51 +404,51 @@ class LineCaller:
             if err:
                 raise _error_text(err)
             if sc.trap:
-                raise _trap_text(sc.trap)
-            item = sc.item
+                raise _take_trap(sc.trap)
             raw = sc.raw
+            inst_ref = sc.inst_ref
             if self._init is not None:
-                if not _export_get(ctx, sc.inst_ref, self._init, len(self._init), sc.item_ref):
+                if not _export_get(ctx, inst_ref, self._init, self._init_len, sc.item_ref):
                     raise CallFailed("init export not found")
-                err = _call(ctx, ctypes.byref(item.of.func), raw, 2, sc.trap_ref)
+                err = _call(ctx, sc.func_ref, raw, _TWO_ARGS, sc.trap_ref)
                 if err:
                     failed = _error_text(err)
                     if failed.exit_code != 0:  # proc_exit(0) in _start is success
                         raise failed
                 elif sc.trap:
-                    raise _trap_text(sc.trap)
-            if not _export_get(ctx, sc.inst_ref, b"memory", 6, sc.mem_item_ref):
+                    raise _take_trap(sc.trap)
+            if not _export_get(ctx, inst_ref, _MEMORY, _MEMORY_LEN, sc.mem_item_ref):
                 raise CallFailed("export memory not found")
             mem_ref = sc.mem_ref
             size = _memory_data_size(ctx, mem_ref)
             if offset + len(payload) > size:
                 raise CallFailed(f"memory of {size} bytes cannot hold the input at {offset:#x}")
-            _memmove(_memory_base(ctx, mem_ref) + offset, payload, len(payload))
-            if not _export_get(ctx, sc.inst_ref, b"parse_line", 10, sc.item_ref):
+            _memmove(_memory_data(ctx, mem_ref) + offset, payload, len(payload))
+            if not _export_get(ctx, inst_ref, _PARSE_LINE, _PARSE_LINE_LEN, sc.item_ref):
                 raise CallFailed("export parse_line not found")
             raw[0].i32 = offset
             raw[1].i32 = len(payload)
-            err = _call(ctx, ctypes.byref(item.of.func), raw, 2, sc.trap_ref)
+            err = _call(ctx, sc.func_ref, raw, _TWO_ARGS, sc.trap_ref)
             if err:
                 raise _error_text(err)
             if sc.trap:
-                raise _trap_text(sc.trap)
+                raise _take_trap(sc.trap)
             packed = raw[0].i64
             out_ptr = packed & 0xFFFFFFFF
             out_len = (packed >> 32) & 0xFFFFFFFF
             size = _memory_data_size(ctx, mem_ref)
             if out_len > max_output or out_ptr + out_len > size:
                 return out_ptr, out_len, None
-            output = ctypes.string_at(_memory_base(ctx, mem_ref) + out_ptr, out_len)
-            if not _export_get(ctx, sc.inst_ref, b"free", 4, sc.item_ref):
+            output = ctypes.string_at(_memory_data(ctx, mem_ref) + out_ptr, out_len)
+            if not _export_get(ctx, inst_ref, _FREE, _FREE_LEN, sc.item_ref):
                 raise CallFailed("export free not found")
             raw[0].i32 = out_ptr
             raw[1].i32 = out_len
-            err = _call(ctx, ctypes.byref(item.of.func), raw, 2, sc.trap_ref)
+            err = _call(ctx, sc.func_ref, raw, _TWO_ARGS, sc.trap_ref)
             if err:
                 raise _error_text(err)
             if sc.trap:
-                raise _trap_text(sc.trap)
+                raise _take_trap(sc.trap)
             return out_ptr, out_len, output
         finally:
             _store_delete(store)
@@ -400,14 +457,13 @@ class LineCaller:
 def caller_memory(caller: Any) -> tuple[int, int]:
     """(base, size) of the calling instance's exported memory; (0, 0) if none."""
     item = ffi.wasmtime_extern_t()
-    if not _caller_export_get(caller, b"memory", 6, ctypes.byref(item)):
+    if not _caller_export_get(caller, _MEMORY, _MEMORY_LEN, ctypes.byref(item)):
         return 0, 0
     if int(item.kind) != _KIND_MEMORY:
         return 0, 0
     ctx = _caller_context(caller)
-    base = _memory_data(ctx, ctypes.byref(item.of.memory))
-    size = _memory_data_size(ctx, ctypes.byref(item.of.memory))
-    return ctypes.cast(base, ctypes.c_void_p).value or 0, size
+    mem = ctypes.byref(item.of.memory)
+    return _memory_data(ctx, mem) or 0, _memory_data_size(ctx, mem)
 
 
 def define_host_func(linker: wasmtime.Linker, module: str, name: str, params: tuple[str, ...],
