@@ -214,14 +214,23 @@ def test_output_streams_before_eof(echo: Path, workers: str) -> None:
     assert proc.returncode == 0
 
 
-def _spin_then_signal(echo: Path, sig: int, workers: str,
+SPIN_INPUT = b"one\ntwo\nLoop forever\nthree\n"
+#: --jobs 1 runs the lines on the main thread itself; --jobs 2 on worker threads or processes.
+POOLS = [("1", "threads"), ("2", "threads"), ("2", "processes")]
+
+
+def _spin_then_signal(echo: Path, sig: int, jobs: str, workers: str, log: Path | None = None,
                       ) -> tuple[subprocess.Popen[bytes], float, bytes, bytes]:
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--timeout", "60s", "--jobs", "2",
-                             "--workers", workers],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = [VRCLOG, "parse", "--plugin", str(echo), "--timeout", "60s", "--jobs", jobs,
+            "--workers", workers]
+    if log is not None:
+        log.write_bytes(SPIN_INPUT)
+        args.append(str(log))
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(b"one\ntwo\nLoop forever\nthree\n")
-    proc.stdin.flush()
+    if log is None:
+        proc.stdin.write(SPIN_INPUT)
+        proc.stdin.flush()
     time.sleep(1.0)  # the plugin is now spinning on line 3
     sent = time.monotonic()
     proc.send_signal(sig)
@@ -229,10 +238,13 @@ def _spin_then_signal(echo: Path, sig: int, workers: str,
     return proc, time.monotonic() - sent, out, err
 
 
-@pytest.mark.parametrize("workers", ["threads", "processes"])
+@pytest.mark.parametrize(("jobs", "workers"), POOLS)
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_interrupts_spinning_plugin(echo: Path, sig: int, code: int, workers: str) -> None:
-    proc, elapsed, out, err = _spin_then_signal(echo, sig, workers)
+@pytest.mark.parametrize("from_file", [False, True], ids=["stdin", "file"])
+def test_signal_interrupts_spinning_plugin(echo: Path, tmp_path: Path, sig: int, code: int, jobs: str,
+                                          workers: str, from_file: bool) -> None:
+    proc, elapsed, out, err = _spin_then_signal(echo, sig, jobs, workers,
+                                                tmp_path / "spin.log" if from_file else None)
     assert proc.returncode == code
     assert elapsed < 2.0
     assert lines_of(out.decode()) == ["one", "two"]

@@ -1,7 +1,7 @@
 """The ordered pool: batches of lines in, results out in input order.
 
-It drives any executor: worker threads (wasm releases the GIL) or worker
-processes (each with its own interpreter lock).  The main thread stays free to
+It drives any executor: worker threads (wasm releases the GIL), worker
+processes (each with its own interpreter lock), or none at all (``Inline``).  The main thread stays free to
 handle signals and write output.  At most ``window`` batches are in flight,
 which bounds memory whatever the input size.  A batch whose worker was
 stopped comes back as its exception, so the caller can tell where output
@@ -14,10 +14,28 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class Inline(Executor):
+    """Runs each item at submit, on the calling thread.
+
+    With one job a worker thread buys nothing and costs much: every wasm call
+    releases the interpreter lock, and taking it back from another runnable
+    thread made each line about twice as slow.  Exceptions (not interrupts
+    such as KeyboardInterrupt) are handed back in the future, as a pool would.
+    """
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        future: Future[R] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller as data, like a pool
+            future.set_exception(exc)
+        return future
 
 
 class OrderedPool(Generic[T, R]):
@@ -26,6 +44,11 @@ class OrderedPool(Generic[T, R]):
         self._work = work
         self._pending: deque[tuple[T, Future[R]]] = deque()
         self.window = window
+
+    @property
+    def inline(self) -> bool:
+        """Items run on the thread that submits them."""
+        return isinstance(self._executor, Inline)
 
     @property
     def full(self) -> bool:

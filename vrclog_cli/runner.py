@@ -1,19 +1,24 @@
 """One ``vrclog parse`` run: sources -> pool -> parsers -> writer, and its exit code.
 
-The main thread reads batches from a reader thread, hands them to the
-ordered pool, and writes finished results in input order.  It only ever
-waits briefly, so a signal handler's ``interrupt`` is acted on at once.
+The main thread takes batches of lines (from a reader thread, or straight from
+regular files), hands them to the ordered pool, and writes finished results in
+input order.  With --jobs 1 it runs the lines itself; otherwise it only ever
+waits briefly, so a signal handler's ``interrupt`` is acted on at once.  While
+it runs lines itself, a watcher thread cancels the call in flight on SIGINT or
+SIGTERM, so the handler gets to run just as soon.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import signal
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -30,9 +35,10 @@ from .filters import EventFilter
 from .follow import follow_items
 from .limits import MIB, Limits
 from .plugin import LogHandler, PluginLog, Runtime
-from .pool import OrderedPool
+from .pool import Inline, OrderedPool
 from .sources import Idle, Item, Line, SourceFailed, read_items
 from .stats import RunStats
+from .wakeup import cancel_on_signals
 from .workers import ProcessWorkers, run_batch
 from .writer import EventWriter
 
@@ -120,6 +126,19 @@ def process_batch(parsers: Sequence[Parser], batch: list[Line], stopped: Callabl
 PROCESS_MIN_BYTES = 4 * MIB  # below this, starting worker processes costs more than it saves
 
 
+def regular_file_bytes(paths: Sequence[str]) -> int | None:
+    """Total size of the paths when all are regular files (those that exist); None otherwise."""
+    total = 0
+    for path in paths or ["-"]:
+        try:
+            if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+            total += os.stat(path).st_size
+        except OSError:
+            continue
+    return total
+
+
 def use_processes(options: ParseOptions) -> bool:
     """Worker processes scale on several cores but take ~0.4 s to start and add latency:
     by default they are used only for plugins, --jobs > 1 and at least a few MiB of files."""
@@ -127,15 +146,7 @@ def use_processes(options: ParseOptions) -> bool:
         return options.workers == "processes" and bool(options.plugins)
     if options.jobs < 2 or not options.plugins or options.follow:
         return False
-    total = 0
-    for path in options.paths:
-        try:
-            if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
-                return False
-            total += os.stat(path).st_size
-        except OSError:
-            continue
-    return total >= PROCESS_MIN_BYTES
+    return (regular_file_bytes(options.paths) or 0) >= PROCESS_MIN_BYTES
 
 
 def build_parsers(options: ParseOptions, on_log: LogHandler | None) -> tuple[Runtime | None, list[Parser]]:
@@ -285,10 +296,29 @@ class ParseRun:
             self._drain(pool)
             self._tick()
 
-    def run(self) -> int:
-        """Processes every input; returns the exit code (the largest that applies)."""
+    def _pool(self) -> OrderedPool[list[Line], Batch]:
         opts = self.options
         window = max(4, opts.jobs * 4)
+        if use_processes(opts):
+            # Threads share one interpreter lock; processes scale (see README, Performance).
+            return OrderedPool(ProcessWorkers(opts).executor, run_batch, window)
+        if opts.jobs == 1:
+            return OrderedPool(Inline(), self._process, window)
+        return OrderedPool(
+            ThreadPoolExecutor(max_workers=opts.jobs, thread_name_prefix="vrclog-worker"),
+            self._process, window)
+
+    def _feed(self, window: int, direct: bool) -> Callable[[], object]:
+        """The next item, _EOF at the end, or None when nothing is ready within POLL_S.
+
+        Regular files are read by the thread that calls this (when it runs the
+        lines itself, a reader thread would only compete for the interpreter
+        lock).  Pipes, terminals and --follow get a reader thread, so a quiet
+        input never keeps the main thread from signals.
+        """
+        if direct and not self.options.follow and regular_file_bytes(self.options.paths) is not None:
+            iterator = self._items()
+            return lambda: next(iterator, _EOF)
         items: queue.Queue[object] = queue.Queue(maxsize=window * 2)
 
         def read() -> None:
@@ -299,46 +329,31 @@ class ParseRun:
             items.put(_EOF)
 
         threading.Thread(target=read, name="vrclog-reader", daemon=True).start()
-        pool: OrderedPool[list[Line], Batch]
-        if use_processes(opts):
-            # Threads share one interpreter lock; processes scale (see README, Performance).
-            pool = OrderedPool(ProcessWorkers(opts).executor, run_batch, window)
-        else:
-            pool = OrderedPool(
-                ThreadPoolExecutor(max_workers=opts.jobs, thread_name_prefix="vrclog-worker"),
-                self._process, window)
+
+        def get() -> object:
+            try:
+                return items.get(timeout=POLL_S)
+            except queue.Empty:
+                return None
+
+        return get
+
+    def _cancel_calls(self) -> None:
+        if self.runtime is not None:
+            self.runtime.cancel()
+
+    def run(self) -> int:
+        """Processes every input; returns the exit code (the largest that applies)."""
+        pool = self._pool()
+        inline = pool.inline
+        next_item = self._feed(pool.window, inline)
+        # Lines run on this thread: a signal must cancel the call in flight from outside it.
+        armed: AbstractContextManager[object] = nullcontext()
+        if inline and self.runtime is not None:
+            armed = cancel_on_signals((signal.SIGINT, signal.SIGTERM), self._cancel_calls)
         try:
-            while self._stop_code is None:
-                self._tick()
-                self._drain(pool)
-                if pool.full:
-                    pool.wait_head(POLL_S)
-                    continue
-                try:
-                    item = items.get(timeout=POLL_S)
-                except queue.Empty:
-                    continue
-                if item is _EOF:
-                    break
-                if isinstance(item, Idle):
-                    self._drain_all(pool)
-                    self._flush()
-                elif isinstance(item, SourceFailed):
-                    self._drain_all(pool)
-                    self._record(item.error.exit_code)
-                    self.report(Diagnostic(str(item.error), per_line=False))
-                elif isinstance(item, list):
-                    pool.submit(item)
-            if self._stop_code is None:
-                self._drain_all(pool)
-            else:
-                # Cancelled calls return at once; write what finished before the first gap.
-                # A worker process that does not answer in time is killed in shutdown.
-                pool.cancel_workers()
-                deadline = time.perf_counter() + CANCEL_GRACE_S
-                while pool.busy and time.perf_counter() < deadline:
-                    pool.wait_head(POLL_S / 5)
-                    self._drain(pool)
+            with armed:
+                self._loop(pool, next_item)
         finally:
             if self._stop_code is not None and self.runtime is not None:
                 self.runtime.cancel()
@@ -349,6 +364,38 @@ class ParseRun:
         self.stats.finished = time.perf_counter()
         self._tick(force=True)
         return self.exit_code
+
+    def _loop(self, pool: OrderedPool[list[Line], Batch], next_item: Callable[[], object]) -> None:
+        while self._stop_code is None:
+            self._tick()
+            self._drain(pool)
+            if pool.full:
+                pool.wait_head(POLL_S)
+                continue
+            item = next_item()
+            if item is None:
+                continue
+            if item is _EOF:
+                break
+            if isinstance(item, Idle):
+                self._drain_all(pool)
+                self._flush()
+            elif isinstance(item, SourceFailed):
+                self._drain_all(pool)
+                self._record(item.error.exit_code)
+                self.report(Diagnostic(str(item.error), per_line=False))
+            elif isinstance(item, list):
+                pool.submit(item)
+        if self._stop_code is None:
+            self._drain_all(pool)
+        if self._stop_code is not None:  # also when stopped during that last drain
+            # Cancelled calls return at once; write what finished before the first gap.
+            # A worker process that does not answer in time is killed in shutdown.
+            pool.cancel_workers()
+            deadline = time.perf_counter() + CANCEL_GRACE_S
+            while pool.busy and time.perf_counter() < deadline:
+                pool.wait_head(POLL_S / 5)
+                self._drain(pool)
 
     def _items(self) -> Iterator[Item]:
         opts = self.options

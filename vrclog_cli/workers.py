@@ -16,12 +16,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING
 
+from .wakeup import arm
+
 if TYPE_CHECKING:
-    from .plugin import PluginLog, Runtime
+    from .plugin import PluginLog
     from .runner import Batch, ParseOptions, Parser
 
 CANCEL_SIGNAL = signal.SIGUSR1
@@ -41,18 +42,8 @@ def _start(options: ParseOptions) -> None:
     runtime, parsers = build_parsers(options, _logs.append)
     _parsers.extend(parsers)
     if runtime is not None:
-        read_end, write_end = os.pipe()
-        os.set_blocking(write_end, False)
         signal.signal(CANCEL_SIGNAL, lambda *_: None)  # a handler must exist for the wakeup fd
-        signal.set_wakeup_fd(write_end)
-        threading.Thread(target=_watch, args=(read_end, runtime), name="vrclog-cancel",
-                         daemon=True).start()
-
-
-def _watch(read_end: int, runtime: Runtime) -> None:
-    while True:
-        if bytes([CANCEL_SIGNAL]) in os.read(read_end, 64):
-            runtime.cancel()
+        arm([CANCEL_SIGNAL], runtime.cancel)  # for the life of the worker
 
 
 def run_batch(batch: list) -> Batch:  # type: ignore[type-arg]
