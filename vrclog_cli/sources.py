@@ -84,18 +84,24 @@ class _LineSplitter:
     def feed(self, chunk: bytes) -> list[Line]:
         lines: list[Line] = []
         start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            if end < 0:
-                break
-            if self.partial or self.overflow:
-                self.partial += chunk[start:end]
-                lines.append(self._line(self.partial, self.overflow))
-                self.partial = bytearray()
-                self.overflow = 0
-            else:
-                lines.append(self._line(chunk[start:end], 0))
+        last = chunk.rfind(b"\n")
+        if last >= 0 and (self.partial or self.overflow or self.first):
+            # The line that completes what was kept (or that may start with a BOM).
+            end = chunk.find(b"\n")
+            self.partial += chunk[:end]
+            lines.append(self._line(self.partial, self.overflow))
+            self.partial = bytearray()
+            self.overflow = 0
             start = end + 1
+        if start <= last:
+            if last - start <= self.cap:
+                self._whole_lines(chunk[start:last], lines)
+            else:
+                while start <= last:
+                    end = chunk.find(b"\n", start)
+                    lines.append(self._line(chunk[start:end], 0))
+                    start = end + 1
+            start = last + 1
         rest = chunk[start:]
         room = self.cap + 4 - len(self.partial)  # +4: a BOM and \r may still be cut off
         if len(rest) > room:
@@ -103,6 +109,20 @@ class _LineSplitter:
             rest = rest[: max(room, 0)]
         self.partial += rest
         return lines
+
+    def _whole_lines(self, body: bytes, lines: list[Line]) -> None:
+        """Complete lines, none over the cap (body is no longer than it), decoded at once.
+
+        Decoding the whole body gives what decoding line by line would: a UTF-8
+        decoder resynchronises at every ASCII byte, so at every newline.
+        """
+        texts = body.decode("utf-8", "replace").split("\n")
+        if b"\r" in body:
+            texts = [t[:-1] if t.endswith("\r") else t for t in texts]
+        name = self.name
+        number = self.number
+        lines.extend([Line(name, number + i, text) for i, text in enumerate(texts, 1)])
+        self.number = number + len(texts)
 
     def finish(self) -> list[Line]:
         if self.partial or self.overflow:
