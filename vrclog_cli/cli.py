@@ -10,32 +10,32 @@ import json
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from . import __version__
 from .capi import wasmtime_version
-from .conformance import CheckReport, check_plugin
 from .discovery import default_log_dirs, find_default_logs, log_files
 from .durations import parse_duration, parse_size
 from .errors import EXIT_OK, Cancelled, PluginLoadError, Terminated, UsageError, VrclogError
 from .filters import EventFilter, parse_rfc3339, split_types
 from .limits import Limits
 from .plugin import PluginLog
-from .plugin_info import PluginInfo, plugin_info
 from .runner import Diagnostic, ParseOptions, ParseRun
 from .sources import read_items
 from .stats import RunStats
 from .writer import EventWriter, JsonLinesWriter, PrettyWriter
+
+if TYPE_CHECKING:  # the plugin tools, progress and tables are imported when used: start-up is
+    # paid on every run (see README, Performance)
+    from .conformance import CheckReport
+    from .plugin_info import PluginInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERNAL = 70  # a bug in vrclog itself (sysexits EX_SOFTWARE)
@@ -260,6 +260,14 @@ class ProgressDisplay:
     """Rich progress on stderr: bytes and lines done, lines/s, events, errors, ETA."""
 
     def __init__(self, paths: list[str], force: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         self.console = Console(stderr=True, force_terminal=True if force else None)
         total = 0
         for path in paths:
@@ -312,6 +320,8 @@ def info(path: str, as_json: bool) -> None:
 
     Exits 0 if vrclog can load the plugin, 3 if not.
     """
+    from .plugin_info import plugin_info
+
     details = plugin_info(Path(path))
     if as_json:
         click.echo(json.dumps(details.to_json(), indent=2))
@@ -321,6 +331,8 @@ def info(path: str, as_json: bool) -> None:
 
 
 def print_info(console: Console, details: PluginInfo) -> None:
+    from rich.table import Table
+
     console.print(f"[bold]{details.path}[/]  {details.size_bytes} bytes  sha256 {details.sha256}")
     memory = (f"{details.memory_min_pages}..{details.memory_max_pages or 'unbounded'} pages"
               if details.memory_min_pages is not None else "none exported")
@@ -350,6 +362,8 @@ def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
 
     Exits 0 if nothing was violated, 1 if something was, 3 if it cannot load.
     """
+    from .conformance import check_plugin
+
     sample_lines = [(f"{line.source}:{line.number}", line.text)
                     for item in read_items(list(samples), DEFAULTS.max_input_bytes * 2)
                     if isinstance(item, list) for line in item] if samples else []
@@ -411,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
         if debug:
+            import traceback
+
             traceback.print_exc()
         else:
             err.print(f"vrclog: internal error: {type(exc).__name__}: {exc} "

@@ -39,7 +39,6 @@ from .pool import Inline, OrderedPool
 from .sources import Idle, Item, Line, SourceFailed, read_items
 from .stats import RunStats
 from .wakeup import cancel_on_signals
-from .workers import ProcessWorkers, run_batch
 from .writer import EventWriter
 
 POLL_S = 0.05  # longest the main thread waits before it looks at signals again
@@ -301,6 +300,8 @@ class ParseRun:
         window = max(4, opts.jobs * 4)
         if use_processes(opts):
             # Threads share one interpreter lock; processes scale (see README, Performance).
+            from .workers import ProcessWorkers, run_batch
+
             return OrderedPool(ProcessWorkers(opts).executor, run_batch, window)
         if opts.jobs == 1:
             return OrderedPool(Inline(), self._process, window)

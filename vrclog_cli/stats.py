@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 @dataclass
@@ -33,6 +35,8 @@ class RunStats:
         return (self.finished or time.perf_counter()) - self.started
 
     def table(self, title: str = "vrclog summary") -> Table:
+        from rich.table import Table  # only for --stats: spared at start-up
+
         elapsed = self.elapsed
         table = Table(title=title, title_justify="left", show_header=False)
         table.add_column("what", style="bold")
