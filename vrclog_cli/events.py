@@ -17,8 +17,11 @@ _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?\Z")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
+    """One event.  Not frozen: a frozen dataclass's __init__ costs 4x, and events are
+    made on the hot path (half the lines of a busy log)."""
+
     type: str
     timestamp: str | None = None
     player_name: str | None = None

@@ -8,19 +8,41 @@ input.  Whole lines are written at once, so a stop never leaves half a line.
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from typing import BinaryIO, Protocol
 
 from rich.console import Console
 from rich.text import Text
 
-from .events import Event
+from .events import STRING_FIELDS, Event
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _encode(obj: object) -> str:
-    """Compact UTF-8 JSON; U+2028/U+2029 escaped (as Go does) so line-splitting readers stay safe."""
-    text = _json(obj)
+_FIELD_KEYS = tuple((name, f',"{name}":') for name in STRING_FIELDS)
+
+
+def event_json(event: Event, raw_line: str | None = None) -> str:
+    """``event.to_dict(raw_line)`` as compact UTF-8 JSON; U+2028/U+2029 escaped (as Go
+    does) so line-splitting readers stay safe.
+
+    Spelled out rather than handed to json's encoder: a third of the cost, and
+    it runs for every event written.
+    """
+    parts = ['{"type":', encode_json_string(event.type)]
+    for name, key in _FIELD_KEYS:
+        value = getattr(event, name)
+        if value:
+            parts.append(key)
+            parts.append(encode_json_string(value))
+    if raw_line is not None:
+        parts.append(',"raw_line":')
+        parts.append(encode_json_string(raw_line))
+    if event.data:
+        parts.append(',"data":')
+        parts.append(_json(event.data))
+    parts.append("}")
+    text = "".join(parts)
     if "\u2028" in text or "\u2029" in text:
         text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return text
@@ -42,7 +64,7 @@ class JsonLinesWriter:
     def write(self, source: str, number: int, line: str, events: list[Event]) -> None:
         raw = line if self.raw_line else None
         for event in events:
-            text = _encode(event.to_dict(raw)) + "\n"
+            text = event_json(event, raw) + "\n"
             self._parts.append(text)
             self._size += len(text)
         if self._size >= self.buffer_bytes:
