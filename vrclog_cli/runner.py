@@ -87,6 +87,10 @@ class LineFailure:
         return cls(plugin, error.kind, str(error), getattr(error, "code", None), error.exit_code)
 
 
+_NO_EVENTS: list[Event] = []  # shared, never appended to: most lines have no events
+_NO_ERRORS: list[LineFailure] = []
+
+
 @dataclass(slots=True)
 class LineOutcome:
     line: Line
@@ -97,27 +101,39 @@ class LineOutcome:
 
 def process_batch(parsers: Sequence[Parser], batch: list[Line], stopped: Callable[[], bool],
                   max_line_bytes: int) -> list[LineOutcome]:
-    """Every parser on every line of a batch; stops at the first cancelled line."""
-    outcomes = []
+    """Every parser on every line of a batch; stops at the first cancelled line.
+
+    The hot loop of every run: an outcome is built with the shared empty lists
+    and gets lists of its own only when something is found.
+    """
+    outcomes: list[LineOutcome] = []
+    append = outcomes.append
     for line in batch:
-        outcome = LineOutcome(line)
-        outcomes.append(outcome)
         if stopped():
-            outcome.cancelled = True
+            append(LineOutcome(line, _NO_EVENTS, _NO_ERRORS, True))
             break
         if line.too_large:
-            outcome.errors.append(LineFailure.of("", InputTooLarge(
-                f"line is {line.too_large} bytes, over the {max_line_bytes}-byte line limit")))
+            append(LineOutcome(line, _NO_EVENTS, [LineFailure.of("", InputTooLarge(
+                f"line is {line.too_large} bytes, over the {max_line_bytes}-byte line limit"))]))
             continue
+        events: list[Event] = _NO_EVENTS
+        errors: list[LineFailure] = _NO_ERRORS
+        cancelled = False
         for parser in parsers:
             try:
-                outcome.events.extend(parser.call(line.text))
+                found = parser.call(line.text)
             except LineError as exc:
-                outcome.errors.append(LineFailure.of(parser.name, exc))
+                if errors is _NO_ERRORS:
+                    errors = []
+                errors.append(LineFailure.of(parser.name, exc))
+                continue
             except Cancelled:
-                outcome.cancelled = True
+                cancelled = True
                 break
-        if outcome.cancelled:
+            if found:
+                events = found if events is _NO_EVENTS else [*events, *found]
+        append(LineOutcome(line, events, errors, cancelled))
+        if cancelled:
             break
     return outcomes
 
@@ -222,31 +238,38 @@ class ParseRun:
         self.exit_code = max(self.exit_code, code)
 
     def _write(self, outcomes: list[LineOutcome]) -> None:
+        if self._halted:
+            return
+        stats = self.stats
+        fail_fast = self.options.fail_fast
+        event_filter = self.options.event_filter
         for outcome in outcomes:
-            if self._halted:
-                return
             if outcome.cancelled:
                 self._halted = True
                 return
-            if outcome.errors and self.options.fail_fast:
+            errors = outcome.errors
+            if errors and fail_fast:
                 self._halted = True
                 self._report_errors(outcome)
-                self.interrupt(max(failure.exit_code for failure in outcome.errors))
+                self.interrupt(max(failure.exit_code for failure in errors))
                 return
-            self.stats.lines += 1
-            line = outcome.line
+            stats.lines += 1
             events = outcome.events
-            if events and self.options.event_filter.active:
-                kept = [e for e in events if self.options.event_filter.keep(e)]
-                self.stats.filtered_out += len(events) - len(kept)
-                events = kept
             if events:
-                self.stats.events_by_type.update(e.type for e in events)
-                self._write_events(line, events)
-                fail_on = self.options.fail_on
-                if fail_on and ("any" in fail_on or any(e.type in fail_on for e in events)):
-                    self._record(EXIT_FAIL_ON)
-            self._report_errors(outcome)
+                if event_filter.active:
+                    kept = [e for e in events if event_filter.keep(e)]
+                    stats.filtered_out += len(events) - len(kept)
+                    events = kept
+                if events:
+                    by_type = stats.events_by_type
+                    for event in events:
+                        by_type[event.type] += 1
+                    self._write_events(outcome.line, events)
+                    fail_on = self.options.fail_on
+                    if fail_on and ("any" in fail_on or any(e.type in fail_on for e in events)):
+                        self._record(EXIT_FAIL_ON)
+            if errors:
+                self._report_errors(outcome)
 
     # A closed stdout (the reader of `| head` went away) ends the run quietly.
 
@@ -303,7 +326,9 @@ class ParseRun:
             from .workers import ProcessWorkers, run_batch
 
             return OrderedPool(ProcessWorkers(opts).executor, run_batch, window)
-        if opts.jobs == 1:
+        if opts.jobs == 1 or not opts.plugins:
+            # One job, or only the built-in parser (pure Python: threads would only
+            # take turns holding the interpreter lock).
             return OrderedPool(Inline(), self._process, window)
         return OrderedPool(
             ThreadPoolExecutor(max_workers=opts.jobs, thread_name_prefix="vrclog-worker"),
