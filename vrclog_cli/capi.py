@@ -382,6 +382,10 @@ class _Scratch(threading.local):
         self.inst_ref = ctypes.byref(self.inst)
         self.item_ref = ctypes.byref(self.item)
         self.trap_ref = ctypes.byref(self.trap)
+        # The hot path takes everything at once: each attribute read on a
+        # thread-local costs about as much as a ctypes call's conversion.
+        self.hot = (self.inst_ref, self.item_ref, self.func_ref, self.mem_item_ref, self.mem_ref,
+                    self.trap, self.trap_ref, self.raw[0], self.raw[1], self.raw)
 
 
 _scratch = _Scratch()
@@ -397,6 +401,9 @@ class LineCaller:
     -> parse_line -> copy the output -> free -> store deleted.
     """
 
+    __slots__ = ("_engine", "_engine_ptr", "_init", "_init_len", "_max_memory", "_needs_wasi",
+                 "_pre_keep", "_pre_ptr", "_stderr_token")
+
     def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre, max_memory_bytes: int,
                  init: bytes | None, needs_wasi: bool, stderr_token: int | None) -> None:
         self._engine = engine  # keeps the engine alive as long as the pointer is used
@@ -411,59 +418,56 @@ class LineCaller:
 
     def run(self, offset: int, payload: bytes, max_output: int) -> tuple[int, int, bytes | None]:
         """(out_ptr, out_len, output): output is None when the range is too long or outside memory."""
-        sc = _scratch
+        inst_ref, item_ref, func_ref, mem_item_ref, mem_ref, trap, trap_ref, arg0, arg1, raw = _scratch.hot
         store = _store_new(self._engine_ptr, None, _NO_FINALIZER)
         try:
             ctx = _prepare_store(store, self._max_memory, self._needs_wasi, self._stderr_token)
-            err = _instantiate(self._pre_ptr, ctx, sc.inst_ref, sc.trap_ref)
+            err = _instantiate(self._pre_ptr, ctx, inst_ref, trap_ref)
             if err:
                 raise _error_text(err)
-            if sc.trap:
-                raise _take_trap(sc.trap)
-            raw = sc.raw
-            inst_ref = sc.inst_ref
+            if trap:
+                raise _take_trap(trap)
             if self._init is not None:
-                if not _export_get(ctx, inst_ref, self._init, self._init_len, sc.item_ref):
+                if not _export_get(ctx, inst_ref, self._init, self._init_len, item_ref):
                     raise CallFailed("init export not found")
-                err = _call(ctx, sc.func_ref, raw, _TWO_ARGS, sc.trap_ref)
+                err = _call(ctx, func_ref, raw, _TWO_ARGS, trap_ref)
                 if err:
                     failed = _error_text(err)
                     if failed.exit_code != 0:  # proc_exit(0) in _start is success
                         raise failed
-                elif sc.trap:
-                    raise _take_trap(sc.trap)
-            if not _export_get(ctx, inst_ref, _MEMORY, _MEMORY_LEN, sc.mem_item_ref):
+                elif trap:
+                    raise _take_trap(trap)
+            if not _export_get(ctx, inst_ref, _MEMORY, _MEMORY_LEN, mem_item_ref):
                 raise CallFailed("export memory not found")
-            mem_ref = sc.mem_ref
             size = _memory_data_size(ctx, mem_ref)
             if offset + len(payload) > size:
                 raise CallFailed(f"memory of {size} bytes cannot hold the input at {offset:#x}")
             _memmove(_memory_data(ctx, mem_ref) + offset, payload, len(payload))
-            if not _export_get(ctx, inst_ref, _PARSE_LINE, _PARSE_LINE_LEN, sc.item_ref):
+            if not _export_get(ctx, inst_ref, _PARSE_LINE, _PARSE_LINE_LEN, item_ref):
                 raise CallFailed("export parse_line not found")
-            raw[0].i32 = offset
-            raw[1].i32 = len(payload)
-            err = _call(ctx, sc.func_ref, raw, _TWO_ARGS, sc.trap_ref)
+            arg0.i32 = offset
+            arg1.i32 = len(payload)
+            err = _call(ctx, func_ref, raw, _TWO_ARGS, trap_ref)
             if err:
                 raise _error_text(err)
-            if sc.trap:
-                raise _take_trap(sc.trap)
-            packed = raw[0].i64
+            if trap:
+                raise _take_trap(trap)
+            packed = arg0.i64
             out_ptr = packed & 0xFFFFFFFF
             out_len = (packed >> 32) & 0xFFFFFFFF
             size = _memory_data_size(ctx, mem_ref)
             if out_len > max_output or out_ptr + out_len > size:
                 return out_ptr, out_len, None
             output = ctypes.string_at(_memory_data(ctx, mem_ref) + out_ptr, out_len)
-            if not _export_get(ctx, inst_ref, _FREE, _FREE_LEN, sc.item_ref):
+            if not _export_get(ctx, inst_ref, _FREE, _FREE_LEN, item_ref):
                 raise CallFailed("export free not found")
-            raw[0].i32 = out_ptr
-            raw[1].i32 = out_len
-            err = _call(ctx, sc.func_ref, raw, _TWO_ARGS, sc.trap_ref)
+            arg0.i32 = out_ptr
+            arg1.i32 = out_len
+            err = _call(ctx, func_ref, raw, _TWO_ARGS, trap_ref)
             if err:
                 raise _error_text(err)
-            if sc.trap:
-                raise _take_trap(sc.trap)
+            if trap:
+                raise _take_trap(trap)
             return out_ptr, out_len, output
         finally:
             _store_delete(store)

@@ -202,6 +202,11 @@ class Plugin:
         self._caller = capi.LineCaller(
             runtime.engine, self._pre, self.limits.max_memory_bytes, self._init,
             compiled.needs_wasi, self._stderr_token)
+        # Read on every line: kept flat rather than looked up through self.limits.
+        self._run = self._caller.run
+        self._timeout = self.limits.timeout_s
+        self._max_input = self.limits.max_input_bytes
+        self._max_output = self.limits.max_output_bytes
         self._probe()
 
     @property
@@ -262,7 +267,7 @@ class Plugin:
     def call(self, line: str) -> list[Event]:
         """The events of one line; raises a LineError subclass or Cancelled."""
         payload = encode_input(line)
-        if len(payload) > self.limits.max_input_bytes:
+        if len(payload) > self._max_input:
             raise InputTooLarge(
                 f"input JSON is {len(payload)} bytes, over the "
                 f"{self.limits.max_input_bytes}-byte input region")
@@ -272,10 +277,10 @@ class Plugin:
         """The raw output bytes of parse_line for an already encoded input document."""
         if self.cancelled:
             raise Cancelled("cancelled")
-        state = _CallState(self, time.thread_time() + self.limits.timeout_s)
+        state = _CallState(self, time.thread_time() + self._timeout)
         _local.call = state
         try:
-            out_ptr, out_len, output = self._caller.run(INPUT_OFFSET, payload, self.limits.max_output_bytes)
+            out_ptr, out_len, output = self._run(INPUT_OFFSET, payload, self._max_output)
         except capi.CallFailed as exc:
             raise self._classify(exc, state) from None
         finally:
