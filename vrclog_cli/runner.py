@@ -99,14 +99,19 @@ class LineOutcome:
     cancelled: bool = False
 
 
+#: One entry per line processed, in order: None for a line with no events and
+#: no errors (most lines of a log; nothing to build, pickle or look at).
+Outcomes = list[LineOutcome | None]
+
+
 def process_batch(parsers: Sequence[Parser], batch: list[Line], stopped: Callable[[], bool],
-                  max_line_bytes: int) -> list[LineOutcome]:
+                  max_line_bytes: int) -> Outcomes:
     """Every parser on every line of a batch; stops at the first cancelled line.
 
-    The hot loop of every run: an outcome is built with the shared empty lists
-    and gets lists of its own only when something is found.
+    The hot loop of every run: an outcome is built only when something was
+    found, and gets lists of its own only for what it holds.
     """
-    outcomes: list[LineOutcome] = []
+    outcomes: Outcomes = []
     append = outcomes.append
     for line in batch:
         if stopped():
@@ -132,9 +137,10 @@ def process_batch(parsers: Sequence[Parser], batch: list[Line], stopped: Callabl
                 break
             if found:
                 events = found if events is _NO_EVENTS else [*events, *found]
-        append(LineOutcome(line, events, errors, cancelled))
         if cancelled:
+            append(LineOutcome(line, events, errors, True))
             break
+        append(LineOutcome(line, events, errors) if events or errors else None)
     return outcomes
 
 
@@ -186,7 +192,7 @@ class Diagnostic:
 
 
 #: What a worker returns for a batch: its outcomes, and the plugin logs seen meanwhile.
-Batch = tuple[list[LineOutcome], list[PluginLog]]
+Batch = tuple[Outcomes, list[PluginLog]]
 
 _EOF = object()
 TICK_S = 0.1  # how often the progress hook is called
@@ -237,13 +243,16 @@ class ParseRun:
     def _record(self, code: int) -> None:
         self.exit_code = max(self.exit_code, code)
 
-    def _write(self, outcomes: list[LineOutcome]) -> None:
+    def _write(self, outcomes: Outcomes) -> None:
         if self._halted:
             return
         stats = self.stats
         fail_fast = self.options.fail_fast
         event_filter = self.options.event_filter
         for outcome in outcomes:
+            if outcome is None:
+                stats.lines += 1
+                continue
             if outcome.cancelled:
                 self._halted = True
                 return
