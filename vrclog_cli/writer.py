@@ -14,35 +14,37 @@ from typing import BinaryIO, Protocol
 from rich.console import Console
 from rich.text import Text
 
-from .events import STRING_FIELDS, Event
+from .events import Event
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-_FIELD_KEYS = tuple((name, f',"{name}":') for name in STRING_FIELDS)
 
 
 def event_json(event: Event, raw_line: str | None = None) -> str:
     """``event.to_dict(raw_line)`` as compact UTF-8 JSON; U+2028/U+2029 escaped (as Go
     does) so line-splitting readers stay safe.
 
-    Spelled out rather than handed to json's encoder: a third of the cost, and
-    it runs for every event written.
+    Spelled out rather than handed to json's encoder (a third of the cost: this
+    runs for every event written), fields in STRING_FIELDS order; a test checks
+    it against json.dumps of to_dict.
     """
-    parts = ['{"type":', encode_json_string(event.type)]
-    for name, key in _FIELD_KEYS:
-        value = getattr(event, name)
-        if value:
-            parts.append(key)
-            parts.append(encode_json_string(value))
+    text = '{"type":' + encode_json_string(event.type)
+    if event.timestamp:
+        text += ',"timestamp":' + encode_json_string(event.timestamp)
+    if event.player_name:
+        text += ',"player_name":' + encode_json_string(event.player_name)
+    if event.player_id:
+        text += ',"player_id":' + encode_json_string(event.player_id)
+    if event.world_id:
+        text += ',"world_id":' + encode_json_string(event.world_id)
+    if event.world_name:
+        text += ',"world_name":' + encode_json_string(event.world_name)
+    if event.instance_id:
+        text += ',"instance_id":' + encode_json_string(event.instance_id)
     if raw_line is not None:
-        parts.append(',"raw_line":')
-        parts.append(encode_json_string(raw_line))
+        text += ',"raw_line":' + encode_json_string(raw_line)
     if event.data:
-        parts.append(',"data":')
-        parts.append(_json(event.data))
-    parts.append("}")
-    text = "".join(parts)
+        text += ',"data":' + _json(event.data)
+    text += "}"
     if "\u2028" in text or "\u2029" in text:
         text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return text

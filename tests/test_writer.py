@@ -1,0 +1,43 @@
+"""The JSON Lines writer's hand-spelled encoding against json.dumps of Event.to_dict."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vrclog_cli.events import STRING_FIELDS, Event
+from vrclog_cli.writer import JsonLinesWriter, event_json
+
+
+def reference(event: Event, raw_line: str | None) -> str:
+    text = json.dumps(event.to_dict(raw_line), ensure_ascii=False, separators=(",", ":"))
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+# Surrogates cannot be written as UTF-8; everything else, quotes, controls and U+2028 included.
+text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12) | st.sampled_from(
+    ['"', "\\", "\n", "\u2028", "\u2029", "\x00", "ダ", "🍒", ""])
+events = st.builds(
+    lambda kind, values, data: Event(kind, **dict(zip(STRING_FIELDS, values, strict=True)), data=data),
+    text.filter(bool),
+    st.tuples(*[st.none() | text for _ in STRING_FIELDS]),
+    st.none() | st.dictionaries(text, text, max_size=3))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(events, st.none() | text)
+def test_event_json_is_json_dumps_of_to_dict(event: Event, raw_line: str | None) -> None:
+    assert event_json(event, raw_line) == reference(event, raw_line)
+
+
+def test_written_lines_split_on_newlines_only() -> None:
+    out = io.BytesIO()
+    writer = JsonLinesWriter(out, raw_line=True)
+    writer.write("log", 1, "a\u2028b", [Event("x", player_name="p\u2029q")])
+    writer.flush()
+    lines = out.getvalue().decode().splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0]) == {"type": "x", "player_name": "p\u2029q", "raw_line": "a\u2028b"}
