@@ -194,9 +194,13 @@ def test_order_and_no_spurious_timeouts_with_many_jobs(tmp_path: Path, workers: 
     assert rounds == [str(i) for i in range(100_000)]
 
 
-@pytest.mark.parametrize("workers", ["threads", "processes"])
-def test_output_streams_before_eof(echo: Path, workers: str) -> None:
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--jobs", "2", "--workers", workers],
+#: --jobs 1 runs the lines on the main thread itself; --jobs 2 on worker threads or processes.
+POOLS = [("1", "threads"), ("2", "threads"), ("2", "processes")]
+
+
+@pytest.mark.parametrize(("jobs", "workers"), POOLS)
+def test_output_streams_before_eof(echo: Path, jobs: str, workers: str) -> None:
+    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--jobs", jobs, "--workers", workers],
                             stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
@@ -215,8 +219,6 @@ def test_output_streams_before_eof(echo: Path, workers: str) -> None:
 
 
 SPIN_INPUT = b"one\ntwo\nLoop forever\nthree\n"
-#: --jobs 1 runs the lines on the main thread itself; --jobs 2 on worker threads or processes.
-POOLS = [("1", "threads"), ("2", "threads"), ("2", "processes")]
 
 
 def _spin_then_signal(echo: Path, sig: int, jobs: str, workers: str, log: Path | None = None,

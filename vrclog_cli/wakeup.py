@@ -28,8 +28,13 @@ def arm(signals: Collection[int], cancel: Callable[[], None]) -> Callable[[], No
     if threading.current_thread() is not threading.main_thread():
         return None
     read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    try:
+        os.set_blocking(write_end, False)
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except (OSError, ValueError):  # e.g. Windows, where the wakeup fd must be a socket
+        os.close(read_end)
+        os.close(write_end)
+        return None
     if previous != -1:
         signal.set_wakeup_fd(previous)
         os.close(read_end)
