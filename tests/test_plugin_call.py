@@ -132,6 +132,22 @@ def test_memory_growth_is_capped(runtime: Runtime, make_plugin) -> None:  # type
         runtime.load(make_plugin(wat_plugin(body))).call("x")
 
 
+@pytest.mark.parametrize(("limit", "pages"), [(1_000_000, 15), (1 << 20, 16), (3 << 20, 48)])
+def test_memory_limit_is_whole_pages_under_it(make_plugin, limit: int, pages: int) -> None:  # type: ignore[no-untyped-def]
+    # parse_line grows until memory.grow fails and answers with memory.size as out_len.
+    body = """
+      (block $done
+        (loop $more
+          (br_if $done (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+          (br $more)))
+      (i64.or (i64.shl (i64.extend_i32_u (memory.size)) (i64.const 32)) (i64.const 0x21000))"""
+    runtime = Runtime(Limits(max_memory_bytes=limit))
+    try:
+        assert len(runtime.load(make_plugin(wat_plugin(body))).call_raw(b'{"line":"x"}')) == pages
+    finally:
+        runtime.close()
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ("(i64.const 0x0000001000fffff0)", "outside memory"),  # range past the end of memory
     ("(i64.const 0x80000000_00000000)", "over the 1 MiB limit"),  # 2 GiB length

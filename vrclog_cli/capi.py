@@ -258,11 +258,13 @@ def _take_trap(slot: Any) -> CallFailed:
     return CallFailed(str(wasmtime.Trap._from_ptr(trap)))
 
 
-def _prepare_store(store: _Handle, max_memory: ctypes.c_int64, needs_wasi: bool,
+def _prepare_store(store: _Handle, max_memory: ctypes.c_int64 | None, needs_wasi: bool,
                    stderr_token: ctypes.c_void_p | None) -> _Handle:
-    """Memory cap, WASI (only when wanted) and the epoch deadline of a fresh store; its context."""
+    """Memory cap (unless the engine's pool already enforces it: ``max_memory`` None),
+    WASI (only when wanted) and the epoch deadline of a fresh store; its context."""
     ctx: _Handle = _store_context(store)
-    _store_limiter(store, max_memory, _NO_LIMIT, _NO_LIMIT, _NO_LIMIT, _NO_LIMIT)
+    if max_memory is not None:
+        _store_limiter(store, max_memory, _NO_LIMIT, _NO_LIMIT, _NO_LIMIT, _NO_LIMIT)
     if needs_wasi or stderr_token is not None:
         wasi = _wasi_config_new()
         if stderr_token is not None:
@@ -401,16 +403,17 @@ class LineCaller:
     -> parse_line -> copy the output -> free -> store deleted.
     """
 
-    __slots__ = ("_engine", "_engine_ptr", "_init", "_init_len", "_max_memory", "_needs_wasi",
-                 "_pre_keep", "_pre_ptr", "_stderr_token")
+    __slots__ = ("_engine", "_engine_ptr", "_init", "_init_len", "_needs_wasi", "_pre_keep",
+                 "_pre_ptr", "_stderr_token")
 
-    def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre, max_memory_bytes: int,
+    def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre,
                  init: bytes | None, needs_wasi: bool, stderr_token: int | None) -> None:
+        """``engine`` must come from make_engine: its pool caps every memory at the limit,
+        so these stores need no limiter of their own (one call less per line)."""
         self._engine = engine  # keeps the engine alive as long as the pointer is used
         self._pre_keep = pre
         self._engine_ptr = _Handle(_address(engine.ptr()))
         self._pre_ptr = _Handle(_address(pre.ptr()))
-        self._max_memory = ctypes.c_int64(max_memory_bytes)
         self._init = init
         self._init_len = _name_length(init) if init is not None else None
         self._needs_wasi = needs_wasi
@@ -421,7 +424,7 @@ class LineCaller:
         inst_ref, item_ref, func_ref, mem_item_ref, mem_ref, trap, trap_ref, arg0, arg1, raw = _scratch.hot
         store = _store_new(self._engine_ptr, None, _NO_FINALIZER)
         try:
-            ctx = _prepare_store(store, self._max_memory, self._needs_wasi, self._stderr_token)
+            ctx = _prepare_store(store, None, self._needs_wasi, self._stderr_token)
             err = _instantiate(self._pre_ptr, ctx, inst_ref, trap_ref)
             if err:
                 raise _error_text(err)
