@@ -343,15 +343,15 @@ class ParseRun:
             ThreadPoolExecutor(max_workers=opts.jobs, thread_name_prefix="vrclog-worker"),
             self._process, window)
 
-    def _feed(self, window: int, direct: bool) -> Callable[[], object]:
+    def _feed(self, window: int) -> Callable[[], object]:
         """The next item, _EOF at the end, or None when nothing is ready within POLL_S.
 
-        Regular files are read by the thread that calls this (when it runs the
-        lines itself, a reader thread would only compete for the interpreter
-        lock).  Pipes, terminals and --follow get a reader thread, so a quiet
-        input never keeps the main thread from signals.
+        Regular files are read by the thread that calls this: a read never
+        blocks for long, and a reader thread would only compete for the
+        interpreter lock.  Pipes, terminals and --follow get a reader thread,
+        so a quiet input never keeps the main thread from signals.
         """
-        if direct and not self.options.follow and regular_file_bytes(self.options.paths) is not None:
+        if not self.options.follow and regular_file_bytes(self.options.paths) is not None:
             iterator = self._items()
             return lambda: next(iterator, _EOF)
         items: queue.Queue[object] = queue.Queue(maxsize=window * 2)
@@ -381,7 +381,7 @@ class ParseRun:
         """Processes every input; returns the exit code (the largest that applies)."""
         pool = self._pool()
         inline = pool.inline
-        next_item = self._feed(pool.window, inline)
+        next_item = self._feed(pool.window)
         # Lines run on this thread: a signal must cancel the call in flight from outside it.
         armed: AbstractContextManager[object] = nullcontext()
         if inline and self.runtime is not None:
