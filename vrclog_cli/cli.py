@@ -17,7 +17,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
 
 from . import __version__
 from .capi import wasmtime_version
@@ -32,14 +31,44 @@ from .sources import read_items
 from .stats import RunStats
 from .writer import EventWriter, JsonLinesWriter, PrettyWriter
 
-if TYPE_CHECKING:  # the plugin tools, progress and tables are imported when used: start-up is
-    # paid on every run (see README, Performance)
+if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported when used:
+    # start-up is paid on every run (see README, Performance)
+    from rich.console import Console
+
     from .conformance import CheckReport
     from .plugin_info import PluginInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERNAL = 70  # a bug in vrclog itself (sysexits EX_SOFTWARE)
 SIGNAL_EXIT = {signal.SIGINT: Cancelled.exit_code, signal.SIGTERM: Terminated.exit_code}
+
+
+def make_console(**options: Any) -> Console:
+    """A rich Console, rich imported only now (see LazyStderr)."""
+    from rich.console import Console
+
+    return Console(**options)
+
+
+class LazyStderr:
+    """rich's Console on stderr, made on first use: importing rich costs ~30 ms of
+    every start-up, and most runs print nothing there."""
+
+    def __init__(self) -> None:
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = make_console(stderr=True, highlight=False, soft_wrap=True)
+        return self._console
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.console.is_terminal
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
 
 
 def version_text() -> str:
@@ -199,7 +228,7 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
               verbose: bool, quiet: bool, debug: bool) -> None:
     if verbose and quiet:
         raise UsageError("--verbose and --quiet cannot be used together")
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = LazyStderr()
     paths = resolve_inputs(files, log_dir, follow)
     event_filter = EventFilter(
         include=split_types(include_types), exclude=split_types(exclude_types),
@@ -213,7 +242,7 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
         event_filter=event_filter, follow=follow, workers=workers)
 
     show_progress = progress if progress is not None else (
-        err.is_terminal and not follow and "-" not in paths)
+        sys.stderr.isatty() and not follow and "-" not in paths)
     bar = ProgressDisplay(paths, force=progress is True) if show_progress else None
 
     def report(diag: Diagnostic) -> None:
@@ -225,7 +254,7 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
         if verbose or log.level >= 2:
             err.print(f"{log.plugin.name}: {log.level_name}: {log.message}", markup=False)
 
-    writer: EventWriter = (PrettyWriter(Console(highlight=False)) if fmt == "pretty"
+    writer: EventWriter = (PrettyWriter(make_console(highlight=False)) if fmt == "pretty"
                            else JsonLinesWriter(sys.stdout.buffer, raw_line=raw))
     run = ParseRun(options, writer, report, on_log, on_tick=bar.update if bar else None)
 
@@ -268,7 +297,7 @@ class ProgressDisplay:
             TimeRemainingColumn,
         )
 
-        self.console = Console(stderr=True, force_terminal=True if force else None)
+        self.console = make_console(stderr=True, force_terminal=True if force else None)
         total = 0
         for path in paths:
             try:
@@ -326,7 +355,7 @@ def info(path: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(details.to_json(), indent=2))
     else:
-        print_info(Console(highlight=False, soft_wrap=True), details)
+        print_info(make_console(highlight=False, soft_wrap=True), details)
     raise SystemExit(0 if details.valid else PluginLoadError.exit_code)
 
 
@@ -368,7 +397,7 @@ def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
                     for item in read_items(list(samples), DEFAULTS.max_input_bytes * 2)
                     if isinstance(item, list) for line in item] if samples else []
     report = check_plugin(path, replace(DEFAULTS, timeout_s=timeout), sample_lines)
-    print_report(Console(highlight=False, soft_wrap=True), report)
+    print_report(make_console(highlight=False, soft_wrap=True), report)
     if any(f.where == "load" for f in report.violations):
         raise SystemExit(PluginLoadError.exit_code)
     raise SystemExit(0 if report.ok else 1)
@@ -402,7 +431,7 @@ def silence_stdout() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: maps every outcome to an exit code in one place."""
     debug = "--debug" in (argv if argv is not None else sys.argv)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = LazyStderr()
     try:
         cli.main(args=argv, prog_name="vrclog", standalone_mode=False)
         return EXIT_OK

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
-from typing import BinaryIO, Protocol
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from .events import Event
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -88,6 +88,8 @@ class PrettyWriter:
         self.console = console
 
     def write(self, source: str, number: int, line: str, events: list[Event]) -> None:
+        from rich.text import Text  # rich only for pretty output: start-up is paid on every run
+
         for event in events:
             text = Text()
             text.append(f"{source}:{number}", style="dim")
