@@ -94,3 +94,14 @@ def test_not_armed_off_the_main_thread_or_over_another_wakeup_fd() -> None:
         signal.set_wakeup_fd(-1)
         os.close(read_end)
         os.close(write_end)
+
+
+def test_completed_can_be_abandoned_midway() -> None:
+    """A writer failing halfway through the results closes the generator; that must not
+    turn into 'generator ignored GeneratorExit' on the user's terminal."""
+    pool: OrderedPool[int, int] = OrderedPool(Inline(), lambda n: n, window=4)
+    pool.submit(1)
+    pool.submit(2)
+    results = pool.completed()
+    assert next(results) == (1, 1)
+    results.close()  # raised RuntimeError when the yield sat inside the try

@@ -69,10 +69,12 @@ class OrderedPool(Generic[T, R]):
         """Items at the head that are done, in order, with their result or exception."""
         while self._pending and self._pending[0][1].done():
             item, future = self._pending.popleft()
+            result: R | BaseException
             try:
-                yield item, future.result()
+                result = future.result()
             except BaseException as exc:  # noqa: BLE001 - handed to the caller as data
-                yield item, exc
+                result = exc
+            yield item, result  # outside the try: closing the generator must not be caught
 
     def wait_head(self, timeout: float) -> None:
         """Waits (briefly, so signals are seen) for the oldest batch to finish."""

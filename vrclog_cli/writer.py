@@ -81,11 +81,18 @@ class JsonLinesWriter:
         self.out.flush()
 
 
+def _raise_broken_pipe() -> None:
+    raise BrokenPipeError
+
+
 class PrettyWriter:
     """One readable line per event: ``file:line  time  type  fields``."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        # rich answers a closed stdout with SystemExit(1); the runner expects
+        # BrokenPipeError, which ends a run quietly (`vrclog ... | head`).
+        console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign]
 
     def write(self, source: str, number: int, line: str, events: list[Event]) -> None:
         from rich.text import Text  # rich only for pretty output: start-up is paid on every run
