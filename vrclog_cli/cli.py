@@ -19,13 +19,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
-from .capi import wasmtime_version
 from .discovery import default_log_dirs, find_default_logs, log_files
 from .durations import parse_duration, parse_size
 from .errors import EXIT_OK, Cancelled, PluginLoadError, Terminated, UsageError, VrclogError
 from .filters import EventFilter, parse_rfc3339, split_types
 from .limits import Limits
-from .plugin import PluginLog
 from .runner import Diagnostic, ParseOptions, ParseRun
 from .sources import read_items
 from .stats import RunStats
@@ -36,6 +34,7 @@ if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported wh
     from rich.console import Console
 
     from .conformance import CheckReport
+    from .plugin import PluginLog
     from .plugin_info import PluginInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,8 +71,16 @@ class LazyStderr:
 
 
 def version_text() -> str:
+    from .capi import wasmtime_version  # wasmtime only when asked: built-in runs never load it
+
     return (f"vrclog {__version__} (wasmtime {wasmtime_version()}, "
             f"Python {sys.version.split()[0]})")
+
+
+def show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_text())
+        ctx.exit()
 
 
 class ParsedParam(click.ParamType):  # type: ignore[type-arg]
@@ -101,7 +108,8 @@ def Size() -> ParsedParam:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": False})
-@click.version_option(__version__, "--version", message=version_text())
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=show_version,
+              help="Show the version and exit.")
 def cli() -> None:
     """Parse logs with WebAssembly plugins; events come out as JSON Lines."""
 

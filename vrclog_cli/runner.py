@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .builtin import BuiltinParser
 from .errors import (
@@ -34,12 +34,14 @@ from .events import Event
 from .filters import EventFilter
 from .follow import follow_items
 from .limits import MIB, Limits
-from .plugin import LogHandler, PluginLog, Runtime
 from .pool import Inline, OrderedPool
 from .sources import Idle, Item, Line, SourceFailed, read_items
 from .stats import RunStats
 from .wakeup import cancel_on_signals
 from .writer import EventWriter
+
+if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
+    from .plugin import LogHandler, PluginLog, Runtime
 
 POLL_S = 0.05  # longest the main thread waits before it looks at signals again
 CANCEL_GRACE_S = 1.0  # how long cancelled worker processes get to hand back finished lines
@@ -177,6 +179,8 @@ def build_parsers(options: ParseOptions, on_log: LogHandler | None) -> tuple[Run
         parsers.append(BuiltinParser())
     runtime = None
     if options.plugins:
+        from .plugin import Runtime
+
         runtime = Runtime(options.limits, on_log=on_log, capture_stderr=options.capture_plugin_stderr,
                           instance_slots=options.jobs + 16)
         parsers.extend(runtime.load(path) for path in options.plugins)
@@ -192,7 +196,7 @@ class Diagnostic:
 
 
 #: What a worker returns for a batch: its outcomes, and the plugin logs seen meanwhile.
-Batch = tuple[Outcomes, list[PluginLog]]
+Batch = tuple[Outcomes, list["PluginLog"]]
 
 _EOF = object()
 TICK_S = 0.1  # how often the progress hook is called
