@@ -232,7 +232,10 @@ def _spin_then_signal(echo: Path, sig: int, jobs: str, workers: str, log: Path |
     if log is None:
         proc.stdin.write(SPIN_INPUT)
         proc.stdin.flush()
-    time.sleep(1.0)  # the plugin is now spinning on line 3
+    # The plugin is now spinning on line 3 (worker processes take ~0.4 s to start, more
+    # when the machine is busy; a worker signalled before it has started loses nothing,
+    # but then lines 1-2 were never run either).
+    time.sleep(2.5 if workers == "processes" else 1.0)
     sent = time.monotonic()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=10)
