@@ -136,10 +136,12 @@ class CallFailed(Exception):
 
 
 #: Per memory slot, how much of a freed instance's memory wasmtime resets in
-#: place (zeroing dirty pages, or re-copying the initial image) instead of
-#: handing back to the kernel.  Without it every line page-faults its input,
-#: stack and data pages anew and pays an madvise on the way out: about 25 µs of
-#: a 60 µs line.  The reset is wasmtime's, so isolation between lines holds.
+#: place (a memset back to the initial image, of at most this many bytes of
+#: the accessible memory) instead of handing back to the kernel.  Without it
+#: every line page-faults its input, stack and data pages anew and pays an
+#: madvise on the way out: about 25 µs of a 60 µs line.  The reset is
+#: wasmtime's, so isolation between lines holds.  The pool also caps every
+#: memory at ``max_memory_bytes``, which is why per-line stores need no limiter.
 KEEP_RESIDENT_BYTES = 1 << 20
 
 
