@@ -21,12 +21,12 @@ demo: install
 ## Runs lint, type checks and the whole test suite (what CI runs).
 test: install
 	$(BIN)/ruff check vrclog_cli tests
-	$(BIN)/mypy vrclog_cli
+	$(BIN)/mypy vrclog_cli tests
 	$(BIN)/python -m pytest -q
 
 lint: install
 	$(BIN)/ruff check vrclog_cli tests
-	$(BIN)/mypy vrclog_cli
+	$(BIN)/mypy vrclog_cli tests
 
 ## Rebuilds the sample plugins from source with the pinned ziglang package.
 plugins: install

@@ -12,7 +12,7 @@ from vrclog_cli.sources import Decoder, _LineSplitter
 
 def inflate(data: bytes, step: int) -> bytes:
     decoder = Decoder()
-    out = []
+    out: list[bytes] = []
     for i in range(0, len(data), step):
         out.extend(decoder.feed(data[i:i + step]))
     out.extend(decoder.finish())

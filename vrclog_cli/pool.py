@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Executor, Future
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
@@ -65,7 +65,7 @@ class OrderedPool(Generic[T, R]):
     def submit(self, item: T) -> None:
         self._pending.append((item, self._executor.submit(self._work, item)))
 
-    def completed(self) -> Iterator[tuple[T, R | BaseException]]:
+    def completed(self) -> Generator[tuple[T, R | BaseException], None, None]:
         """Items at the head that are done, in order, with their result or exception."""
         while self._pending and self._pending[0][1].done():
             item, future = self._pending.popleft()
