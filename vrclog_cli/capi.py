@@ -375,21 +375,17 @@ class _Scratch(threading.local):
     """ctypes objects reused by every call on one thread (allocating them costs more than the call)."""
 
     def __init__(self) -> None:
-        self.inst = ffi.wasmtime_instance_t()
-        self.item = ffi.wasmtime_extern_t()
-        self.func_ref = ctypes.byref(self.item.of.func)
-        self.mem_item = ffi.wasmtime_extern_t()
-        self.mem_item_ref = ctypes.byref(self.mem_item)
-        self.mem_ref = ctypes.byref(self.mem_item.of.memory)
-        self.trap = _TrapPtr()
-        self.raw = _i64_args()
-        self.inst_ref = ctypes.byref(self.inst)
-        self.item_ref = ctypes.byref(self.item)
-        self.trap_ref = ctypes.byref(self.trap)
-        # The hot path takes everything at once: each attribute read on a
-        # thread-local costs about as much as a ctypes call's conversion.
-        self.hot = (self.inst_ref, self.item_ref, self.func_ref, self.mem_item_ref, self.mem_ref,
-                    self.trap, self.trap_ref, self.raw[0], self.raw[1], self.raw)
+        inst = ffi.wasmtime_instance_t()
+        item = ffi.wasmtime_extern_t()  # the export being called
+        mem_item = ffi.wasmtime_extern_t()  # the memory export
+        trap = _TrapPtr()
+        raw = _i64_args()
+        # One tuple, read once per line: each attribute read on a thread-local costs
+        # about as much as a ctypes call's conversion.  byrefs and fields keep their
+        # objects alive.
+        self.hot = (ctypes.byref(inst), ctypes.byref(item), ctypes.byref(item.of.func),
+                    ctypes.byref(mem_item), ctypes.byref(mem_item.of.memory),
+                    trap, ctypes.byref(trap), raw[0], raw[1], raw)
 
 
 _scratch = _Scratch()
