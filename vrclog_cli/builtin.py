@@ -17,7 +17,7 @@ from datetime import datetime
 
 from .events import Event
 
-_PREFIX = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2}):(\d{2})\b")
+_MINUTE = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2})\Z")
 _JOINING = re.compile(r"\[Behaviour\] Joining (wrld_[0-9A-Za-z-]+):(\S+)")
 # What the events mean, as single patterns (tests check the code below against them):
 #   ENTERING = r"\[Behaviour\] Entering Room: (.+?)\s*$"
@@ -47,11 +47,11 @@ def _convert_minute(prefix: str) -> tuple[str, str] | None:
     lines.  The offset is the one at the minute's start; offsets change only
     on whole minutes.
     """
-    match = _PREFIX.match(prefix + ":00")
+    match = _MINUTE.match(prefix)
     if match is None:
         return None
     try:
-        year, month, day, hour, minute, _ = (int(g) for g in match.groups())
+        year, month, day, hour, minute = (int(g) for g in match.groups())
         stamp = datetime(year, month, day, hour, minute).astimezone().isoformat()
     except ValueError:
         return None
