@@ -153,12 +153,15 @@ def regular_file_bytes(paths: Sequence[str]) -> int | None:
     """Total size of the paths when all are regular files (those that exist); None otherwise."""
     total = 0
     for path in paths or ["-"]:
+        if path == "-":
+            return None
         try:
-            if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
-                return None
-            total += os.stat(path).st_size
+            info = os.stat(path)
         except OSError:
             continue
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        total += info.st_size
     return total
 
 
