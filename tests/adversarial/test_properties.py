@@ -47,6 +47,15 @@ def test_any_line_round_trips(echo: Plugin, line: str) -> None:
     assert echo.call(line) == [Event("echo", data={"line": line})]
 
 
+@settings(max_examples=500, deadline=None)
+@given(line=st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=200)
+       | st.text(alphabet='"\\\n\t\x00\x1f\x7f aé日🍒\u2028', max_size=30))
+def test_input_document_is_what_json_dumps_gives(line: str) -> None:
+    # encode_input splices lines that need no escape; the result must not differ.
+    expected = ('{"line":' + json.dumps(line, ensure_ascii=False) + "}").encode("utf-8")
+    assert encode_input(line) == expected
+
+
 good_line = st.text(alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n\rT"),
                     max_size=40).filter(lambda s: s.strip() == s and not s.startswith(("T", "L")))
 
