@@ -85,6 +85,21 @@ def test_memory_writes_do_not_survive(runtime: Runtime, make_plugin) -> None:  #
         assert plugin.call("x") == []
 
 
+def test_table_writes_do_not_survive(runtime: Runtime, make_plugin) -> None:  # type: ignore[no-untyped-def]
+    # Freed tables are reset in place (kept resident), not handed back to the kernel:
+    # the reset must still restore the element segment's initial entry.
+    body = """
+      (if (i32.eqz (ref.is_null (table.get $t (i32.const 1)))) (then unreachable))
+      (if (ref.is_null (table.get $t (i32.const 0))) (then unreachable))
+      (table.set $t (i32.const 1) (table.get $t (i32.const 0)))
+      (table.set $t (i32.const 0) (ref.null func))
+      """ + RETURN_NO_EVENTS
+    extra = "(table $t 4 funcref) (elem (table $t) (i32.const 0) func $noop) (func $noop)"
+    plugin = runtime.load(make_plugin(wat_plugin(body, extra=extra)))
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(plugin.call, ["x"] * 50)) == [[]] * 50
+
+
 def test_trap_is_runtime_error(runtime: Runtime) -> None:
     with pytest.raises(PluginRuntimeError, match="unreachable") as info:
         runtime.load(SAMPLES / "trap.wasm").call("x")
