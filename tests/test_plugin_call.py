@@ -163,6 +163,17 @@ def test_memory_limit_is_whole_pages_under_it(make_plugin, limit: int, pages: in
         runtime.close()
 
 
+def test_output_in_memory_grown_by_parse_line(runtime: Runtime, make_plugin) -> None:  # type: ignore[no-untyped-def]
+    # The output is read at the base address taken before the call: it must still
+    # be right after memory.grow (pooled memories grow in place).
+    body = """
+      (drop (memory.grow (i32.const 20)))
+      (i64.store (i32.const 0x100000) (i64.const 0x2122232425262728))
+      (i64.or (i64.shl (i64.const 8) (i64.const 32)) (i64.const 0x100000))"""
+    plugin = runtime.load(make_plugin(wat_plugin(body)))
+    assert plugin.call_raw(b'{"line":"x"}') == bytes.fromhex("2827262524232221")
+
+
 @pytest.mark.parametrize(("body", "message"), [
     ("(i64.const 0x0000001000fffff0)", "outside memory"),  # range past the end of memory
     ("(i64.const 0x80000000_00000000)", "over the 1 MiB limit"),  # 2 GiB length

@@ -408,13 +408,16 @@ class LineCaller:
     -> parse_line -> copy the output -> free -> store deleted.
     """
 
-    __slots__ = ("_engine", "_engine_ptr", "_init", "_init_len", "_needs_wasi", "_pre_keep",
-                 "_pre_ptr", "_stderr_token")
+    __slots__ = ("_engine", "_engine_ptr", "_init", "_init_len", "_min_memory", "_needs_wasi",
+                 "_pre_keep", "_pre_ptr", "_stderr_token")
 
     def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre,
-                 init: bytes | None, needs_wasi: bool, stderr_token: int | None) -> None:
+                 init: bytes | None, needs_wasi: bool, stderr_token: int | None,
+                 min_memory_bytes: int = 0) -> None:
         """``engine`` must come from make_engine: its pool caps every memory at the limit,
-        so these stores need no limiter of their own (one call less per line)."""
+        so these stores need no limiter of their own (one call less per line).
+        ``min_memory_bytes``: the memory's declared minimum, which every instance has
+        from the start (memory never shrinks): input inside it needs no size query."""
         self._engine = engine  # keeps the engine alive as long as the pointer is used
         self._pre_keep = pre
         self._engine_ptr = _Handle(_address(engine.ptr()))
@@ -423,6 +426,7 @@ class LineCaller:
         self._init_len = _name_length(init) if init is not None else None
         self._needs_wasi = needs_wasi
         self._stderr_token = _token(stderr_token)
+        self._min_memory = min_memory_bytes
 
     def run(self, offset: int, payload: bytes, max_output: int) -> tuple[int, int, bytes | None]:
         """(out_ptr, out_len, output): output is None when the range is too long or outside memory."""
@@ -447,10 +451,13 @@ class LineCaller:
                     raise _take_trap(trap)
             if not _export_get(ctx, inst_ref, _MEMORY, _MEMORY_LEN, mem_item_ref):
                 raise CallFailed("export memory not found")
-            size = _memory_data_size(ctx, mem_ref)
-            if offset + len(payload) > size:
+            end = offset + len(payload)
+            if end > self._min_memory and end > (size := _memory_data_size(ctx, mem_ref)):
                 raise CallFailed(f"memory of {size} bytes cannot hold the input at {offset:#x}")
-            _memmove(_memory_data(ctx, mem_ref) + offset, payload, len(payload))
+            # Pooled memories never move (each slot reserves the whole cap up front and
+            # grows in place), so this base stays valid after parse_line grows memory.
+            base = _memory_data(ctx, mem_ref)
+            _memmove(base + offset, payload, len(payload))
             if not _export_get(ctx, inst_ref, _PARSE_LINE, _PARSE_LINE_LEN, item_ref):
                 raise CallFailed("export parse_line not found")
             arg0.i32 = offset
@@ -466,7 +473,7 @@ class LineCaller:
             size = _memory_data_size(ctx, mem_ref)
             if out_len > max_output or out_ptr + out_len > size:
                 return out_ptr, out_len, None
-            output = ctypes.string_at(_memory_data(ctx, mem_ref) + out_ptr, out_len)
+            output = ctypes.string_at(base + out_ptr, out_len)
             if not _export_get(ctx, inst_ref, _FREE, _FREE_LEN, item_ref):
                 raise CallFailed("export free not found")
             arg0.i32 = out_ptr

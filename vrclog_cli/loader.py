@@ -42,6 +42,8 @@ class CompiledPlugin:
     needs_wasi: bool
     #: Whether the compiled code came from the on-disk cache (no compilation).
     from_cache: bool = False
+    #: The exported memory's declared minimum: every fresh instance has at least this.
+    min_memory_bytes: int = 0
 
 
 def describe_file_type(mode: int) -> str:
@@ -198,5 +200,7 @@ def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits) -> Compi
     if not from_cache:
         module_cache.store(module, key)
     needs_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
+    memory = next(e.type for e in module.exports if e.name == "memory")
+    assert isinstance(memory, wasmtime.MemoryType)  # validate_module checked it
     return CompiledPlugin(path=path, module=module, init_export=init, needs_wasi=needs_wasi,
-                          from_cache=from_cache)
+                          from_cache=from_cache, min_memory_bytes=memory.limits.min * 65536)

@@ -211,7 +211,8 @@ class Plugin:
         except wasmtime.WasmtimeError as exc:
             raise PluginLoadError(f"{self.path}: cannot link: {error_gist(str(exc))}") from None
         self._caller = capi.LineCaller(
-            runtime.engine, self._pre, self._init, compiled.needs_wasi, self._stderr_token)
+            runtime.engine, self._pre, self._init, compiled.needs_wasi, self._stderr_token,
+            compiled.min_memory_bytes)
         # Read on every line: kept flat rather than looked up through self.limits.
         self._run = self._caller.run
         self._timeout = self.limits.timeout_s
