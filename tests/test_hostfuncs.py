@@ -7,6 +7,9 @@ import json
 import time
 
 import pytest
+import re2
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from vrclog_cli import hostfuncs
 from vrclog_cli.errors import PluginRuntimeError
@@ -58,6 +61,38 @@ def test_submatch_groups_and_unmatched_group() -> None:
     n, groups = Memory().submatch("Player Ｃｈｅｒｒｙ wins", r"Player (?P<name>\S+) (wins)(!)?")
     assert n > 0
     assert groups == ["Player Ｃｈｅｒｒｙ wins", "Ｃｈｅｒｒｙ", "wins", ""]
+
+
+PATTERNS = [r"Player (?P<name>\S+) (wins)(!)?", r"(\d+)|(x)", r"^(a*)(b?)$", r"\[VRPoker\] (.+?)\s*$",
+            r"(?i)(é+)(.)", r"()", r"(unclosed", r"(\w+)@(\w+)?"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="ab1x !Éé日\"\\\x00\n[]VRPokerPlayerwins@", max_size=40)
+       | st.binary(max_size=20).map(lambda b: b.decode("latin-1")),
+       pattern=st.sampled_from(PATTERNS), raw=st.booleans())
+@example(text="1x", pattern=r"(\d+)|(x)", raw=False)
+@example(text="Player \xe9\xff wins", pattern=PATTERNS[0], raw=True)
+def test_regex_functions_answer_as_the_re2_module_would(text: str, pattern: str, raw: bool) -> None:
+    # The host calls RE2 through google-re2's own object, not its re-style module
+    # functions; the answers must be what those functions give.
+    data = text.encode("latin-1", "replace") if raw else text.encode()  # raw: may be invalid UTF-8
+    try:
+        match = re2.compile(pattern.encode(), options=hostfuncs._RE2_OPTIONS).search(data)
+    except re2.error:
+        match = None
+    mem = Memory()
+    t, n = mem.put(data)
+    p, m = mem.put(pattern)
+    assert hostfuncs.regex_match(LIMITS, mem.base, mem.size, t, n, p, m) == (match is not None)
+    got = hostfuncs.regex_find_submatch(LIMITS, mem.base, mem.size, t, n, p, m, 60000, 4096)
+    if match is None:
+        assert got == 0
+    else:
+        groups = [match.group(0), *(g if g is not None else b"" for g in match.groups())]
+        expected = json.dumps([g.decode("utf-8", "replace") for g in groups], ensure_ascii=False,
+                              separators=(",", ":")).encode()
+        assert ctypes.string_at(mem.base + 60000, got) == expected
 
 
 def test_submatch_no_match_and_no_fit() -> None:

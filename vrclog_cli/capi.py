@@ -393,6 +393,8 @@ class _Scratch(threading.local):
         self.hot = (ctypes.byref(inst), ctypes.byref(item), ctypes.byref(item.of.func),
                     ctypes.byref(mem_item), ctypes.byref(mem_item.of.memory),
                     trap, ctypes.byref(trap), raw[0], raw[1], raw)
+        caller_item = ffi.wasmtime_extern_t()  # the caller's memory, inside host calls
+        self.caller = (caller_item, ctypes.byref(caller_item), ctypes.byref(caller_item.of.memory))
 
 
 _scratch = _Scratch()
@@ -490,13 +492,10 @@ class LineCaller:
 
 def caller_memory(caller: Any) -> tuple[int, int]:
     """(base, size) of the calling instance's exported memory; (0, 0) if none."""
-    item = ffi.wasmtime_extern_t()
-    if not _caller_export_get(caller, _MEMORY, _MEMORY_LEN, ctypes.byref(item)):
-        return 0, 0
-    if int(item.kind) != _KIND_MEMORY:
+    item, item_ref, mem = _scratch.caller
+    if not _caller_export_get(caller, _MEMORY, _MEMORY_LEN, item_ref) or int(item.kind) != _KIND_MEMORY:
         return 0, 0
     ctx = _caller_context(caller)
-    mem = ctypes.byref(item.of.memory)
     return _memory_data(ctx, mem) or 0, _memory_data_size(ctx, mem)
 
 
