@@ -50,7 +50,9 @@ def test_gzip_bomb_is_inflated_in_bounded_pieces() -> None:
 def test_splitter_keeps_at_most_the_cap_of_a_long_line() -> None:
     splitter = _LineSplitter("x", max_line_bytes=100)
     for _ in range(1000):
-        assert splitter.feed(b"a" * 1000) == []
+        assert splitter.feed(b"a" * 1000) is None
         assert len(splitter.partial) <= 104
-    (line,) = splitter.feed(b"\n")
-    assert line.too_large == 1_000_000 and line.text == ""
+    lines = splitter.feed(b"\n")
+    assert lines is not None
+    (line,) = lines
+    assert line.too_large == 1_000_000 and line.text == "" and line.number == 1

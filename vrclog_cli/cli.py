@@ -25,7 +25,7 @@ from .errors import EXIT_OK, Cancelled, PluginLoadError, Terminated, UsageError,
 from .filters import EventFilter, parse_rfc3339, split_types
 from .limits import Limits
 from .runner import Diagnostic, ParseOptions, ParseRun
-from .sources import read_items
+from .sources import Lines, read_items
 from .stats import RunStats
 from .writer import EventWriter, JsonLinesWriter, PrettyWriter
 
@@ -403,7 +403,7 @@ def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
 
     sample_lines = [(f"{line.source}:{line.number}", line.text)
                     for item in read_items(list(samples), DEFAULTS.max_input_bytes * 2)
-                    if isinstance(item, list) for line in item] if samples else []
+                    if isinstance(item, Lines) for line in item] if samples else []
     report = check_plugin(path, replace(DEFAULTS, timeout_s=timeout), sample_lines)
     print_report(make_console(highlight=False, soft_wrap=True), report)
     if any(f.where == "load" for f in report.violations):

@@ -67,8 +67,8 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
         chunk = os.read(followed.fd, CHUNK)
         if chunk:
             lines = followed.splitter.feed(chunk)
-            for i in range(0, len(lines), batch_lines):
-                yield lines[i:i + batch_lines]
+            if lines is not None:
+                yield from lines.batches(batch_lines)
             continue
         # Caught up: flush what we have, then look for truncation or rotation.
         yield Idle()
@@ -87,9 +87,9 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
         elif not same or (newer is not None and newer != followed.path):
             # Replaced or rotated: drain what the old file still has, then switch.
             rest = b"".join(iter(lambda f=followed: os.read(f.fd, CHUNK), b""))  # type: ignore[misc]
-            lines = followed.splitter.feed(rest) + followed.splitter.finish()
-            if lines:
-                yield lines
+            for lines in (followed.splitter.feed(rest), followed.splitter.finish()):
+                if lines is not None:
+                    yield from lines.batches(batch_lines)
             followed.close()
             followed = None
             reported_missing = False

@@ -35,7 +35,7 @@ from .filters import EventFilter
 from .follow import follow_items
 from .limits import MIB, Limits
 from .pool import Inline, OrderedPool
-from .sources import Idle, Item, Line, SourceFailed, read_items
+from .sources import Idle, Item, Line, Lines, SourceFailed, read_items
 from .stats import RunStats
 from .wakeup import cancel_on_signals
 from .writer import EventWriter
@@ -101,34 +101,47 @@ class LineOutcome:
     cancelled: bool = False
 
 
-#: One entry per line processed, in order: None for a line with no events and
-#: no errors (most lines of a log; nothing to build, pickle or look at).
-Outcomes = list[LineOutcome | None]
+@dataclass(slots=True)
+class Outcomes:
+    """What a batch gave.  Outcomes only for the lines where something was found
+    (most lines of a log have nothing: nothing to build, pickle or look at)."""
+
+    #: In line order; the last may be the cancelled line, where the batch stopped.
+    found: list[LineOutcome]
+    #: How many lines of the batch were finished (the cancelled line is not).
+    done: int
 
 
-def process_batch(parsers: Sequence[Parser], batch: list[Line], stopped: Callable[[], bool],
+def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[], bool],
                   max_line_bytes: int) -> Outcomes:
     """Every parser on every line of a batch; stops at the first cancelled line.
 
     The hot loop of every run: an outcome is built only when something was
     found, and gets lists of its own only for what it holds.
     """
-    outcomes: Outcomes = []
-    append = outcomes.append
-    for line in batch:
+    texts = batch.texts
+    if len(parsers) == 1 and isinstance(parsers[0], BuiltinParser) and not batch.too_large:
+        # The built-in parser alone: it never fails or blocks, and skips a whole batch at once.
         if stopped():
-            append(LineOutcome(line, _NO_EVENTS, _NO_ERRORS, True))
-            break
-        if line.too_large:
-            append(LineOutcome(line, _NO_EVENTS, [LineFailure.of("", InputTooLarge(
-                f"line is {line.too_large} bytes, over the {max_line_bytes}-byte line limit"))]))
+            return Outcomes([LineOutcome(batch.line(0), _NO_EVENTS, _NO_ERRORS, True)], 0)
+        return Outcomes([LineOutcome(batch.line(i), events, _NO_ERRORS)
+                         for i, events in parsers[0].find_events(texts)], len(texts))
+    found: list[LineOutcome] = []
+    too_large = batch.too_large
+    for index, text in enumerate(texts):
+        if stopped():
+            found.append(LineOutcome(batch.line(index), _NO_EVENTS, _NO_ERRORS, True))
+            return Outcomes(found, index)
+        if too_large and index in too_large:
+            found.append(LineOutcome(batch.line(index), _NO_EVENTS, [LineFailure.of("", InputTooLarge(
+                f"line is {too_large[index]} bytes, over the {max_line_bytes}-byte line limit"))]))
             continue
         events: list[Event] = _NO_EVENTS
         errors: list[LineFailure] = _NO_ERRORS
         cancelled = False
         for parser in parsers:
             try:
-                found = parser.call(line.text)
+                got = parser.call(text)
             except LineError as exc:
                 if errors is _NO_ERRORS:
                     errors = []
@@ -137,13 +150,14 @@ def process_batch(parsers: Sequence[Parser], batch: list[Line], stopped: Callabl
             except Cancelled:
                 cancelled = True
                 break
-            if found:
-                events = found if events is _NO_EVENTS else [*events, *found]
+            if got:
+                events = got if events is _NO_EVENTS else [*events, *got]
         if cancelled:
-            append(LineOutcome(line, events, errors, True))
-            break
-        append(LineOutcome(line, events, errors) if events or errors else None)
-    return outcomes
+            found.append(LineOutcome(batch.line(index), events, errors, True))
+            return Outcomes(found, index)
+        if events or errors:
+            found.append(LineOutcome(batch.line(index), events, errors))
+    return Outcomes(found, len(texts))
 
 
 PROCESS_MIN_BYTES = 4 * MIB  # below this, starting worker processes costs more than it saves
@@ -241,7 +255,7 @@ class ParseRun:
 
     # --- workers ---
 
-    def _process(self, batch: list[Line]) -> Batch:
+    def _process(self, batch: Lines) -> Batch:
         return process_batch(self.parsers, batch, lambda: self._stop_code is not None,
                              self.options.max_line_bytes), []
 
@@ -250,16 +264,17 @@ class ParseRun:
     def _record(self, code: int) -> None:
         self.exit_code = max(self.exit_code, code)
 
-    def _write(self, outcomes: Outcomes) -> None:
+    def _write(self, batch: Lines, outcomes: Outcomes) -> None:
         if self._halted:
             return
         stats = self.stats
         fail_fast = self.options.fail_fast
         event_filter = self.options.event_filter
-        for outcome in outcomes:
-            if outcome is None:
-                stats.lines += 1
-                continue
+        counted = 0  # lines of the batch counted so far
+        for outcome in outcomes.found:
+            index = outcome.line.number - batch.first
+            stats.lines += index - counted  # the lines before it, where nothing was found
+            counted = index
             if outcome.cancelled:
                 self._halted = True
                 return
@@ -270,6 +285,7 @@ class ParseRun:
                 self.interrupt(max(failure.exit_code for failure in errors))
                 return
             stats.lines += 1
+            counted += 1
             events = outcome.events
             if events:
                 if event_filter.active:
@@ -286,6 +302,7 @@ class ParseRun:
                         self._record(EXIT_FAIL_ON)
             if errors:
                 self._report_errors(outcome)
+        stats.lines += outcomes.done - counted
 
     # A closed stdout (the reader of `| head` went away) ends the run quietly.
 
@@ -317,24 +334,24 @@ class ParseRun:
             self.report(Diagnostic(f"{line.source}:{line.number}: {kind}: {who}{failure.message}",
                                    per_line=True))
 
-    def _drain(self, pool: OrderedPool[list[Line], Batch]) -> None:
+    def _drain(self, pool: OrderedPool[Lines, Batch]) -> None:
         for batch, result in pool.completed():
             if isinstance(result, BaseException):  # a worker was stopped: nothing of it is written
-                self._write([LineOutcome(batch[0], cancelled=True)] if batch else [])
+                self._halted = True
                 continue
             outcomes, logs = result
             if self._on_log is not None:
                 for log in logs:
                     self._on_log(log)
-            self._write(outcomes)
+            self._write(batch, outcomes)
 
-    def _drain_all(self, pool: OrderedPool[list[Line], Batch]) -> None:
+    def _drain_all(self, pool: OrderedPool[Lines, Batch]) -> None:
         while pool.busy and self._stop_code is None:
             pool.wait_head(POLL_S)
             self._drain(pool)
             self._tick()
 
-    def _pool(self) -> OrderedPool[list[Line], Batch]:
+    def _pool(self) -> OrderedPool[Lines, Batch]:
         opts = self.options
         window = max(4, opts.jobs * 4)
         if use_processes(opts):
@@ -407,7 +424,7 @@ class ParseRun:
         self._tick(force=True)
         return self.exit_code
 
-    def _loop(self, pool: OrderedPool[list[Line], Batch], next_item: Callable[[], object]) -> None:
+    def _loop(self, pool: OrderedPool[Lines, Batch], next_item: Callable[[], object]) -> None:
         while self._stop_code is None:
             self._tick()
             self._drain(pool)
@@ -426,7 +443,7 @@ class ParseRun:
                 self._drain_all(pool)
                 self._record(item.error.exit_code)
                 self.report(Diagnostic(str(item.error), per_line=False))
-            elif isinstance(item, list):
+            elif isinstance(item, Lines):
                 pool.submit(item)
         if self._stop_code is None:
             self._drain_all(pool)

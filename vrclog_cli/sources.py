@@ -36,6 +36,44 @@ class Line:
 
 
 @dataclass(slots=True)
+class Lines:
+    """A batch: consecutive lines of one source.
+
+    Texts, not Line objects: most lines of a log are read, parsed and
+    forgotten, and an object for each cost more than the built-in parser
+    spends on a line.  ``line(i)`` makes one for the few that need it.
+    """
+
+    source: str
+    #: The number of texts[0] (lines count from 1).
+    first: int
+    texts: list[str]
+    #: Lines too long to keep, by index into texts (their text is ""): their size in bytes.
+    too_large: dict[int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def line(self, index: int) -> Line:
+        big = self.too_large.get(index, 0) if self.too_large else 0
+        return Line(self.source, self.first + index, self.texts[index], big)
+
+    def __iter__(self) -> Iterator[Line]:
+        return (self.line(i) for i in range(len(self.texts)))
+
+    def batches(self, size: int) -> Iterator[Lines]:
+        """This batch cut into batches of at most ``size`` lines."""
+        if len(self.texts) <= size:
+            yield self
+            return
+        big = self.too_large
+        for start in range(0, len(self.texts), size):
+            end = start + size
+            part = {i - start: n for i, n in big.items() if start <= i < end} if big else None
+            yield Lines(self.source, self.first + start, self.texts[start:end], part or None)
+
+
+@dataclass(slots=True)
 class Idle:
     """No more input is ready at the moment: a good time to flush output."""
 
@@ -47,7 +85,7 @@ class SourceFailed:
     error: InputError
 
 
-Item = list[Line] | Idle | SourceFailed
+Item = Lines | Idle | SourceFailed
 
 
 def _would_block(fd: int) -> bool:
@@ -59,18 +97,17 @@ def _would_block(fd: int) -> bool:
 
 
 class _LineSplitter:
-    """Turns chunks of bytes into Lines, never keeping more than the cap of one line."""
+    """Turns chunks of bytes into Lines batches, never keeping more than the cap of one line."""
 
     def __init__(self, name: str, max_line_bytes: int) -> None:
         self.name = name
         self.cap = max_line_bytes
-        self.number = 0
+        self.number = 0  # lines handed out so far
         self.partial = bytearray()
         self.overflow = 0  # bytes of the current line beyond what was kept
         self.first = True
 
-    def _line(self, raw: bytes | bytearray, extra: int) -> Line:
-        self.number += 1
+    def _line(self, raw: bytes | bytearray, extra: int, out: Lines) -> None:
         if self.first:
             self.first = False
             if raw.startswith(BOM):
@@ -78,28 +115,33 @@ class _LineSplitter:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if extra or len(raw) > self.cap:
-            return Line(self.name, self.number, "", too_large=len(raw) + extra)
-        return Line(self.name, self.number, raw.decode("utf-8", "replace"))
+            if out.too_large is None:
+                out.too_large = {}
+            out.too_large[len(out.texts)] = len(raw) + extra
+            out.texts.append("")
+        else:
+            out.texts.append(raw.decode("utf-8", "replace"))
 
-    def feed(self, chunk: bytes) -> list[Line]:
-        lines: list[Line] = []
+    def feed(self, chunk: bytes) -> Lines | None:
+        """The lines that chunk completes (None when it completes none)."""
+        out = Lines(self.name, self.number + 1, [])
         start = 0
         last = chunk.rfind(b"\n")
         if last >= 0 and (self.partial or self.overflow or self.first):
             # The line that completes what was kept (or that may start with a BOM).
             end = chunk.find(b"\n")
             self.partial += chunk[:end]
-            lines.append(self._line(self.partial, self.overflow))
+            self._line(self.partial, self.overflow, out)
             self.partial = bytearray()
             self.overflow = 0
             start = end + 1
         if start <= last:
             if last - start <= self.cap:
-                self._whole_lines(chunk[start:last], lines)
+                self._whole_lines(chunk[start:last], out.texts)
             else:
                 while start <= last:
                     end = chunk.find(b"\n", start)
-                    lines.append(self._line(chunk[start:end], 0))
+                    self._line(chunk[start:end], 0, out)
                     start = end + 1
             start = last + 1
         rest = chunk[start:]
@@ -108,29 +150,31 @@ class _LineSplitter:
             self.overflow += len(rest) - max(room, 0)
             rest = rest[: max(room, 0)]
         self.partial += rest
-        return lines
+        self.number += len(out.texts)
+        return out if out.texts else None
 
-    def _whole_lines(self, body: bytes, lines: list[Line]) -> None:
+    @staticmethod
+    def _whole_lines(body: bytes, texts: list[str]) -> None:
         """Complete lines, none over the cap (body is no longer than it), decoded at once.
 
         Decoding the whole body gives what decoding line by line would: a UTF-8
         decoder resynchronises at every ASCII byte, so at every newline.
         """
-        texts = body.decode("utf-8", "replace").split("\n")
+        decoded = body.decode("utf-8", "replace").split("\n")
         if b"\r" in body:
-            texts = [t[:-1] if t.endswith("\r") else t for t in texts]
-        name = self.name
-        number = self.number
-        lines.extend([Line(name, number + i, text) for i, text in enumerate(texts, 1)])
-        self.number = number + len(texts)
+            decoded = [t[:-1] if t.endswith("\r") else t for t in decoded]
+        texts.extend(decoded)
 
-    def finish(self) -> list[Line]:
-        if self.partial or self.overflow:
-            line = self._line(self.partial, self.overflow)
-            self.partial = bytearray()
-            self.overflow = 0
-            return [line]
-        return []
+    def finish(self) -> Lines | None:
+        """The last line, when the input did not end with a line ending."""
+        if not (self.partial or self.overflow):
+            return None
+        out = Lines(self.name, self.number + 1, [])
+        self._line(self.partial, self.overflow, out)
+        self.partial = bytearray()
+        self.overflow = 0
+        self.number += 1
+        return out
 
 
 def _open(path: str) -> tuple[int, str]:
@@ -218,14 +262,14 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = 64,
                 try:
                     for data in decoder.feed(chunk) if chunk else decoder.finish():
                         lines = splitter.feed(data)
-                        for i in range(0, len(lines), batch_lines):
-                            yield lines[i:i + batch_lines]
+                        if lines is not None:
+                            yield from lines.batches(batch_lines)
                 except zlib.error as exc:
                     yield SourceFailed(InputError(f"{name}: corrupt gzip data: {exc}"))
                     break
                 if not chunk:
                     tail = splitter.finish()
-                    if tail:
+                    if tail is not None:
                         yield tail
                     break
         finally:

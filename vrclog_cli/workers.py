@@ -24,6 +24,7 @@ from .wakeup import arm
 if TYPE_CHECKING:
     from .plugin import PluginLog
     from .runner import Batch, ParseOptions, Parser
+    from .sources import Lines
 
 CANCEL_SIGNAL = signal.SIGUSR1
 
@@ -46,7 +47,7 @@ def _start(options: ParseOptions) -> None:
         arm([CANCEL_SIGNAL], runtime.cancel)  # for the life of the worker
 
 
-def run_batch(batch: list) -> Batch:  # type: ignore[type-arg]
+def run_batch(batch: Lines) -> Batch:
     from .runner import process_batch
 
     outcomes = process_batch(_parsers, batch, lambda: False, _max_line_bytes)
