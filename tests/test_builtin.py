@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.builtin import BuiltinParser
+from vrclog_cli.builtin import BuiltinParser, local_timestamp
 from vrclog_cli.events import Event
 
 # The meaning of each event, as one pattern each (mirrors the comment in builtin.py).
@@ -32,7 +33,42 @@ def reference(line: str) -> list[tuple[str, dict[str, str | None]]]:
 def fields(event: Event) -> tuple[str, dict[str, str | None]]:
     keys = ("player_name", "player_id") if event.type.startswith("player") else (
         ("world_name",) if event.world_name is not None else ("world_id", "instance_id"))
+    assert all(getattr(event, k) is None for k in Event.__slots__ if k not in (*keys, "type", "timestamp"))
     return event.type, {k: getattr(event, k) for k in keys}
+
+
+STAMP = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2}):(\d{2})")
+
+
+def reference_timestamp(line: str) -> str | None:
+    if (m := STAMP.match(line)) is None:
+        return None
+    try:
+        year, month, day, hour, minute, second = (int(g) for g in m.groups())
+        return datetime(year, month, day, hour, minute, second).astimezone().isoformat()
+    except ValueError:
+        return None
+
+
+def two(low: int, high: int) -> st.SearchStrategy[str]:
+    """Two digits, mostly in range, sometimes just outside it or not digits at all."""
+    return st.integers(low, high).map(lambda n: f"{n:02d}") | st.text(alphabet="0123456789x ", max_size=3)
+
+
+stamps = st.builds(lambda y, mo, d, h, mi, s, sep, tail: f"{y}.{mo}.{d} {h}:{mi}{sep}{s}{tail}",
+                   st.sampled_from(["2024", "1999", "2038", "0001", "9999", "20x4"]), two(0, 13), two(0, 32),
+                   two(0, 24), two(0, 60), two(0, 61), st.sampled_from([":", ":", ":", ".", ""]),
+                   st.sampled_from(["", " Log -", "\r", "5"]))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(stamps)
+@example("2024.02.29 23:59:60")
+@example("2023.02.29 12:00:00")
+@example("2024.01.15 23:58:1")
+def test_timestamps_are_what_datetime_gives(line: str) -> None:
+    assert local_timestamp(line) == reference_timestamp(line)
+
 
 
 HEADS = ["OnPlayerJoined ", "OnPlayerLeft ", "OnPlayerJoined", "OnPlayerLeftRoom ", "Entering Room: ",
@@ -68,3 +104,11 @@ def test_examples() -> None:
         "player_join", {"player_name": " ", "player_id": None})
     assert parser.call(prefix + "[Behaviour] Entering Room: ") == []
     assert parser.call(prefix + "[Behaviour] OnPlayerJoined ") == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(lines | text, max_size=20))
+def test_batch_events_are_the_line_by_line_events(batch: list[str]) -> None:
+    parser = BuiltinParser()
+    assert parser.find_events(batch) == [(i, parser.call(line)) for i, line in enumerate(batch)
+                                         if parser.call(line)]

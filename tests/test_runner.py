@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
-from vrclog_cli.runner import PROCESS_MIN_BYTES, ParseOptions, use_processes
+from vrclog_cli.runner import PROCESS_MIN_BYTES, ParseOptions, ParseRun, use_processes
+from vrclog_cli.writer import JsonLinesWriter
+
+from .conftest import echo_plugin_wat
 
 
 def test_auto_uses_processes_only_where_they_pay(tmp_path: Path) -> None:
@@ -21,3 +26,46 @@ def test_auto_uses_processes_only_where_they_pay(tmp_path: Path) -> None:
     assert not use_processes(ParseOptions(paths=[str(big)], follow=True, **with_plugin))  # type: ignore[arg-type]
     assert use_processes(ParseOptions(paths=["-"], workers="processes", **with_plugin))  # type: ignore[arg-type]
     assert not use_processes(ParseOptions(paths=[str(big)], workers="threads", **with_plugin))  # type: ignore[arg-type]
+
+
+def run_echo(tmp_path: Path, text: str, **options: object) -> tuple[ParseRun, int, list[str]]:
+    log = tmp_path / "in.log"
+    log.write_text(text)
+    plugin = tmp_path / "echo.wat"
+    plugin.write_text(echo_plugin_wat())
+    sink = io.BytesIO()
+    run = ParseRun(ParseOptions(paths=[str(log)], plugins=[str(plugin)], **options),  # type: ignore[arg-type]
+                   JsonLinesWriter(sink), report=lambda _d: None)
+    run.load()
+    code = run.run()
+    return run, code, [json.loads(x)["data"]["line"] for x in sink.getvalue().decode().splitlines()]
+
+
+def test_lines_are_counted_across_batches_and_outcomes(tmp_path: Path) -> None:
+    # 300 lines (several 64-line batches): a trap on line 70, a too-long line on 200.
+    lines = [f"line {n}" for n in range(1, 301)]
+    lines[69] = "Trap"
+    lines[199] = "x" * 300
+    run, code, written = run_echo(tmp_path, "\n".join(lines) + "\n", max_line_bytes=200)
+    assert code == 4 and run.stats.lines == 300
+    assert written == [t for n, t in enumerate(lines, 1) if n not in (70, 200)]
+    assert dict(run.stats.errors_by_kind) == {"runtime_error": 1, "input_too_large": 1}
+
+
+def test_fail_fast_counts_only_the_lines_before_the_failure(tmp_path: Path) -> None:
+    lines = [f"line {n}" for n in range(1, 201)]
+    lines[129] = "Trap"  # line 130, in the third batch
+    run, code, written = run_echo(tmp_path, "\n".join(lines) + "\n", fail_fast=True)
+    assert code == 4 and run.stats.lines == 129 and written == lines[:129]
+
+
+def test_builtin_batches_count_every_line(tmp_path: Path) -> None:
+    log = tmp_path / "in.log"
+    prefix = "2024.01.15 23:58:01 Log        -  "
+    log.write_text("".join(prefix + ("[Behaviour] OnPlayerJoined Bob\n" if n % 50 == 0 else "x\n")
+                           for n in range(1, 1001)))
+    sink = io.BytesIO()
+    run = ParseRun(ParseOptions(paths=[str(log)]), JsonLinesWriter(sink), report=lambda _d: None)
+    run.load()
+    assert run.run() == 0
+    assert run.stats.lines == 1000 and sink.getvalue().count(b"\n") == 20

@@ -32,17 +32,16 @@ _USER_TAIL = re.compile(r" \((usr_[0-9A-Za-z-]+)\)\Z")
 
 def local_timestamp(line: str) -> str | None:
     """The VRChat line's local time as RFC 3339 with the local offset."""
-    prefix = line[:19]
-    seconds = prefix[17:19]
-    if len(prefix) < 19 or prefix[16] != ":" or not ("00" <= seconds <= "59") or not seconds.isdigit():
+    seconds = line[17:19]
+    if line[16:17] != ":" or len(seconds) != 2 or not seconds.isdigit() or seconds > "59":
         return None
-    minute = _convert_minute(prefix[:16])
-    return None if minute is None else f"{minute[0]}:{seconds}{minute[1]}"
+    minute = _convert_minute(line[:16])
+    return None if minute is None else minute[0] + seconds + minute[1]
 
 
 @functools.lru_cache(maxsize=1024)
 def _convert_minute(prefix: str) -> tuple[str, str] | None:
-    """("YYYY-MM-DDTHH:MM", local offset) of a ``YYYY.MM.DD HH:MM`` prefix.
+    """("YYYY-MM-DDTHH:MM:", local offset) of a ``YYYY.MM.DD HH:MM`` prefix.
 
     Cached per minute, not per second: a busy log has a new second on most
     lines.  The offset is the one at the minute's start; offsets change only
@@ -56,7 +55,7 @@ def _convert_minute(prefix: str) -> tuple[str, str] | None:
         stamp = datetime(year, month, day, hour, minute).astimezone().isoformat()
     except ValueError:
         return None
-    return stamp[:16], stamp[19:]
+    return stamp[:17], stamp[19:]
 
 
 class BuiltinParser:
@@ -74,16 +73,16 @@ class BuiltinParser:
     def call(self, line: str) -> list[Event]:
         if _BEHAVIOUR not in line:
             return []
+        # Events made with positional fields (type, timestamp, player_name, player_id,
+        # world_id, world_name, instance_id): half the cost of keywords, on every event.
         if (m := _PLAYER_HEAD.search(line)) is not None:
             kind = "player_join" if m.group(1) == "Joined" else "player_left"
             name, user = _split_player(line[m.end():])
-            return [Event(kind, timestamp=local_timestamp(line), player_name=name, player_id=user)]
+            return [Event(kind, local_timestamp(line), name, user)]
         if (at := line.find(_ENTERING_HEAD)) >= 0 and (rest := line[at + len(_ENTERING_HEAD):]):
-            return [Event("world_join", timestamp=local_timestamp(line),
-                          world_name=rest.rstrip() or rest[:1])]
+            return [Event("world_join", local_timestamp(line), None, None, None, rest.rstrip() or rest[:1])]
         if (m := _JOINING.search(line)) is not None:
-            return [Event("world_join", timestamp=local_timestamp(line), world_id=m.group(1),
-                          instance_id=m.group(2))]
+            return [Event("world_join", local_timestamp(line), None, None, m.group(1), None, m.group(2))]
         return []
 
 

@@ -269,40 +269,41 @@ class ParseRun:
             return
         stats = self.stats
         fail_fast = self.options.fail_fast
+        fail_on = self.options.fail_on
         event_filter = self.options.event_filter
-        counted = 0  # lines of the batch counted so far
-        for outcome in outcomes.found:
-            index = outcome.line.number - batch.first
-            stats.lines += index - counted  # the lines before it, where nothing was found
-            counted = index
-            if outcome.cancelled:
-                self._halted = True
-                return
-            errors = outcome.errors
-            if errors and fail_fast:
-                self._halted = True
-                self._report_errors(outcome)
-                self.interrupt(max(failure.exit_code for failure in errors))
-                return
-            stats.lines += 1
-            counted += 1
-            events = outcome.events
-            if events:
-                if event_filter.active:
+        filtering = event_filter.active
+        by_type = stats.events_by_type
+        write_events = self._write_events
+        counted = 0  # lines of the batch done: before an outcome, every line found nothing
+        try:
+            for outcome in outcomes.found:
+                counted = outcome.line.number - batch.first
+                if outcome.cancelled:
+                    self._halted = True
+                    return
+                errors = outcome.errors
+                if errors and fail_fast:
+                    self._halted = True
+                    self._report_errors(outcome)
+                    self.interrupt(max(failure.exit_code for failure in errors))
+                    return
+                counted += 1
+                events = outcome.events
+                if events and filtering:
                     kept = [e for e in events if event_filter.keep(e)]
                     stats.filtered_out += len(events) - len(kept)
                     events = kept
                 if events:
-                    by_type = stats.events_by_type
                     for event in events:
                         by_type[event.type] += 1
-                    self._write_events(outcome.line, events)
-                    fail_on = self.options.fail_on
+                    write_events(outcome.line, events)
                     if fail_on and ("any" in fail_on or any(e.type in fail_on for e in events)):
                         self._record(EXIT_FAIL_ON)
-            if errors:
-                self._report_errors(outcome)
-        stats.lines += outcomes.done - counted
+                if errors:
+                    self._report_errors(outcome)
+            counted = outcomes.done
+        finally:
+            stats.lines += counted
 
     # A closed stdout (the reader of `| head` went away) ends the run quietly.
 
