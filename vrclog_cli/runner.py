@@ -35,7 +35,7 @@ from .filters import EventFilter
 from .follow import follow_items
 from .limits import MIB, Limits
 from .pool import Inline, OrderedPool
-from .sources import Idle, Item, Line, Lines, SourceFailed, read_items
+from .sources import Idle, Item, Lines, SourceFailed, read_items
 from .stats import RunStats
 from .wakeup import cancel_on_signals
 from .writer import EventWriter
@@ -43,6 +43,8 @@ from .writer import EventWriter
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
     from .plugin import LogHandler, PluginLog, Runtime
 
+PLUGIN_BATCH_LINES = 64
+BUILTIN_BATCH_LINES = 1024
 POLL_S = 0.05  # longest the main thread waits before it looks at signals again
 CANCEL_GRACE_S = 1.0  # how long cancelled worker processes get to hand back finished lines
 
@@ -95,7 +97,8 @@ _NO_ERRORS: list[LineFailure] = []
 
 @dataclass(slots=True)
 class LineOutcome:
-    line: Line
+    #: Where in its batch: batch.line(index) is the line.
+    index: int
     events: list[Event] = field(default_factory=list)
     errors: list[LineFailure] = field(default_factory=list)
     cancelled: bool = False
@@ -123,17 +126,17 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
     if len(parsers) == 1 and isinstance(parsers[0], BuiltinParser) and not batch.too_large:
         # The built-in parser alone: it never fails or blocks, and skips a whole batch at once.
         if stopped():
-            return Outcomes([LineOutcome(batch.line(0), _NO_EVENTS, _NO_ERRORS, True)], 0)
-        return Outcomes([LineOutcome(batch.line(i), events, _NO_ERRORS)
+            return Outcomes([LineOutcome(0, _NO_EVENTS, _NO_ERRORS, True)], 0)
+        return Outcomes([LineOutcome(i, events, _NO_ERRORS)
                          for i, events in parsers[0].find_events(texts)], len(texts))
     found: list[LineOutcome] = []
     too_large = batch.too_large
     for index, text in enumerate(texts):
         if stopped():
-            found.append(LineOutcome(batch.line(index), _NO_EVENTS, _NO_ERRORS, True))
+            found.append(LineOutcome(index, _NO_EVENTS, _NO_ERRORS, True))
             return Outcomes(found, index)
         if too_large and index in too_large:
-            found.append(LineOutcome(batch.line(index), _NO_EVENTS, [LineFailure.of("", InputTooLarge(
+            found.append(LineOutcome(index, _NO_EVENTS, [LineFailure.of("", InputTooLarge(
                 f"line is {too_large[index]} bytes, over the {max_line_bytes}-byte line limit"))]))
             continue
         events: list[Event] = _NO_EVENTS
@@ -153,10 +156,10 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
             if got:
                 events = got if events is _NO_EVENTS else [*events, *got]
         if cancelled:
-            found.append(LineOutcome(batch.line(index), events, errors, True))
+            found.append(LineOutcome(index, events, errors, True))
             return Outcomes(found, index)
         if events or errors:
-            found.append(LineOutcome(batch.line(index), events, errors))
+            found.append(LineOutcome(index, events, errors))
     return Outcomes(found, len(texts))
 
 
@@ -273,18 +276,18 @@ class ParseRun:
         event_filter = self.options.event_filter
         filtering = event_filter.active
         by_type = stats.events_by_type
-        write_events = self._write_events
+        write = self.writer.write
         counted = 0  # lines of the batch done: before an outcome, every line found nothing
         try:
             for outcome in outcomes.found:
-                counted = outcome.line.number - batch.first
+                counted = outcome.index
                 if outcome.cancelled:
                     self._halted = True
                     return
                 errors = outcome.errors
                 if errors and fail_fast:
                     self._halted = True
-                    self._report_errors(outcome)
+                    self._report_errors(batch, outcome)
                     self.interrupt(max(failure.exit_code for failure in errors))
                     return
                 counted += 1
@@ -296,23 +299,21 @@ class ParseRun:
                 if events:
                     for event in events:
                         by_type[event.type] += 1
-                    write_events(outcome.line, events)
+                    if not self.output_closed:
+                        try:
+                            write(batch.source, batch.first + outcome.index, batch.texts[outcome.index],
+                                  events)
+                        except BrokenPipeError:
+                            self._close_output()
                     if fail_on and ("any" in fail_on or any(e.type in fail_on for e in events)):
                         self._record(EXIT_FAIL_ON)
                 if errors:
-                    self._report_errors(outcome)
+                    self._report_errors(batch, outcome)
             counted = outcomes.done
         finally:
             stats.lines += counted
 
     # A closed stdout (the reader of `| head` went away) ends the run quietly.
-
-    def _write_events(self, line: Line, events: list[Event]) -> None:
-        if not self.output_closed:
-            try:
-                self.writer.write(line.source, line.number, line.text, events)
-            except BrokenPipeError:
-                self._close_output()
 
     def _flush(self) -> None:
         if not self.output_closed:
@@ -325,13 +326,13 @@ class ParseRun:
         self.output_closed = True
         self.interrupt(EXIT_OK)
 
-    def _report_errors(self, outcome: LineOutcome) -> None:
+    def _report_errors(self, batch: Lines, outcome: LineOutcome) -> None:
         for failure in outcome.errors:
             self._record(failure.exit_code)
             self.stats.errors_by_kind[failure.kind] += 1
             kind = f"{failure.kind} ({failure.code})" if failure.code else failure.kind
             who = f"{failure.plugin}: " if failure.plugin else ""
-            line = outcome.line
+            line = batch.line(outcome.index)
             self.report(Diagnostic(f"{line.source}:{line.number}: {kind}: {who}{failure.message}",
                                    per_line=True))
 
@@ -459,13 +460,17 @@ class ParseRun:
 
     def _items(self) -> Iterator[Item]:
         opts = self.options
+        # Plugin lines are spread over workers in small batches; the built-in parser
+        # alone runs inline, where a batch costs the same whatever its size.
+        batch_lines = PLUGIN_BATCH_LINES if opts.plugins else BUILTIN_BATCH_LINES
         if opts.follow:
-            return follow_items(opts.paths[0], opts.max_line_bytes, lambda: self._stop_code is not None)
+            return follow_items(opts.paths[0], opts.max_line_bytes, lambda: self._stop_code is not None,
+                                batch_lines)
 
         def count(n: int) -> None:
             self.stats.bytes_read += n
 
-        return read_items(list(opts.paths), opts.max_line_bytes, on_bytes=count)
+        return read_items(list(opts.paths), opts.max_line_bytes, batch_lines, on_bytes=count)
 
     def _tick(self, force: bool = False) -> None:
         if self._on_tick is None:

@@ -66,7 +66,7 @@ class JsonLinesWriter:
     def write(self, source: str, number: int, line: str, events: list[Event]) -> None:
         raw = line if self.raw_line else None
         for event in events:
-            text = event_json(event, raw) + "\n"
+            text = event_json(event, raw)
             self._parts.append(text)
             self._size += len(text)
         if self._size >= self.buffer_bytes:
@@ -74,7 +74,8 @@ class JsonLinesWriter:
 
     def flush(self) -> None:
         if self._parts:
-            data = "".join(self._parts).encode("utf-8", "replace")
+            self._parts.append("")  # the last line's newline, from the join
+            data = "\n".join(self._parts).encode("utf-8", "replace")
             self._parts.clear()
             self._size = 0
             self.out.write(data)
