@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -319,6 +320,7 @@ class ProgressDisplay:
             TimeRemainingColumn(), console=self.console, transient=True, auto_refresh=False)
         self.task = self.progress.add_task("parsing", total=total or None, lines=0, rate=0.0,
                                            events=0, errors=0)
+        self._drawn = 0.0
 
     def start(self) -> None:
         self.progress.start()
@@ -326,10 +328,19 @@ class ProgressDisplay:
     def stop(self) -> None:
         self.progress.stop()
 
+    REDRAW_S = 0.25
+
     def update(self, stats: RunStats) -> None:
-        """Called by the run's main loop every 0.1 s, which also redraws here: rich's own
-        refresh thread took the interpreter lock from the parsing thread at every
-        wasm call it made, and cost 10-30 % of a run."""
+        """Called by the run's main loop every 0.1 s; redraws here, at most every REDRAW_S.
+
+        rich's own refresh thread took the interpreter lock from the parsing
+        thread at every wasm call it made (10-30 % of a run), and a redraw costs
+        a few milliseconds of the parsing thread's time.
+        """
+        now = time.monotonic()
+        if now - self._drawn < self.REDRAW_S:
+            return
+        self._drawn = now
         elapsed = stats.elapsed
         self.progress.update(self.task, completed=stats.bytes_read, lines=stats.lines,
                              rate=stats.lines / elapsed if elapsed > 0 else 0.0,
