@@ -11,7 +11,7 @@ import pytest
 from vrclog_cli.errors import Cancelled, InputTooLarge, PluginRuntimeError, PluginTimeout
 from vrclog_cli.events import Event
 from vrclog_cli.limits import Limits
-from vrclog_cli.plugin import Plugin, Runtime, encode_input
+from vrclog_cli.plugin import Plugin, PluginLog, Runtime, encode_input
 
 from .conftest import RETURN_NO_EVENTS, SAMPLES, answer, echo_plugin_wat, wat_plugin
 
@@ -287,3 +287,26 @@ def test_plugin_text_is_kept_to_one_line(runtime: Runtime, make_plugin) -> None:
     with pytest.raises(PluginRuntimeError) as info:
         plugin.call("x")
     assert str(info.value) == "two\\nlines\\x07" and info.value.code == "E\\r1"
+
+
+def test_showing_a_log_message_is_not_the_plugins_time(make_plugin) -> None:  # type: ignore[no-untyped-def]
+    # The first message shown loads rich (tens of ms on a busy machine); the host's
+    # work must not spend the plugin's 50 ms. Logs are handed on when the call returns.
+    shown: list[str] = []
+
+    def slow_handler(log: PluginLog) -> None:
+        spin_until = time.thread_time() + 0.12
+        while time.thread_time() < spin_until:
+            pass
+        shown.append(log.message)
+
+    wat = wat_plugin("(call $log (i32.const 2) (i32.const 0x22000) (i32.const 5))" + RETURN_NO_EVENTS,
+                     imports='(import "env" "log" (func $log (param i32 i32 i32)))',
+                     extra='(data (i32.const 0x22000) "hello")')
+    runtime = Runtime(on_log=slow_handler)
+    try:
+        plugin = runtime.load(make_plugin(wat))
+        assert plugin.call("x") == [] and plugin.call("y") == []
+    finally:
+        runtime.close()
+    assert shown == ["hello", "hello"]

@@ -53,12 +53,23 @@ LogHandler = Callable[[PluginLog], None]
 class _CallState:
     """What the deadline hook and host functions need to know about this thread's call."""
 
-    __slots__ = ("cpu_deadline", "plugin", "reason")
+    __slots__ = ("cpu_deadline", "logs", "plugin", "reason")
 
     def __init__(self, plugin: Plugin, cpu_deadline: float) -> None:
         self.plugin = plugin
         self.cpu_deadline = cpu_deadline
         self.reason: str | None = None
+        #: Messages the plugin logged, handed on when the call returns: showing one
+        #: (the first loads rich) is the host's work, not the plugin's, and must
+        #: not spend the plugin's time budget.
+        self.logs: list[tuple[int, bytes]] | None = None
+
+    def emit_logs(self) -> None:
+        for level, message in self.logs or ():
+            try:
+                self.plugin._emit_log(level, message)
+            except OSError:  # stderr gone: the message is dropped, as over-the-rate ones are
+                return
 
 
 _local = threading.local()
@@ -87,7 +98,19 @@ _stderr_owners: weakref.WeakValueDictionary[int, Plugin] = weakref.WeakValueDict
 def _route_stderr(token: int, data: bytes) -> None:
     plugin = _stderr_owners.get(token)
     if plugin is not None and plugin._log_limiter.allow():
-        plugin._emit_log(STDERR_LEVEL, data)
+        _keep_log(plugin, STDERR_LEVEL, data)
+
+
+def _keep_log(plugin: Plugin, level: int, message: bytes) -> None:
+    """Holds a message until the call in flight on this thread returns (if it is
+    this plugin's: wasmtime may deliver stderr later, from another thread)."""
+    state = _current()
+    if state is not None and state.plugin is plugin:
+        if state.logs is None:
+            state.logs = []
+        state.logs.append((level, message))
+    else:
+        plugin._emit_log(level, message)
 
 
 def _allow_host_log() -> bool:
@@ -100,7 +123,7 @@ def _allow_host_log() -> bool:
 def _on_host_log(level: int, message: bytes) -> None:
     state = _current()
     if state is not None:
-        state.plugin._emit_log(level, message)
+        _keep_log(state.plugin, level, message)
 
 
 capi.set_deadline_hook(_deadline_verdict)
@@ -272,6 +295,7 @@ class Plugin:
             raise PluginLoadError(f"{self.path}: {what} failed: {error_gist(str(exc))}") from None
         finally:
             _local.call = None
+            state.emit_logs()
         if version != 1:
             raise PluginLoadError(f"{self.path}: abi_version returned {version}, expected 1")
 
@@ -296,6 +320,8 @@ class Plugin:
             raise self._classify(exc, state) from None
         finally:
             _local.call = None
+            if state.logs is not None:
+                state.emit_logs()
         if output is None:
             if out_len > self.limits.max_output_bytes:
                 raise PluginRuntimeError(
