@@ -64,6 +64,11 @@ class _CallState:
         #: not spend the plugin's time budget.
         self.logs: list[tuple[int, bytes]] | None = None
 
+    def keep_log(self, level: int, message: bytes) -> None:
+        if self.logs is None:
+            self.logs = []
+        self.logs.append((level, message))
+
     def emit_logs(self) -> None:
         for level, message in self.logs or ():
             try:
@@ -98,19 +103,13 @@ _stderr_owners: weakref.WeakValueDictionary[int, Plugin] = weakref.WeakValueDict
 def _route_stderr(token: int, data: bytes) -> None:
     plugin = _stderr_owners.get(token)
     if plugin is not None and plugin._log_limiter.allow():
-        _keep_log(plugin, STDERR_LEVEL, data)
-
-
-def _keep_log(plugin: Plugin, level: int, message: bytes) -> None:
-    """Holds a message until the call in flight on this thread returns (if it is
-    this plugin's: wasmtime may deliver stderr later, from another thread)."""
-    state = _current()
-    if state is not None and state.plugin is plugin:
-        if state.logs is None:
-            state.logs = []
-        state.logs.append((level, message))
-    else:
-        plugin._emit_log(level, message)
+        # Held until this thread's call returns, if it is this plugin's; wasmtime
+        # may also deliver stderr later, from another thread: shown at once then.
+        state = _current()
+        if state is not None and state.plugin is plugin:
+            state.keep_log(STDERR_LEVEL, data)
+        else:
+            plugin._emit_log(STDERR_LEVEL, data)
 
 
 def _allow_host_log() -> bool:
@@ -123,7 +122,7 @@ def _allow_host_log() -> bool:
 def _on_host_log(level: int, message: bytes) -> None:
     state = _current()
     if state is not None:
-        _keep_log(state.plugin, level, message)
+        state.keep_log(level, message)
 
 
 capi.set_deadline_hook(_deadline_verdict)
