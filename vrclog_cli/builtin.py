@@ -66,24 +66,26 @@ class BuiltinParser:
     def find_events(self, lines: list[str]) -> list[tuple[int, list[Event]]]:
         """(index, events) of each line that has events: what ``call`` gives, line by line,
         without a Python call for the many lines that cannot be events."""
-        call = self.call
         return [(i, events) for i, line in enumerate(lines)
-                if _BEHAVIOUR in line and (events := call(line))]
+                if _BEHAVIOUR in line and (events := _behaviour_events(line))]
 
     def call(self, line: str) -> list[Event]:
-        if _BEHAVIOUR not in line:
-            return []
-        # Events made with positional fields (type, timestamp, player_name, player_id,
-        # world_id, world_name, instance_id): half the cost of keywords, on every event.
-        if (m := _PLAYER_HEAD.search(line)) is not None:
-            kind = "player_join" if m.group(1) == "Joined" else "player_left"
-            name, user = _split_player(line[m.end():])
-            return [Event(kind, local_timestamp(line), name, user)]
-        if (at := line.find(_ENTERING_HEAD)) >= 0 and (rest := line[at + len(_ENTERING_HEAD):]):
-            return [Event("world_join", local_timestamp(line), None, None, None, rest.rstrip() or rest[:1])]
-        if (m := _JOINING.search(line)) is not None:
-            return [Event("world_join", local_timestamp(line), None, None, m.group(1), None, m.group(2))]
-        return []
+        return _behaviour_events(line) if _BEHAVIOUR in line else []
+
+
+def _behaviour_events(line: str) -> list[Event]:
+    """The events of a line known to hold "[Behaviour] "."""
+    # Events made with positional fields (type, timestamp, player_name, player_id,
+    # world_id, world_name, instance_id): half the cost of keywords, on every event.
+    if (m := _PLAYER_HEAD.search(line)) is not None:
+        kind = "player_join" if m.group(1) == "Joined" else "player_left"
+        name, user = _split_player(line[m.end():])
+        return [Event(kind, local_timestamp(line), name, user)]
+    if (at := line.find(_ENTERING_HEAD)) >= 0 and (rest := line[at + len(_ENTERING_HEAD):]):
+        return [Event("world_join", local_timestamp(line), None, None, None, rest.rstrip() or rest[:1])]
+    if (m := _JOINING.search(line)) is not None:
+        return [Event("world_join", local_timestamp(line), None, None, m.group(1), None, m.group(2))]
+    return []
 
 
 def _split_player(rest: str) -> tuple[str, str | None]:
