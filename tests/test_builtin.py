@@ -37,7 +37,7 @@ def fields(event: Event) -> tuple[str, dict[str, str | None]]:
     return event.type, {k: getattr(event, k) for k in keys}
 
 
-STAMP = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2}):(\d{2})")
+STAMP = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
 
 
 def reference_timestamp(line: str) -> str | None:
@@ -52,7 +52,7 @@ def reference_timestamp(line: str) -> str | None:
 
 def two(low: int, high: int) -> st.SearchStrategy[str]:
     """Two digits, mostly in range, sometimes just outside it or not digits at all."""
-    return st.integers(low, high).map(lambda n: f"{n:02d}") | st.text(alphabet="0123456789x ", max_size=3)
+    return st.integers(low, high).map(lambda n: f"{n:02d}") | st.text(alphabet="0123456789x ١٣", max_size=3)
 
 
 stamps = st.builds(lambda y, mo, d, h, mi, s, sep, tail: f"{y}.{mo}.{d} {h}:{mi}{sep}{s}{tail}",
@@ -66,6 +66,8 @@ stamps = st.builds(lambda y, mo, d, h, mi, s, sep, tail: f"{y}.{mo}.{d} {h}:{mi}
 @example("2024.02.29 23:59:60")
 @example("2023.02.29 12:00:00")
 @example("2024.01.15 23:58:1")
+@example("2024.01.15 23:58:1٣")
+@example("２０２４.01.15 23:58:13")
 def test_timestamps_are_what_datetime_gives(line: str) -> None:
     assert local_timestamp(line) == reference_timestamp(line)
 

@@ -17,7 +17,10 @@ from datetime import datetime
 
 from .events import Event
 
-_MINUTE = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2})\Z")
+# ASCII digits only: re's \d and str.isdigit also take other scripts' digits ("١٣"),
+# which VRChat never writes and which must not end up in an RFC 3339 timestamp.
+_MINUTE = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2})\Z", re.ASCII)
+_SECONDS = {f":{s:02d}": f"{s:02d}" for s in range(60)}  # the ":SS" after a minute -> "SS"
 _JOINING = re.compile(r"\[Behaviour\] Joining (wrld_[0-9A-Za-z-]+):(\S+)")
 # What the events mean, as single patterns (tests check the code below against them):
 #   ENTERING = r"\[Behaviour\] Entering Room: (.+?)\s*$"
@@ -32,8 +35,8 @@ _USER_TAIL = re.compile(r" \((usr_[0-9A-Za-z-]+)\)\Z")
 
 def local_timestamp(line: str) -> str | None:
     """The VRChat line's local time as RFC 3339 with the local offset."""
-    seconds = line[17:19]
-    if line[16:17] != ":" or len(seconds) != 2 or not seconds.isdigit() or seconds > "59":
+    seconds = _SECONDS.get(line[16:19])
+    if seconds is None:
         return None
     minute = _convert_minute(line[:16])
     return None if minute is None else minute[0] + seconds + minute[1]
