@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .discovery import newest_log
 from .errors import InputError
-from .sources import CHUNK, Idle, Item, SourceFailed, _LineSplitter
+from .sources import BATCH_LINES, CHUNK, Idle, Item, SourceFailed, _LineSplitter
 
 POLL_S = 0.2
 
@@ -36,7 +36,7 @@ class _Followed:
 
 
 def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
-                 batch_lines: int = 64) -> Iterator[Item]:
+                 batch_lines: int = BATCH_LINES) -> Iterator[Item]:
     """Batches of lines as they are appended, with an Idle marker whenever caught up."""
     base = Path(target)
     watch_dir = base if base.is_dir() else None

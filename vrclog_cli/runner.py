@@ -35,7 +35,7 @@ from .filters import EventFilter
 from .follow import follow_items
 from .limits import MIB, Limits
 from .pool import Inline, OrderedPool
-from .sources import Idle, Item, Lines, SourceFailed, read_items
+from .sources import BATCH_LINES, Idle, Item, Lines, SourceFailed, read_items
 from .stats import RunStats
 from .wakeup import cancel_on_signals
 from .writer import EventWriter
@@ -43,7 +43,7 @@ from .writer import EventWriter
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
     from .plugin import LogHandler, PluginLog, Runtime
 
-PLUGIN_BATCH_LINES = 64
+PLUGIN_BATCH_LINES = BATCH_LINES
 BUILTIN_BATCH_LINES = 1024
 POLL_S = 0.05  # longest the main thread waits before it looks at signals again
 CANCEL_GRACE_S = 1.0  # how long cancelled worker processes get to hand back finished lines

@@ -24,6 +24,9 @@ BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
 STDIN_NAME = "<stdin>"
 CHUNK = 256 * 1024
+#: Lines per batch unless the caller asks otherwise: small enough to spread plugin
+#: lines over workers, large enough that a batch costs little per line.
+BATCH_LINES = 64
 
 
 @dataclass(slots=True)
@@ -237,7 +240,7 @@ class Decoder:
 ByteCounter = Callable[[int], None]
 
 
-def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = 64,
+def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_LINES,
                on_bytes: ByteCounter | None = None) -> Iterator[Item]:
     """Batches of lines from each path in order ("-" is stdin), with Idle markers."""
     for path in paths or ["-"]:
