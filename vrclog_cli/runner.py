@@ -43,7 +43,6 @@ from .writer import EventWriter
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
     from .plugin import LogHandler, PluginLog, Runtime
 
-PLUGIN_BATCH_LINES = BATCH_LINES
 BUILTIN_BATCH_LINES = 1024
 POLL_S = 0.05  # longest the main thread waits before it looks at signals again
 CANCEL_GRACE_S = 1.0  # how long cancelled worker processes get to hand back finished lines
@@ -462,7 +461,7 @@ class ParseRun:
         opts = self.options
         # Plugin lines are spread over workers in small batches; the built-in parser
         # alone runs inline, where a batch costs the same whatever its size.
-        batch_lines = PLUGIN_BATCH_LINES if opts.plugins else BUILTIN_BATCH_LINES
+        batch_lines = BATCH_LINES if opts.plugins else BUILTIN_BATCH_LINES
         if opts.follow:
             return follow_items(opts.paths[0], opts.max_line_bytes, lambda: self._stop_code is not None,
                                 batch_lines)
