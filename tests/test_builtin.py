@@ -51,7 +51,7 @@ def reference_timestamp(line: str) -> str | None:
 
 
 def two(low: int, high: int) -> st.SearchStrategy[str]:
-    """Two digits, mostly in range, sometimes just outside it or not digits at all."""
+    """Two digits, mostly in range, sometimes just outside it or not ASCII digits at all."""
     return st.integers(low, high).map(lambda n: f"{n:02d}") | st.text(alphabet="0123456789x ١٣", max_size=3)
 
 
