@@ -87,8 +87,9 @@ def test_padded_past_ten_mib(runtime: Runtime, tmp_path: Path) -> None:
 
 
 def test_wrong_abi_version(runtime: Runtime, make_plugin) -> None:  # type: ignore[no-untyped-def]
-    wat = wat_plugin().replace("(result i32) i32.const 1)", "(result i32) i32.const 2)")
-    assert "abi_version returned 2, expected 1" in refused(runtime, make_plugin(wat))
+    wat = wat_plugin().replace("(result i32) i32.const 1)", "(result i32) i32.const 3)")
+    assert "abi_version returned 3; this vrclog supports ABI versions 1 and 2" in refused(
+        runtime, make_plugin(wat))
 
 
 @pytest.mark.parametrize(

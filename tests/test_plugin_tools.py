@@ -40,7 +40,7 @@ def test_info_explains_an_invalid_plugin(tmp_path: Path) -> None:
     result = vrclog("plugin", "info", "--json", path)
     assert result.returncode == 3
     info = json.loads(result.stdout)
-    assert info["valid"] is False and info["problem"] == "missing export free"
+    assert info["valid"] is False and info["problem"] == "missing export free (required by ABI v1)"
     human = vrclog("plugin", "info", path)
     assert human.returncode == 3 and "invalid" in human.stdout and "missing export free" in human.stdout
 

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+from vrclog_cli.limits import Limits
 from vrclog_cli.runner import PROCESS_MIN_BYTES, ParseOptions, ParseRun, use_processes
 from vrclog_cli.writer import JsonLinesWriter
 
@@ -46,7 +47,7 @@ def test_lines_are_counted_across_batches_and_outcomes(tmp_path: Path) -> None:
     lines = [f"line {n}" for n in range(1, 301)]
     lines[69] = "Trap"
     lines[199] = "x" * 300
-    run, code, written = run_echo(tmp_path, "\n".join(lines) + "\n", max_line_bytes=200)
+    run, code, written = run_echo(tmp_path, "\n".join(lines) + "\n", limits=Limits(max_line_bytes=200))
     assert code == 4 and run.stats.lines == 300
     assert written == [t for n, t in enumerate(lines, 1) if n not in (70, 200)]
     assert dict(run.stats.errors_by_kind) == {"runtime_error": 1, "input_too_large": 1}

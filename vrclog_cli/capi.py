@@ -19,6 +19,8 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from .abi import unpack_result
+
 _REQUIRED_SYMBOLS = (
     "wasmtime_store_new", "wasmtime_store_delete", "wasmtime_store_context",
     "wasmtime_store_limiter", "wasmtime_context_set_wasi", "wasi_config_new",
@@ -129,11 +131,14 @@ def _name_length(name: bytes) -> ctypes.c_size_t:
 
 
 class CallFailed(Exception):
-    """A trap or error while instantiating or calling; ``exit_code`` set for proc_exit."""
+    """A trap or error while instantiating or calling; ``exit_code`` set for proc_exit,
+    ``during`` naming the host's step (such as v2's ``alloc``) when it was not parse_line."""
 
-    def __init__(self, message: str, exit_code: int | None = None) -> None:
+    def __init__(self, message: str, exit_code: int | None = None, *,
+                 during: str | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.during = during
 
 
 #: Per memory slot, how much of a freed instance's memory wasmtime resets in
@@ -399,15 +404,17 @@ class _Scratch(threading.local):
 
 _scratch = _Scratch()
 
-_MEMORY, _PARSE_LINE, _FREE = b"memory", b"parse_line", b"free"
-_MEMORY_LEN, _PARSE_LINE_LEN, _FREE_LEN = (_name_length(n) for n in (_MEMORY, _PARSE_LINE, _FREE))
+_MEMORY, _PARSE_LINE, _FREE, _ALLOC = b"memory", b"parse_line", b"free", b"alloc"
+_MEMORY_LEN, _PARSE_LINE_LEN, _FREE_LEN, _ALLOC_LEN = (
+    _name_length(n) for n in (_MEMORY, _PARSE_LINE, _FREE, _ALLOC))
 
 
 class LineCaller:
-    """The whole per-line sequence in one method: the hot path, kept flat on purpose.
+    """The whole per-line sequence of each ABI version: the hot path, kept flat on purpose.
 
-    fresh store -> pooled instantiation -> init export -> input at ``offset``
+    v1: fresh store -> pooled instantiation -> init export -> input at ``offset``
     -> parse_line -> copy the output -> free -> store deleted.
+    v2: the same, but the input goes where ``alloc(len)`` says, and no free.
     """
 
     __slots__ = ("_engine", "_engine_ptr", "_init", "_init_len", "_min_memory", "_needs_wasi",
@@ -430,29 +437,53 @@ class LineCaller:
         self._stderr_token = _token(stderr_token)
         self._min_memory = min_memory_bytes
 
+    def _instantiate(self, store: _Handle, hot: tuple[Any, ...]) -> Any:
+        """A fresh instance in ``store``, its init export run and its memory looked up
+        (into the scratch); returns the store's context."""
+        inst_ref, item_ref, func_ref, mem_item_ref, _mem_ref, trap, trap_ref, _a0, _a1, raw = hot
+        ctx = _prepare_store(store, None, self._needs_wasi, self._stderr_token)
+        err = _instantiate(self._pre_ptr, ctx, inst_ref, trap_ref)
+        if err:
+            raise _error_text(err)
+        if trap:
+            raise _take_trap(trap)
+        if self._init is not None:
+            if not _export_get(ctx, inst_ref, self._init, self._init_len, item_ref):
+                raise CallFailed("init export not found")
+            err = _call(ctx, func_ref, raw, _TWO_ARGS, trap_ref)
+            if err:
+                failed = _error_text(err)
+                if failed.exit_code != 0:  # proc_exit(0) in _start is success
+                    raise failed
+            elif trap:
+                raise _take_trap(trap)
+        if not _export_get(ctx, inst_ref, _MEMORY, _MEMORY_LEN, mem_item_ref):
+            raise CallFailed("export memory not found")
+        return ctx
+
+    @staticmethod
+    def _call2(ctx: Any, hot: tuple[Any, ...], name: bytes, name_len: Any, a: int, b: int) -> int:
+        """Calls export ``name`` with two i32 arguments; its first result as an i64."""
+        inst_ref, item_ref, func_ref, _mi, _m, trap, trap_ref, arg0, arg1, raw = hot
+        if not _export_get(ctx, inst_ref, name, name_len, item_ref):
+            raise CallFailed(f"export {name.decode()} not found")
+        arg0.i32 = a
+        arg1.i32 = b
+        err = _call(ctx, func_ref, raw, _TWO_ARGS, trap_ref)
+        if err:
+            raise _error_text(err)
+        if trap:
+            raise _take_trap(trap)
+        return int(arg0.i64)
+
     def run(self, offset: int, payload: bytes, max_output: int) -> tuple[int, int, bytes | None]:
-        """(out_ptr, out_len, output): output is None when the range is too long or outside memory."""
-        inst_ref, item_ref, func_ref, mem_item_ref, mem_ref, trap, trap_ref, arg0, arg1, raw = _scratch.hot
+        """ABI v1: (out_ptr, out_len, output); output is None when the range is too long
+        or outside memory."""
+        hot = _scratch.hot
+        mem_ref = hot[4]
         store = _store_new(self._engine_ptr, None, _NO_FINALIZER)
         try:
-            ctx = _prepare_store(store, None, self._needs_wasi, self._stderr_token)
-            err = _instantiate(self._pre_ptr, ctx, inst_ref, trap_ref)
-            if err:
-                raise _error_text(err)
-            if trap:
-                raise _take_trap(trap)
-            if self._init is not None:
-                if not _export_get(ctx, inst_ref, self._init, self._init_len, item_ref):
-                    raise CallFailed("init export not found")
-                err = _call(ctx, func_ref, raw, _TWO_ARGS, trap_ref)
-                if err:
-                    failed = _error_text(err)
-                    if failed.exit_code != 0:  # proc_exit(0) in _start is success
-                        raise failed
-                elif trap:
-                    raise _take_trap(trap)
-            if not _export_get(ctx, inst_ref, _MEMORY, _MEMORY_LEN, mem_item_ref):
-                raise CallFailed("export memory not found")
+            ctx = self._instantiate(store, hot)
             end = offset + len(payload)
             if end > self._min_memory and end > (size := _memory_data_size(ctx, mem_ref)):
                 raise CallFailed(f"memory of {size} bytes cannot hold the input at {offset:#x}")
@@ -460,32 +491,46 @@ class LineCaller:
             # grows in place), so this base stays valid after parse_line grows memory.
             base = _memory_data(ctx, mem_ref)
             _memmove(base + offset, payload, len(payload))
-            if not _export_get(ctx, inst_ref, _PARSE_LINE, _PARSE_LINE_LEN, item_ref):
-                raise CallFailed("export parse_line not found")
-            arg0.i32 = offset
-            arg1.i32 = len(payload)
-            err = _call(ctx, func_ref, raw, _TWO_ARGS, trap_ref)
-            if err:
-                raise _error_text(err)
-            if trap:
-                raise _take_trap(trap)
-            packed = arg0.i64
-            out_ptr = packed & 0xFFFFFFFF
-            out_len = (packed >> 32) & 0xFFFFFFFF
+            out_ptr, out_len = unpack_result(
+                self._call2(ctx, hot, _PARSE_LINE, _PARSE_LINE_LEN, offset, len(payload)))
             size = _memory_data_size(ctx, mem_ref)
             if out_len > max_output or out_ptr + out_len > size:
                 return out_ptr, out_len, None
             output = ctypes.string_at(base + out_ptr, out_len)
-            if not _export_get(ctx, inst_ref, _FREE, _FREE_LEN, item_ref):
-                raise CallFailed("export free not found")
-            arg0.i32 = out_ptr
-            arg1.i32 = out_len
-            err = _call(ctx, func_ref, raw, _TWO_ARGS, trap_ref)
-            if err:
-                raise _error_text(err)
-            if trap:
-                raise _take_trap(trap)
+            self._call2(ctx, hot, _FREE, _FREE_LEN, out_ptr, out_len)
             return out_ptr, out_len, output
+        finally:
+            _store_delete(store)
+
+    def run_v2(self, line: bytes, max_output: int) -> tuple[int, int, bytes | None]:
+        """ABI v2: the line's bytes where ``alloc(len)`` says; otherwise as ``run``.
+        An alloc that traps or gives an unusable range raises CallFailed(during="alloc")."""
+        hot = _scratch.hot
+        mem_ref = hot[4]
+        length = len(line)
+        store = _store_new(self._engine_ptr, None, _NO_FINALIZER)
+        try:
+            ctx = self._instantiate(store, hot)
+            try:
+                ptr = self._call2(ctx, hot, _ALLOC, _ALLOC_LEN, length, 0) & 0xFFFFFFFF
+            except CallFailed as exc:
+                exc.during = f"alloc({length})"
+                raise
+            size = _memory_data_size(ctx, mem_ref)
+            if length and (ptr == 0 or ptr + length > size):
+                raise CallFailed(
+                    "returned 0" if ptr == 0 else
+                    f"returned {ptr:#x}: [{ptr:#x}, {ptr + length:#x}) is outside memory of "
+                    f"{size} bytes", during=f"alloc({length})")
+            base = _memory_data(ctx, mem_ref)  # pooled memories never move (see run)
+            if length:
+                _memmove(base + ptr, line, length)
+            out_ptr, out_len = unpack_result(
+                self._call2(ctx, hot, _PARSE_LINE, _PARSE_LINE_LEN, ptr, length))
+            size = _memory_data_size(ctx, mem_ref)
+            if out_len > max_output or out_ptr + out_len > size:
+                return out_ptr, out_len, None
+            return out_ptr, out_len, ctypes.string_at(base + out_ptr, out_len)
         finally:
             _store_delete(store)
 

@@ -26,7 +26,7 @@ from .errors import EXIT_OK, Cancelled, PluginLoadError, Terminated, UsageError,
 from .filters import EventFilter, parse_rfc3339, split_types
 from .limits import Limits
 from .runner import Diagnostic, ParseOptions, ParseRun
-from .sources import Lines, read_items
+from .sources import Lines, SourceFailed, read_items
 from .stats import RunStats
 from .writer import EventWriter, JsonLinesWriter, PrettyWriter
 
@@ -170,6 +170,12 @@ def parse_options(f: F) -> F:
                    show_default="10MiB", help="Largest plugin file accepted."),
         env_option("--output-limit", type=Size(), default=DEFAULTS.max_output_bytes, show_default="1MiB",
                    help="Largest plugin output per line."),
+        env_option("--line-limit", type=Size(), default=DEFAULTS.max_line_bytes, show_default="1MiB",
+                   help="Longest line read; longer ones are input_too_large. "
+                        "ABI v2 plugins get every line up to it whole."),
+        env_option("--prefilter/--no-prefilter", default=True, show_default=True,
+                   help="Honour each plugin's declared prefilter (--no-prefilter: every line "
+                        "to every plugin)."),
         env_option("--verbose", "-v", is_flag=True,
                    help="Also show plugins' debug/info logs and stderr."),
         env_option("--quiet", "-q", is_flag=True,
@@ -234,7 +240,7 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
               include_types: tuple[str, ...], exclude_types: tuple[str, ...], since: str | None,
               until: str | None, strict_time: bool, follow: bool, log_dir: str | None, stats: bool,
               progress: bool | None, memory_limit: int, plugin_size_limit: int, output_limit: int,
-              verbose: bool, quiet: bool, debug: bool) -> None:
+              line_limit: int, prefilter: bool, verbose: bool, quiet: bool, debug: bool) -> None:
     if verbose and quiet:
         raise UsageError("--verbose and --quiet cannot be used together")
     err = LazyStderr()
@@ -244,11 +250,12 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
         since=parse_rfc3339(since, "--since") if since else None,
         until=parse_rfc3339(until, "--until") if until else None, strict_time=strict_time)
     limits = replace(DEFAULTS, timeout_s=timeout, max_memory_bytes=memory_limit,
-                     max_plugin_bytes=plugin_size_limit, max_output_bytes=output_limit)
+                     max_plugin_bytes=plugin_size_limit, max_output_bytes=output_limit,
+                     max_line_bytes=line_limit)
     options = ParseOptions(
         paths=paths, plugins=list(plugins), builtin=builtin, limits=limits, jobs=jobs,
         fail_on=split_types(fail_on), fail_fast=fail_fast, capture_plugin_stderr=verbose,
-        event_filter=event_filter, follow=follow, workers=workers)
+        event_filter=event_filter, follow=follow, workers=workers, prefilter=prefilter)
 
     show_progress = progress if progress is not None else (
         sys.stderr.isatty() and not follow and "-" not in paths)
@@ -383,13 +390,20 @@ def info(path: str, as_json: bool) -> None:
 
 
 def print_info(console: Console, details: PluginInfo) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    console.print(f"[bold]{details.path}[/]  {details.size_bytes} bytes  sha256 {details.sha256}")
+    console.print(f"[bold]{escape(details.path)}[/]  {details.size_bytes} bytes  sha256 {details.sha256}")
     memory = (f"{details.memory_min_pages}..{details.memory_max_pages or 'unbounded'} pages"
               if details.memory_min_pages is not None else "none exported")
     console.print(f"ABI version: {details.abi_version or '-'}   WASI model: {details.wasi_model}   "
                   f"memory: {memory}")
+    if details.prefilter is not None:
+        console.print("prefilter: " + json.dumps(details.prefilter, ensure_ascii=False), markup=False)
+    elif details.prefilter_problem:
+        console.print(f"prefilter: [yellow]{escape(details.prefilter_problem)}[/]")
+    else:
+        console.print("prefilter: none (every line goes to the plugin)")
     for title, items in (("exports", details.exports), ("imports", details.imports)):
         table = Table(title=title, title_justify="left")
         for column in ("name", "kind", "type"):
@@ -416,14 +430,57 @@ def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
     """
     from .conformance import check_plugin
 
-    sample_lines = [(f"{line.source}:{line.number}", line.text)
-                    for item in read_items(list(samples), DEFAULTS.max_input_bytes * 2)
-                    if isinstance(item, Lines) for line in item] if samples else []
-    report = check_plugin(path, replace(DEFAULTS, timeout_s=timeout), sample_lines)
+    limits = replace(DEFAULTS, timeout_s=timeout)
+    sample_lines: list[tuple[str, str]] = []
+    too_large: list[tuple[str, int]] = []
+    for item in read_items(list(samples), limits.max_line_bytes) if samples else ():
+        if isinstance(item, SourceFailed):
+            raise item.error  # a sample that cannot be read must not let the check pass
+        if isinstance(item, Lines):
+            for line in item:
+                where = f"{line.source}:{line.number}"
+                if line.too_large:
+                    too_large.append((where, line.too_large))
+                else:
+                    sample_lines.append((where, line.text))
+    report = check_plugin(path, limits, sample_lines, too_large)
     print_report(make_console(highlight=False, soft_wrap=True), report)
     if any(f.where == "load" for f in report.violations):
         raise SystemExit(PluginLoadError.exit_code)
     raise SystemExit(0 if report.ok else 1)
+
+
+@plugin.command(name="prefilter")
+@click.argument("source", type=click.Path(dir_okay=True))
+@click.option("--substring", "substrings", multiple=True, metavar="TEXT",
+              help="A line containing TEXT goes to the plugin (repeatable, case-sensitive).")
+@click.option("--regex", metavar="RE2", help="A line matching this RE2 pattern goes to the plugin.")
+@click.option("--remove", is_flag=True, help="Remove the prefilter section instead.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=False),
+              help="Where to write the plugin (may be SOURCE itself).")
+def prefilter_command(source: str, substrings: tuple[str, ...], regex: str | None, remove: bool,
+                      output: str) -> None:
+    """Write (or replace) the vrclog.prefilter section of a plugin built by any toolchain.
+
+    \b
+    vrclog plugin prefilter parser.wasm --substring '[MyWorld]' -o parser.wasm
+    Lines that contain none of the substrings and do not match the regex never
+    reach the plugin (no instance is made for them).  Check the result with
+    `vrclog plugin check parser.wasm --sample my.log`.
+    """
+    from .embed import embed_prefilter
+    from .prefilter import PrefilterError, make_prefilter
+
+    if remove == bool(substrings or regex is not None):
+        raise UsageError("give --substring and/or --regex, or --remove")
+    try:
+        chosen = None if remove else make_prefilter(list(substrings) or None, regex)
+    except PrefilterError as exc:
+        raise UsageError(f"prefilter: {exc}") from None
+    embed_prefilter(Path(source), Path(output), chosen)
+    what = "removed the prefilter" if chosen is None else \
+        "prefilter " + json.dumps(chosen.to_json(), ensure_ascii=False)
+    click.echo(f"{output}: {what}")
 
 
 def print_report(console: Console, report: CheckReport) -> None:
@@ -437,6 +494,13 @@ def print_report(console: Console, report: CheckReport) -> None:
         console.print("per-line time: " + ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in stats.items()))
         console.print("slowest: " + ", ".join(f"{where} ({t * 1e6:.0f} µs)"
                                                for where, t in report.slowest(3)))
+    if report.abi_version is not None:
+        console.print(f"ABI version {report.abi_version}; prefilter: "
+                      + (json.dumps(report.prefilter, ensure_ascii=False) if report.prefilter
+                         else "none"), markup=False)
+    if report.prefilter is not None and report.sample_lines:
+        console.print(f"the prefilter skips {report.sample_skipped:,} of {report.sample_lines:,} sample "
+                      f"lines ({report.sample_skipped / report.sample_lines:.1%}): no instance for them")
     violations = len(report.violations)
     warnings = len(report.findings) - violations
     verdict = "[green]PASS[/]" if report.ok else "[red]FAIL[/]"

@@ -13,8 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from . import capi
+from .abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION
 from .errors import InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
-from .limits import INPUT_OFFSET, INPUT_REGION, Limits
+from .events import Event
+from .limits import Limits, format_size
 from .plugin import Plugin, Runtime, encode_input
 
 _HINTS = (
@@ -45,10 +47,9 @@ def hint_for(message: str) -> str:
     return "see docs/plugin-abi.md"
 
 
-def edge_cases(limits: Limits) -> list[tuple[str, str]]:
+def edge_cases(limits: Limits, abi_version: int = 1) -> list[tuple[str, str]]:
     """(label, line) pairs every plugin must survive."""
-    room = limits.max_input_bytes - len(encode_input(""))
-    return [
+    cases = [
         ("empty line", ""),
         ("whitespace only", " \t  "),
         ("quotes and backslashes", 'say "hi" \\ and \\" and \\\\ done'),
@@ -56,9 +57,16 @@ def edge_cases(limits: Limits) -> list[tuple[str, str]]:
         ("non-ASCII", "日本語 \uff23\uff48\uff45\uff52\uff52\uff59 🍒 émile"),  # full-width "Cherry"
         ("JSON-looking line", '{"line": "x", "ok": false}'),
         ("VRChat line", "2024.01.15 23:59:59 Log        -  [Behaviour] OnPlayerJoined Alice (usr_1)"),
-        ("input of exactly the limit", "a" * room),
-        ("input one byte over the limit", "a" * (room + 1)),
     ]
+    if abi_version == 1:
+        room = limits.max_input_bytes - len(encode_input(""))
+        cases += [("input of exactly the limit", "a" * room),
+                  ("input one byte over the limit", "a" * (room + 1))]
+    else:
+        cases += [("line of 8 KiB + 1 bytes (over ABI v1's input region)", "a" * (INPUT_REGION + 1)),
+                  (f"line of exactly the line limit ({format_size(limits.max_line_bytes)})",
+                   "a" * limits.max_line_bytes)]
+    return cases
 
 
 @dataclass
@@ -74,6 +82,12 @@ class CheckReport:
     plugin: str
     findings: list[Finding] = field(default_factory=list)
     timings: list[tuple[str, float]] = field(default_factory=list)
+    abi_version: int | None = None
+    #: The prefilter in force, as its section's JSON (None: the plugin sees every line).
+    prefilter: dict[str, object] | None = None
+    #: Sample lines, and how many of them the prefilter keeps from the plugin.
+    sample_lines: int = 0
+    sample_skipped: int = 0
 
     @property
     def violations(self) -> list[Finding]:
@@ -95,10 +109,12 @@ class CheckReport:
 
 
 def _check_layout(plugin: Plugin, report: CheckReport) -> None:
-    """The input region must be free of the plugin's data, and alloc must not hand it out."""
+    """alloc must hand out usable memory; in ABI v1, clear of the input region, which
+    must also be free of the plugin's own data."""
     inst = plugin._new_instance()
+    v1 = plugin.abi_version == 1
     try:
-        region = inst.read(INPUT_OFFSET, INPUT_REGION)
+        region = inst.read(INPUT_OFFSET, INPUT_REGION) if v1 else b""
         if any(region):
             report.findings.append(Finding(
                 "violation", "memory layout",
@@ -107,19 +123,30 @@ def _check_layout(plugin: Plugin, report: CheckReport) -> None:
                 "link with --global-base=0x12000 (data, stack and heap above the input region)"))
         pointer = inst.call(inst.func(b"alloc"), 64) & 0xFFFFFFFF
         _, size = inst.memory()
-        if pointer + 64 > size or (pointer < INPUT_OFFSET + INPUT_REGION and pointer + 64 > INPUT_OFFSET):
+        if pointer == 0 or pointer + 64 > size or (
+                v1 and pointer < INPUT_OFFSET + INPUT_REGION and pointer + 64 > INPUT_OFFSET):
             report.findings.append(Finding(
                 "violation", "alloc(64)",
-                f"returned {pointer:#x}, which is outside memory or inside the input region",
-                "start the heap at __heap_base, above 0x12000"))
+                f"returned {pointer:#x}, which is 0, outside memory"
+                + (" or inside the input region" if v1 else ""),
+                "start the heap at __heap_base" + (", above 0x12000" if v1 else "")))
     except capi.CallFailed as exc:
         report.findings.append(Finding("violation", "alloc(64)", f"failed: {exc}", hint_for(str(exc))))
     finally:
         inst.close()
 
 
+def _describe_events(events: list[Event]) -> str:
+    kinds = sorted({e.type for e in events})
+    return f"{len(events)} event(s) of type {', '.join(kinds)}"
+
+
 def check_plugin(path: str, limits: Limits | None = None,
-                 sample: Iterable[tuple[str, str]] = ()) -> CheckReport:
+                 sample: Iterable[tuple[str, str]] = (), too_large: Iterable[tuple[str, int]] = ()
+                 ) -> CheckReport:
+    """Every edge case and sample line through the plugin, prefilter or not: a line
+    its prefilter rejects must give no events (a prefilter must never hide events).
+    ``too_large``: (where, bytes) of sample lines too long for any plugin to receive."""
     limits = limits or Limits()
     report = CheckReport(plugin=path)
     runtime = Runtime(limits)
@@ -129,20 +156,45 @@ def check_plugin(path: str, limits: Limits | None = None,
         report.findings.append(Finding("violation", "load", str(exc), hint_for(str(exc))))
         runtime.close()
         return report
+    try:
+        _check_lines(plugin, limits, list(sample), report)
+    finally:
+        runtime.close()
+    for where, size in too_large:
+        report.findings.append(Finding(
+            "warning", where, f"line is {size} bytes, over the {format_size(limits.max_line_bytes)} "
+            "line limit: vrclog parse never gives it to the plugin", "raise --line-limit if it matters"))
+    return report
+
+
+def _check_lines(plugin: Plugin, limits: Limits, sample: list[tuple[str, str]],
+                 report: CheckReport) -> None:
+    report.abi_version = plugin.abi_version
+    prefilter = plugin.prefilter
+    report.prefilter = prefilter.to_json() if prefilter is not None else None
+    for warning in plugin.warnings:
+        report.findings.append(Finding("warning", "prefilter", warning.split(": ", 1)[-1],
+                                       "use only the keys substrings and regex"))
     _check_layout(plugin, report)
     budget = limits.timeout_s
-    for where, line in [*edge_cases(limits), *sample]:
+    report.sample_lines = len(sample)
+    cases = [(where, line, False) for where, line in edge_cases(limits, plugin.abi_version)]
+    cases += [(where, line, True) for where, line in sample]
+    for where, line, from_sample in cases:
+        rejected = not plugin.accepts(line)
+        if rejected and from_sample:
+            report.sample_skipped += 1
         started = time.perf_counter()
         try:
-            first = plugin.call(line)
-            if plugin.call(line) != first:
+            first = plugin.parse(line)
+            if plugin.parse(line) != first:
                 report.findings.append(Finding(
                     "violation", where, "the same line gave different events on a second run",
                     "keep parse_line deterministic: no state between calls"))
-        except InputTooLarge:
+        except InputTooLarge as exc:
             if "over the limit" not in where:
-                report.findings.append(Finding("violation", where, "input unexpectedly too large",
-                                               "see docs/plugin-abi.md"))
+                report.findings.append(Finding("warning", where, f"the plugin cannot receive it: {exc}",
+                                               "ABI v2 plugins get whole lines up to the line limit"))
             continue
         except PluginTimeout:
             report.findings.append(Finding(
@@ -159,9 +211,12 @@ def check_plugin(path: str, limits: Limits | None = None,
             continue
         elapsed = (time.perf_counter() - started) / 2
         report.timings.append((where, elapsed))
+        if rejected and first:
+            report.findings.append(Finding(
+                "violation", where, f"the {PREFILTER_SECTION} prefilter rejects this line, but the "
+                f"plugin gives {_describe_events(first)} for it: vrclog parse would lose them",
+                "widen the prefilter (a substring every matching line contains) or fix its regex"))
         if elapsed > budget / 2:
             report.findings.append(Finding(
                 "warning", where, f"parse_line took {elapsed * 1000:.0f} ms of the "
                 f"{budget * 1000:g} ms budget", "a slower machine may time out on such lines"))
-    runtime.close()
-    return report

@@ -20,15 +20,8 @@ import wasmtime
 from re2 import _re2
 
 from . import capi
+from .abi import HOST_MODULE, HOST_SIGNATURES, WASI_MODULE
 from .limits import Limits
-
-#: The imports a plugin may take from ``env``, with their exact types.
-HOST_SIGNATURES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "regex_match": (("i32",) * 4, ("i32",)),
-    "regex_find_submatch": (("i32",) * 6, ("i32",)),
-    "log": (("i32",) * 3, ()),
-    "now_ms": ((), ("i64",)),
-}
 
 ENOTSUP = 58  # WASI errno
 NO_FIT = -1  # 0xFFFFFFFF as a signed i32: the submatch array does not fit
@@ -154,7 +147,7 @@ def define_host_functions(linker: wasmtime.Linker, limits: Limits,
     impls: dict[str, capi.HostImpl] = {
         "regex_match": match, "regex_find_submatch": submatch, "log": log, "now_ms": now_ms}
     for name, (params, results) in HOST_SIGNATURES.items():
-        capi.define_host_func(linker, "env", name, params, results, impls[name])
+        capi.define_host_func(linker, HOST_MODULE, name, params, results, impls[name])
 
 
 def define_wasi(linker: wasmtime.Linker) -> None:
@@ -165,6 +158,6 @@ def define_wasi(linker: wasmtime.Linker) -> None:
     """
     linker.define_wasi()
     linker.allow_shadowing = True
-    capi.define_host_func(linker, "wasi_snapshot_preview1", "poll_oneoff", ("i32",) * 4, ("i32",),
+    capi.define_host_func(linker, WASI_MODULE, "poll_oneoff", ("i32",) * 4, ("i32",),
                           lambda *_: ENOTSUP)
     linker.allow_shadowing = False

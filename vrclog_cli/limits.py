@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIB = 1024 * 1024
+from .abi import INPUT_REGION
 
-#: Where the host writes the input JSON in the plugin's memory, and its size.
-INPUT_OFFSET = 0x10000
-INPUT_REGION = 8192
+KIB = 1024
+MIB = 1024 * KIB
 
 
 @dataclass(frozen=True)
@@ -16,9 +15,22 @@ class Limits:
     max_plugin_bytes: int = 10 * MIB
     timeout_s: float = 0.050
     max_memory_bytes: int = 64 * MIB
+    #: ABI v1 only: the input JSON must fit the input region.
     max_input_bytes: int = INPUT_REGION
+    #: Longer lines are reported as too large without being held whole; ABI v2
+    #: plugins get every line up to this length.
+    max_line_bytes: int = 1 * MIB
     max_output_bytes: int = 1 * MIB
     max_pattern_bytes: int = 512
     #: Plugin log messages allowed per second, per plugin; the rest are dropped.
     log_per_second: int = 10
     log_message_bytes: int = 256
+
+
+def format_size(size: int) -> str:
+    """Bytes as people write limits: 64 MiB, 8 KiB, 1.5 MiB, 300 bytes."""
+    for unit, name in ((MIB, "MiB"), (KIB, "KiB")):
+        if size >= unit:
+            value = size / unit
+            return f"{value:g} {name}" if value == int(value) else f"{value:.1f} {name}"
+    return f"{size} bytes"

@@ -9,27 +9,32 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import wasmtime
 
 from . import module_cache
+from .abi import (
+    FREE_EXPORT,
+    FREE_SIGNATURE,
+    HOST_MODULE,
+    HOST_SIGNATURES,
+    INIT_EXPORTS,
+    INIT_SIGNATURE,
+    PREFILTER_SECTION,
+    REQUIRED_EXPORTS,
+    WASI_MODULE,
+    WASM_MAGIC,
+    WASM_PAGE,
+    Signature,
+    format_signature,
+)
 from .errors import PluginLoadError
-from .hostfuncs import HOST_SIGNATURES
-from .limits import INPUT_OFFSET, INPUT_REGION, Limits
-
-WASM_MAGIC = b"\0asm"
-WASI_MODULE = "wasi_snapshot_preview1"
-
-#: The exports every plugin must have, as (params, results).
-REQUIRED_FUNCS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "abi_version": ((), ("i32",)),
-    "alloc": (("i32",), ("i32",)),
-    "free": (("i32", "i32"), ()),
-    "parse_line": (("i32", "i32"), ("i64",)),
-}
-INIT_EXPORTS = ("_initialize", "_start")
+from .limits import Limits, format_size
+from .prefilter import Declared, PrefilterError, read_prefilter
+from .sections import MalformedBinary, custom_sections
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,12 @@ class CompiledPlugin:
     from_cache: bool = False
     #: The exported memory's declared minimum: every fresh instance has at least this.
     min_memory_bytes: int = 0
+    #: Its declared maximum (None: unbounded).
+    max_memory_bytes: int | None = None
+    #: Whether ``free`` is exported (required by ABI v1, optional in v2).
+    has_free: bool = True
+    #: What its ``vrclog.prefilter`` section declares.
+    declared: Declared = field(default_factory=lambda: Declared(None))
 
 
 def describe_file_type(mode: int) -> str:
@@ -85,7 +96,7 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
             total += len(chunk)
         if total > max_bytes:
             raise PluginLoadError(
-                f"{path}: larger than the {max_bytes // (1 << 20)} MiB plugin size limit")
+                f"{path}: larger than the {format_size(max_bytes)} plugin size limit")
         return b"".join(chunks)
     except OSError as exc:
         raise PluginLoadError(f"{path}: cannot read: {exc.strerror}") from None
@@ -117,18 +128,27 @@ def _valtype_name(ty: wasmtime.ValType) -> str:
     return str(ty)
 
 
-def _signature(ty: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _signature(ty: wasmtime.FuncType) -> Signature:
     return tuple(map(_valtype_name, ty.params)), tuple(map(_valtype_name, ty.results))
 
 
-def format_signature(sig: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
-    params, results = sig
-    res = results[0] if len(results) == 1 else "(" + ",".join(results) + ")"
-    return "(" + ",".join(params) + ")->" + res
+def _check_func(path: Path, exports: Mapping[str, object], name: str, wanted: Signature) -> None:
+    ty = exports.get(name)
+    if ty is None:
+        raise PluginLoadError(f"{path}: missing export {name}")
+    if not isinstance(ty, wasmtime.FuncType):
+        raise PluginLoadError(f"{path}: export {name} is not a function")
+    got = _signature(ty)
+    if got != wanted:
+        raise PluginLoadError(
+            f"{path}: export {name} has type {format_signature(got)}, "
+            f"expected {format_signature(wanted)}")
 
 
 def validate_module(path: Path, module: wasmtime.Module, limits: Limits) -> str | None:
-    """Checks exports and imports; returns the init export to run, if any."""
+    """Checks exports and imports every ABI version shares; returns the init export
+    to run, if any.  What depends on the version is checked once the plugin said
+    which it is (Plugin's probe)."""
     exports = {e.name: e.type for e in module.exports}
     memory = exports.get("memory")
     if memory is None:
@@ -136,36 +156,23 @@ def validate_module(path: Path, module: wasmtime.Module, limits: Limits) -> str 
     if not isinstance(memory, wasmtime.MemoryType):
         raise PluginLoadError(f"{path}: export memory is not a memory")
     if memory.is_64:
-        raise PluginLoadError(f"{path}: export memory is a 64-bit memory; ABI v1 needs a 32-bit one")
-    needed = INPUT_OFFSET + INPUT_REGION
-    maximum = memory.limits.max
-    if maximum is not None and maximum * 65536 < needed:
+        raise PluginLoadError(f"{path}: export memory is a 64-bit memory; plugins need a 32-bit one")
+    if memory.limits.min * WASM_PAGE > limits.max_memory_bytes:
         raise PluginLoadError(
-            f"{path}: memory can hold at most {maximum * 65536} bytes; the input region "
-            f"{INPUT_OFFSET:#x}-{needed:#x} needs {needed}")
-    if memory.limits.min * 65536 > limits.max_memory_bytes:
-        raise PluginLoadError(
-            f"{path}: memory starts at {memory.limits.min * 65536} bytes, over the "
-            f"{limits.max_memory_bytes // (1 << 20)} MiB limit")
-    for name, wanted in REQUIRED_FUNCS.items():
-        ty = exports.get(name)
-        if ty is None:
-            raise PluginLoadError(f"{path}: missing export {name}")
-        if not isinstance(ty, wasmtime.FuncType):
-            raise PluginLoadError(f"{path}: export {name} is not a function")
-        got = _signature(ty)
-        if got != wanted:
-            raise PluginLoadError(
-                f"{path}: export {name} has type {format_signature(got)}, "
-                f"expected {format_signature(wanted)}")
+            f"{path}: memory starts at {memory.limits.min * WASM_PAGE} bytes, over the "
+            f"{format_size(limits.max_memory_bytes)} limit")
+    for name, wanted in REQUIRED_EXPORTS.items():
+        _check_func(path, exports, name, wanted)
+    if FREE_EXPORT in exports:
+        _check_func(path, exports, FREE_EXPORT, FREE_SIGNATURE)
     init = next((name for name in INIT_EXPORTS if name in exports), None)
     if init is not None:
         ty = exports[init]
-        if not isinstance(ty, wasmtime.FuncType) or _signature(ty) != ((), ()):
+        if not isinstance(ty, wasmtime.FuncType) or _signature(ty) != INIT_SIGNATURE:
             raise PluginLoadError(f"{path}: export {init} must be a function ()->()")
     for imp in module.imports:
         where = f"import {imp.module}.{imp.name}"
-        if imp.module == "env":
+        if imp.module == HOST_MODULE:
             host_sig = HOST_SIGNATURES.get(imp.name or "")
             if host_sig is None:
                 raise PluginLoadError(
@@ -180,13 +187,24 @@ def validate_module(path: Path, module: wasmtime.Module, limits: Limits) -> str 
                     f"expected {format_signature(host_sig)}")
         elif imp.module != WASI_MODULE:
             raise PluginLoadError(
-                f"{path}: {where} is not available (plugins may import only from env "
+                f"{path}: {where} is not available (plugins may import only from {HOST_MODULE} "
                 f"and {WASI_MODULE})")
     return init
 
 
+def declared_prefilter(path: Path, wasm: bytes) -> Declared:
+    """What the binary's prefilter section declares; PluginLoadError naming the section."""
+    try:
+        return read_prefilter(custom_sections(wasm, PREFILTER_SECTION))
+    except MalformedBinary as exc:
+        raise PluginLoadError(f"{path}: invalid WebAssembly module: {exc}") from None
+    except PrefilterError as exc:
+        raise PluginLoadError(f"{path}: custom section {PREFILTER_SECTION}: {exc}") from None
+
+
 def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits) -> CompiledPlugin:
     data = to_wasm_binary(path, read_plugin_file(path, limits.max_plugin_bytes))
+    declared = declared_prefilter(path, data)
     key = module_cache.cache_key(data, f"max_memory={limits.max_memory_bytes}")
     module = module_cache.load(engine, key)
     from_cache = module is not None
@@ -202,5 +220,9 @@ def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits) -> Compi
     needs_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
     memory = next(e.type for e in module.exports if e.name == "memory")
     assert isinstance(memory, wasmtime.MemoryType)  # validate_module checked it
-    return CompiledPlugin(path=path, module=module, init_export=init, needs_wasi=needs_wasi,
-                          from_cache=from_cache, min_memory_bytes=memory.limits.min * 65536)
+    maximum = memory.limits.max
+    return CompiledPlugin(
+        path=path, module=module, init_export=init, needs_wasi=needs_wasi, from_cache=from_cache,
+        min_memory_bytes=memory.limits.min * WASM_PAGE,
+        max_memory_bytes=None if maximum is None else maximum * WASM_PAGE,
+        has_free=any(e.name == FREE_EXPORT for e in module.exports), declared=declared)

@@ -24,11 +24,20 @@ from pathlib import Path
 import wasmtime
 
 from . import capi
+from .abi import (
+    FREE_EXPORT,
+    INPUT_OFFSET,
+    INPUT_REGION,
+    SUPPORTED_VERSIONS,
+    requires_free,
+    supported_text,
+)
 from .errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
 from .events import Event, decode_output, one_line
 from .hostfuncs import LogLimiter, define_host_functions, define_wasi
-from .limits import INPUT_OFFSET, INPUT_REGION, Limits
+from .limits import Limits, format_size
 from .loader import CompiledPlugin, compile_plugin
+from .prefilter import Declared, Prefilter
 
 STDERR_LEVEL = -1
 LEVEL_NAMES = {STDERR_LEVEL: "stderr", 0: "debug", 1: "info", 2: "warn", 3: "error"}
@@ -185,8 +194,10 @@ class Runtime:
             name="vrclog-epoch", daemon=True)
         self._ticker.start()
 
-    def load(self, path: str | Path) -> Plugin:
-        plugin = Plugin(self, compile_plugin(Path(path), self.engine, self.limits))
+    def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
+        """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
+        its ``vrclog.prefilter`` section declares."""
+        plugin = Plugin(self, compile_plugin(Path(path), self.engine, self.limits), prefilter=prefilter)
         self._plugins.add(plugin)
         return plugin
 
@@ -216,12 +227,22 @@ def _run_ticker(engine_ref: weakref.ref[wasmtime.Engine], stop: threading.Event,
 class Plugin:
     """A validated plugin, callable from many threads; one fresh instance per call."""
 
-    def __init__(self, runtime: Runtime, compiled: CompiledPlugin) -> None:
+    def __init__(self, runtime: Runtime, compiled: CompiledPlugin, *, prefilter: bool = True) -> None:
         self.runtime = runtime
         self.path = compiled.path
         self.from_cache = compiled.from_cache
         self.limits = runtime.limits
         self.cancelled = False
+        #: What the plugin's section declares, used or not.
+        self.declared: Declared = compiled.declared
+        #: The prefilter in force: lines it rejects give no events and make no instance.
+        self.prefilter: Prefilter | None = compiled.declared.prefilter if prefilter else None
+        #: Problems worth one line at load (an ignored prefilter), for whoever loads it.
+        self.warnings: list[str] = []
+        if prefilter and compiled.declared.warning:
+            self.warnings.append(f"{self.path}: custom section vrclog.prefilter: "
+                                 f"{compiled.declared.warning}")
+        self._compiled = compiled
         self._init = compiled.init_export.encode() if compiled.init_export else None
         self._log_limiter = LogLimiter(self.limits.log_per_second)
         self._stderr_token: int | None = None
@@ -236,11 +257,14 @@ class Plugin:
             runtime.engine, self._pre, self._init, compiled.needs_wasi, self._stderr_token,
             compiled.min_memory_bytes)
         # Read on every line: kept flat rather than looked up through self.limits.
-        self._run = self._caller.run
         self._timeout = self.limits.timeout_s
         self._max_input = self.limits.max_input_bytes
+        self._max_line = self.limits.max_line_bytes
         self._max_output = self.limits.max_output_bytes
-        self._probe()
+        self.abi_version = self._probe()
+        #: The events of one line, prefilter or not; raises a LineError subclass or Cancelled.
+        self.parse: Callable[[str], list[Event]] = (
+            self._parse_v1 if self.abi_version == 1 else self._parse_v2)
 
     @property
     def name(self) -> str:
@@ -270,8 +294,9 @@ class Plugin:
                     raise
         return inst
 
-    def _probe(self) -> None:
-        """First instantiation, under the time budget: init must finish, ABI must be 1."""
+    def _probe(self) -> int:
+        """First instantiation, under the time budget: init must finish, and abi_version
+        must name a supported version whose needs the module meets."""
         state = _CallState(self, time.thread_time() + self.limits.timeout_s)
         _local.call = state
         ms = self.limits.timeout_s * 1000
@@ -279,10 +304,6 @@ class Plugin:
             inst = self._new_instance()
             try:
                 _, size = inst.memory()
-                if size < INPUT_OFFSET + INPUT_REGION:
-                    raise PluginLoadError(
-                        f"{self.path}: memory is {size} bytes; the input region "
-                        f"{INPUT_OFFSET:#x}-{INPUT_OFFSET + INPUT_REGION:#x} does not fit")
                 version = inst.call(inst.func(b"abi_version"))
             finally:
                 inst.close()
@@ -295,26 +316,62 @@ class Plugin:
         finally:
             _local.call = None
             state.emit_logs()
-        if version != 1:
-            raise PluginLoadError(f"{self.path}: abi_version returned {version}, expected 1")
+        if version not in SUPPORTED_VERSIONS:
+            raise PluginLoadError(f"{self.path}: abi_version returned {version}; this vrclog "
+                                  f"supports ABI versions {supported_text()}")
+        if requires_free(version) and not self._compiled.has_free:
+            raise PluginLoadError(f"{self.path}: missing export {FREE_EXPORT} (required by ABI v1)")
+        if version == 1:
+            region = f"{INPUT_OFFSET:#x}-{INPUT_OFFSET + INPUT_REGION:#x}"
+            maximum = self._compiled.max_memory_bytes
+            if size < INPUT_OFFSET + INPUT_REGION or (
+                    maximum is not None and maximum < INPUT_OFFSET + INPUT_REGION):
+                raise PluginLoadError(
+                    f"{self.path}: memory is {size} bytes; the ABI v1 input region {region} "
+                    "does not fit (or use ABI v2, which has no fixed input region)")
+        return version
+
+    def accepts(self, line: str) -> bool:
+        """Whether the prefilter in force lets the line through to the plugin."""
+        return self.prefilter is None or self.prefilter.accepts(line)
 
     def call(self, line: str) -> list[Event]:
-        """The events of one line; raises a LineError subclass or Cancelled."""
+        """The events of one line (none where the prefilter rejects it); raises a
+        LineError subclass or Cancelled."""
+        if self.prefilter is not None and not self.prefilter.accepts(line):
+            return []
+        return self.parse(line)
+
+    def _parse_v1(self, line: str) -> list[Event]:
         payload = encode_input(line)
         if len(payload) > self._max_input:
             raise InputTooLarge(
                 f"input JSON is {len(payload)} bytes, over the "
-                f"{self.limits.max_input_bytes}-byte input region")
+                f"{self.limits.max_input_bytes}-byte input region of ABI v1")
         return decode_output(self.call_raw(payload))
 
+    def _parse_v2(self, line: str) -> list[Event]:
+        try:
+            raw = line.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates from a library caller
+            raw = line.encode("utf-8", "replace")
+        if len(raw) > self._max_line:
+            raise InputTooLarge(
+                f"line is {len(raw)} bytes, over the {format_size(self._max_line)} line limit")
+        return decode_output(self._checked(self._caller.run_v2, raw, self._max_output))
+
     def call_raw(self, payload: bytes) -> bytes:
-        """The raw output bytes of parse_line for an already encoded input document."""
+        """ABI v1: the raw output bytes of parse_line for an already encoded input document."""
+        return self._checked(self._caller.run, INPUT_OFFSET, payload, self._max_output)
+
+    def _checked(self, run: Callable[..., tuple[int, int, bytes | None]], *args: object) -> bytes:
+        """One call under the budget, its failures classified; the output bytes."""
         if self.cancelled:
             raise Cancelled("cancelled")
         state = _CallState(self, time.thread_time() + self._timeout)
         _local.call = state
         try:
-            out_ptr, out_len, output = self._run(INPUT_OFFSET, payload, self._max_output)
+            out_ptr, out_len, output = run(*args)
         except capi.CallFailed as exc:
             raise self._classify(exc, state) from None
         finally:
@@ -325,7 +382,7 @@ class Plugin:
             if out_len > self.limits.max_output_bytes:
                 raise PluginRuntimeError(
                     f"output of {out_len} bytes is over the "
-                    f"{self.limits.max_output_bytes // (1 << 20)} MiB limit")
+                    f"{format_size(self.limits.max_output_bytes)} limit")
             raise PluginRuntimeError(
                 f"bad plugin output: range [{out_ptr:#x}, {out_ptr + out_len:#x}) is outside memory")
         return output
@@ -338,6 +395,12 @@ class Plugin:
                 f"plugin ran longer than the {self.limits.timeout_s * 1000:g} ms budget")
         if exc.exit_code is not None:
             return PluginRuntimeError(f"plugin exited with code {exc.exit_code}")
+        if exc.during is not None:
+            message = f"{exc.during}: {error_gist(str(exc))}"
+            if message.endswith("returned 0"):
+                message += (" (out of memory? an instance may use at most "
+                            f"{format_size(self.limits.max_memory_bytes)})")
+            return PluginRuntimeError(message)
         return PluginRuntimeError(error_gist(str(exc)))
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import wasmtime
 
+from .abi import format_signature
 from .errors import PluginLoadError
 from .limits import Limits
-from .loader import format_signature, read_plugin_file, to_wasm_binary
+from .loader import declared_prefilter, read_plugin_file, to_wasm_binary
 from .plugin import Runtime
 
 
@@ -35,6 +36,10 @@ class PluginInfo:
     #: "reactor" (_initialize), "command" (_start) or "library" (neither).
     wasi_model: str = "library"
     abi_version: int | None = None
+    #: The declared prefilter as its section's JSON; None: the plugin sees every line.
+    prefilter: dict[str, Any] | None = None
+    #: Why a declared prefilter is ignored, or invalid.
+    prefilter_problem: str | None = None
     valid: bool = False
     problem: str | None = None
 
@@ -81,10 +86,16 @@ def plugin_info(path: Path, limits: Limits | None = None) -> PluginInfo:
         info.imports.append(Extern(imp.module, imp.name or "", kind, text))
     names = {e.name for e in info.exports}
     info.wasi_model = "reactor" if "_initialize" in names else "command" if "_start" in names else "library"
+    try:
+        declared = declared_prefilter(path, wasm)
+        info.prefilter = declared.prefilter.to_json() if declared.prefilter else None
+        info.prefilter_problem = declared.warning
+    except PluginLoadError as exc:
+        info.prefilter_problem = str(exc).removeprefix(f"{path}: ")
     runtime = Runtime(limits)
     try:
-        runtime.load(path)
-        info.valid, info.abi_version = True, 1
+        info.abi_version = runtime.load(path).abi_version
+        info.valid = True
     except PluginLoadError as exc:
         info.problem = str(exc).removeprefix(f"{path}: ")
     finally:

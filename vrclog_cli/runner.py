@@ -16,7 +16,7 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -33,8 +33,9 @@ from .errors import (
 from .events import Event
 from .filters import EventFilter
 from .follow import follow_items
-from .limits import MIB, Limits
+from .limits import MIB, Limits, format_size
 from .pool import Inline, OrderedPool
+from .prefilter import Prefilter
 from .sources import BATCH_LINES, Idle, Item, Lines, SourceFailed, read_items
 from .stats import RunStats
 from .wakeup import cancel_on_signals
@@ -52,7 +53,15 @@ class Parser(Protocol):
     @property
     def name(self) -> str: ...
 
+    #: Lines it rejects give no events and are never parsed; None: every line is parsed.
+    @property
+    def prefilter(self) -> Prefilter | None: ...
+
     def call(self, line: str) -> list[Event]: ...
+
+    def parse(self, line: str) -> list[Event]:
+        """``call`` without the prefilter: for lines the batch already selected."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -65,9 +74,9 @@ class ParseOptions:
     jobs: int = 1
     fail_on: frozenset[str] = frozenset()
     fail_fast: bool = False
-    #: Lines longer than this are reported as too large without being held whole.
-    max_line_bytes: int = 1 * MIB
     capture_plugin_stderr: bool = False
+    #: Honour the plugins' declared prefilters (--no-prefilter: every line to every plugin).
+    prefilter: bool = True
     event_filter: EventFilter = field(default_factory=EventFilter)
     #: Follow the one path (a file, or a folder of VRChat logs) like tail -F.
     follow: bool = False
@@ -112,38 +121,54 @@ class Outcomes:
     found: list[LineOutcome]
     #: How many lines of the batch were finished (the cancelled line is not).
     done: int
+    #: Per parser (in parser order), finished lines its prefilter kept from it; None: no prefilter.
+    skipped: list[int] | None = None
 
 
 def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[], bool],
                   max_line_bytes: int) -> Outcomes:
-    """Every parser on every line of a batch; stops at the first cancelled line.
+    """Every parser on every line of a batch it selects; stops at the first cancelled line.
 
     The hot loop of every run: an outcome is built only when something was
-    found, and gets lists of its own only for what it holds.
+    found, and gets lists of its own only for what it holds.  A prefilter
+    selects its lines for the whole batch in one pass, so rejected lines cost
+    no Python call at all.
     """
     texts = batch.texts
-    if len(parsers) == 1 and isinstance(parsers[0], BuiltinParser) and not batch.too_large:
+    too_large = batch.too_large
+    if len(parsers) == 1 and isinstance(parsers[0], BuiltinParser) and not too_large:
         # The built-in parser alone: it never fails or blocks, and skips a whole batch at once.
         if stopped():
             return Outcomes([LineOutcome(0, _NO_EVENTS, _NO_ERRORS, True)], 0)
         return Outcomes([LineOutcome(i, events, _NO_ERRORS)
                          for i, events in parsers[0].find_events(texts)], len(texts))
+    chosen = _select(parsers, texts, too_large)
+    selected = [mine for mine in chosen if mine is not None] if chosen is not None else []
+    if chosen is None or len(selected) < len(chosen):
+        indices: Iterable[int] = range(len(texts))
+    else:  # every parser has a prefilter: only the lines one of them selected
+        indices = sorted(set().union(*selected, too_large or ()))
     found: list[LineOutcome] = []
-    too_large = batch.too_large
-    for index, text in enumerate(texts):
+    done = len(texts)
+    for index in indices:
         if stopped():
             found.append(LineOutcome(index, _NO_EVENTS, _NO_ERRORS, True))
-            return Outcomes(found, index)
+            done = index
+            break
         if too_large and index in too_large:
             found.append(LineOutcome(index, _NO_EVENTS, [LineFailure.of("", InputTooLarge(
-                f"line is {too_large[index]} bytes, over the {max_line_bytes}-byte line limit"))]))
+                f"line is {too_large[index]} bytes, over the {format_size(max_line_bytes)} "
+                "line limit (--line-limit)"))]))
             continue
+        text = texts[index]
         events: list[Event] = _NO_EVENTS
         errors: list[LineFailure] = _NO_ERRORS
         cancelled = False
-        for parser in parsers:
+        for k, parser in enumerate(parsers):
+            if chosen is not None and (mine := chosen[k]) is not None and index not in mine:
+                continue
             try:
-                got = parser.call(text)
+                got = parser.parse(text)
             except LineError as exc:
                 if errors is _NO_ERRORS:
                     errors = []
@@ -156,10 +181,39 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
                 events = got if events is _NO_EVENTS else [*events, *got]
         if cancelled:
             found.append(LineOutcome(index, events, errors, True))
-            return Outcomes(found, index)
+            done = index
+            break
         if events or errors:
             found.append(LineOutcome(index, events, errors))
-    return Outcomes(found, len(texts))
+    return Outcomes(found, done, _skipped(chosen, done, too_large))
+
+
+def _select(parsers: Sequence[Parser], texts: list[str],
+            too_large: dict[int, int] | None) -> list[set[int] | None] | None:
+    """Per parser, the indices its prefilter lets through (None: all); None when no
+    parser has a prefilter.  Lines too large to hold are never selected."""
+    if all(parser.prefilter is None for parser in parsers):
+        return None
+    chosen: list[set[int] | None] = []
+    for parser in parsers:
+        prefilter = parser.prefilter
+        if prefilter is None:
+            chosen.append(None)
+            continue
+        picked = set(prefilter.select(texts))
+        if too_large:
+            picked.difference_update(too_large)
+        chosen.append(picked)
+    return chosen
+
+
+def _skipped(chosen: list[set[int] | None] | None, done: int,
+             too_large: dict[int, int] | None) -> list[int] | None:
+    """Per parser, how many of the first ``done`` lines its prefilter kept from it."""
+    if chosen is None:
+        return None
+    held = sum(1 for i in too_large if i < done) if too_large else 0
+    return [0 if mine is None else done - held - sum(1 for i in mine if i < done) for mine in chosen]
 
 
 PROCESS_MIN_BYTES = 4 * MIB  # below this, starting worker processes costs more than it saves
@@ -202,7 +256,7 @@ def build_parsers(options: ParseOptions, on_log: LogHandler | None) -> tuple[Run
 
         runtime = Runtime(options.limits, on_log=on_log, capture_stderr=options.capture_plugin_stderr,
                           instance_slots=options.jobs + 16)
-        parsers.extend(runtime.load(path) for path in options.plugins)
+        parsers.extend(runtime.load(path, prefilter=options.prefilter) for path in options.plugins)
     return runtime, parsers
 
 
@@ -243,6 +297,9 @@ class ParseRun:
         """Loads every plugin; raises PluginLoadError naming the first bad one."""
         self.runtime, self.parsers = build_parsers(self.options, self._on_log)
         self.stats.plugins = [p.name for p in self.parsers]
+        for parser in self.parsers:
+            for warning in getattr(parser, "warnings", ()):
+                self.report(Diagnostic(f"warning: {warning}", per_line=False))
 
     @property
     def interrupted(self) -> bool:
@@ -259,7 +316,7 @@ class ParseRun:
 
     def _process(self, batch: Lines) -> Batch:
         return process_batch(self.parsers, batch, lambda: self._stop_code is not None,
-                             self.options.max_line_bytes), []
+                             self.options.limits.max_line_bytes), []
 
     # --- main thread ---
 
@@ -277,6 +334,9 @@ class ParseRun:
         by_type = stats.events_by_type
         write = self.writer.write
         counted = 0  # lines of the batch done: before an outcome, every line found nothing
+        if outcomes.skipped is not None:
+            for parser, skipped in zip(self.parsers, outcomes.skipped, strict=True):
+                stats.prefilter_skipped[parser.name] += skipped
         try:
             for outcome in outcomes.found:
                 counted = outcome.index
@@ -463,13 +523,13 @@ class ParseRun:
         # alone runs inline, where a batch costs the same whatever its size.
         batch_lines = BATCH_LINES if opts.plugins else BUILTIN_BATCH_LINES
         if opts.follow:
-            return follow_items(opts.paths[0], opts.max_line_bytes, lambda: self._stop_code is not None,
-                                batch_lines)
+            return follow_items(opts.paths[0], opts.limits.max_line_bytes,
+                                lambda: self._stop_code is not None, batch_lines)
 
         def count(n: int) -> None:
             self.stats.bytes_read += n
 
-        return read_items(list(opts.paths), opts.max_line_bytes, batch_lines, on_bytes=count)
+        return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count)
 
     def _tick(self, force: bool = False) -> None:
         if self._on_tick is None:

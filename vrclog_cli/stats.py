@@ -18,6 +18,8 @@ class RunStats:
     events_by_type: Counter[str] = field(default_factory=Counter)
     errors_by_kind: Counter[str] = field(default_factory=Counter)
     filtered_out: int = 0
+    #: Per plugin: lines its prefilter kept from it (no instance made).
+    prefilter_skipped: Counter[str] = field(default_factory=Counter)
     bytes_read: int = 0
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
@@ -47,6 +49,9 @@ class RunStats:
             table.add_row(f"  {kind}", f"{count:,}")
         if self.filtered_out:
             table.add_row("filtered out", f"{self.filtered_out:,}")
+        for plugin, skipped in self.prefilter_skipped.items():
+            share = f" ({skipped / self.lines:.0%})" if self.lines else ""
+            table.add_row(f"prefilter skipped, {plugin}", f"{skipped:,} lines{share}")
         table.add_row("errors", f"{self.errors:,}")
         for kind, count in sorted(self.errors_by_kind.items()):
             table.add_row(f"  {kind}", f"{count:,}")

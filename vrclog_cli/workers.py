@@ -39,7 +39,7 @@ def _start(options: ParseOptions) -> None:
     from .runner import build_parsers
 
     global _max_line_bytes
-    _max_line_bytes = options.max_line_bytes
+    _max_line_bytes = options.limits.max_line_bytes
     runtime, parsers = build_parsers(options, _logs.append)
     _parsers.extend(parsers)
     if runtime is not None:

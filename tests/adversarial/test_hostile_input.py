@@ -98,5 +98,5 @@ def test_200_mib_line_is_too_large_with_bounded_memory(echo: Path) -> None:
     import json
     assert [json.loads(x)["data"]["line"] for x in out.decode().splitlines()] == ["before", "after"]
     assert err.decode().strip() == (
-        "<stdin>:2: input_too_large: line is 209715200 bytes, over the 1048576-byte line limit")
+        "<stdin>:2: input_too_large: line is 209715200 bytes, over the 1 MiB line limit (--line-limit)")
     assert usage.ru_maxrss < 200 * 1024  # KiB: peak RSS under 200 MiB
