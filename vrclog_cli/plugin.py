@@ -242,7 +242,6 @@ class Plugin:
         if prefilter and compiled.declared.warning:
             self.warnings.append(f"{self.path}: custom section vrclog.prefilter: "
                                  f"{compiled.declared.warning}")
-        self._compiled = compiled
         self._init = compiled.init_export.encode() if compiled.init_export else None
         self._log_limiter = LogLimiter(self.limits.log_per_second)
         self._stderr_token: int | None = None
@@ -261,7 +260,7 @@ class Plugin:
         self._max_input = self.limits.max_input_bytes
         self._max_line = self.limits.max_line_bytes
         self._max_output = self.limits.max_output_bytes
-        self.abi_version = self._probe()
+        self.abi_version = self._probe(compiled)
         #: The events of one line, prefilter or not; raises a LineError subclass or Cancelled.
         self.parse: Callable[[str], list[Event]] = (
             self._parse_v1 if self.abi_version == 1 else self._parse_v2)
@@ -294,7 +293,7 @@ class Plugin:
                     raise
         return inst
 
-    def _probe(self) -> int:
+    def _probe(self, compiled: CompiledPlugin) -> int:
         """First instantiation, under the time budget: init must finish, and abi_version
         must name a supported version whose needs the module meets."""
         state = _CallState(self, time.thread_time() + self.limits.timeout_s)
@@ -319,11 +318,11 @@ class Plugin:
         if version not in SUPPORTED_VERSIONS:
             raise PluginLoadError(f"{self.path}: abi_version returned {version}; this vrclog "
                                   f"supports ABI versions {supported_text()}")
-        if requires_free(version) and not self._compiled.has_free:
+        if requires_free(version) and not compiled.has_free:
             raise PluginLoadError(f"{self.path}: missing export {FREE_EXPORT} (required by ABI v1)")
         if version == 1:
             region = f"{INPUT_OFFSET:#x}-{INPUT_OFFSET + INPUT_REGION:#x}"
-            maximum = self._compiled.max_memory_bytes
+            maximum = compiled.max_memory_bytes
             if size < INPUT_OFFSET + INPUT_REGION or (
                     maximum is not None and maximum < INPUT_OFFSET + INPUT_REGION):
                 raise PluginLoadError(

@@ -1,10 +1,24 @@
-/* vrclog_plugin.h - helpers for writing vrclog ABI-v1 plugins in C.
+/* vrclog_plugin.h - helpers for writing vrclog plugins in C (ABI v1 or v2).
  *
- * The host writes {"line": "..."} at 0x10000..0x12000 and calls
- * parse_line(ptr, len).  Build with the linker flag --global-base=0x12000
- * (see the Makefile) so that data, stack and heap all live above the input
- * region.  The heap is a bump allocator that is never reset: every line runs
- * in a fresh instance, so nothing needs freeing.
+ * Choose the ABI before including this header (docs/plugin-abi.md says which):
+ *
+ *   #define VRCLOG_ABI_VERSION 2   // the line's raw bytes, any length up to the line limit
+ *   #include "vrclog_plugin.h"
+ *
+ * Version 2 (recommended): the host calls alloc(len), writes the line's UTF-8
+ * bytes there (no JSON, no line ending) and calls parse_line(ptr, len).
+ * Version 1 (the default here, as vrclog-go plugins are): the host writes
+ * {"line": "..."} at 0x10000..0x12000; build with --global-base=0x12000 (see the
+ * Makefile) so that data, stack and heap all live above that input region.
+ * vrclog_input_line() gives the line either way, so parse_line reads the same.
+ *
+ * VRCLOG_PREFILTER(json) declares which lines can match at all; the host
+ * never makes an instance for the others (section 2c of the contract):
+ *
+ *   VRCLOG_PREFILTER("{\"substrings\":[\"[MyWorld] \"]}");
+ *
+ * The heap is a bump allocator that is never reset: every line runs in a fresh
+ * instance, so nothing needs freeing.
  */
 #ifndef VRCLOG_PLUGIN_H
 #define VRCLOG_PLUGIN_H
@@ -12,7 +26,22 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#ifndef VRCLOG_ABI_VERSION
+#define VRCLOG_ABI_VERSION 1
+#endif
+#if VRCLOG_ABI_VERSION != 1 && VRCLOG_ABI_VERSION != 2
+#error "VRCLOG_ABI_VERSION must be 1 or 2"
+#endif
+
 #define VRCLOG_EXPORT(name) __attribute__((export_name(name)))
+
+/* The custom section "vrclog.prefilter" holding JSON (a C string literal).  A
+ * section(...) attribute would make a data segment, not a custom section:
+ * top-level assembly makes a real one (checked with zig cc 0.17.1).  The
+ * literal is stringified into the assembler's .ascii, which undoes the same
+ * escapes C does, so the section holds exactly the literal's text. */
+#define VRCLOG_PREFILTER(json) \
+    __asm__(".section .custom_section.vrclog.prefilter,\"\",@\n.ascii " #json "\n.text\n")
 #define VRCLOG_IMPORT(name) __attribute__((import_module("env"), import_name(name)))
 
 VRCLOG_IMPORT("regex_match")
@@ -42,7 +71,7 @@ static void *vrclog_alloc(size_t size) {
     return (void *)p;
 }
 
-VRCLOG_EXPORT("abi_version") int32_t abi_version(void) { return 1; }
+VRCLOG_EXPORT("abi_version") int32_t abi_version(void) { return VRCLOG_ABI_VERSION; }
 VRCLOG_EXPORT("alloc") int32_t alloc(int32_t size) { return (int32_t)(uintptr_t)vrclog_alloc((size_t)size); }
 VRCLOG_EXPORT("free") void free_(int32_t ptr, int32_t len) { (void)ptr; (void)len; }
 
@@ -118,8 +147,9 @@ static char *vrclog_json_string(const char *in, size_t len, size_t *pos, size_t 
     return out;
 }
 
-/* Decodes the value of "line" from the input JSON {"line": "..."}.
- * Returns 0 if the input does not look like that. */
+#if VRCLOG_ABI_VERSION == 1
+/* The line, from the input JSON {"line": "..."}: decoded into a fresh
+ * NUL-terminated buffer.  Returns 0 if the input does not look like that. */
 static char *vrclog_input_line(const char *in, int32_t len, size_t *out_len) {
     long k = vrclog_find(in, (size_t)len, "\"line\"");
     if (k < 0) return 0;
@@ -127,13 +157,31 @@ static char *vrclog_input_line(const char *in, int32_t len, size_t *out_len) {
     while (i < (size_t)len && (in[i] == ' ' || in[i] == ':')) i++;
     return vrclog_json_string(in, (size_t)len, &i, out_len);
 }
+#else
+/* The line itself: ABI v2 hands over its raw UTF-8 bytes (not NUL-terminated;
+ * use *out_len).  Never 0, even for an empty line. */
+static char *vrclog_input_line(const char *in, int32_t len, size_t *out_len) {
+    static char empty[1];
+    *out_len = (size_t)len;
+    return len ? (char *)in : empty;
+}
+#endif
 
 /* Runs regex_find_submatch and decodes up to max strings of the resulting
  * JSON array into out[].  Returns how many were decoded (0 = no match). */
 static int vrclog_submatches(const char *s, size_t slen, const char *re, char **out, int max) {
-    static char buf[4096];
-    int32_t n = vrclog_regex_find_submatch(s, (int32_t)slen, re, (int32_t)vrclog_strlen(re), buf, sizeof buf);
-    if (n <= 0 || (size_t)n > sizeof buf) return 0;
+    static char small[4096];
+    char *buf = small;
+    size_t cap = sizeof small;
+    int32_t relen = (int32_t)vrclog_strlen(re);
+    int32_t n = vrclog_regex_find_submatch(s, (int32_t)slen, re, relen, buf, (int32_t)cap);
+    if (n == -1) {  /* did not fit: JSON escapes take at most 6 bytes a byte, per group */
+        cap = 6 * slen * (size_t)(max > 0 ? max : 1) + 64;
+        buf = vrclog_alloc(cap);
+        if (!buf) return 0;
+        n = vrclog_regex_find_submatch(s, (int32_t)slen, re, relen, buf, (int32_t)cap);
+    }
+    if (n <= 0 || (size_t)n > cap) return 0;
     size_t i = 0, l;
     int k = 0;
     while (i < (size_t)n && k < max) {
@@ -181,18 +229,29 @@ static void vrclog_out_json(vrclog_out *w, const char *s) { vrclog_out_json_n(w,
 static int64_t vrclog_result(vrclog_out *w) {
     return ((int64_t)w->len << 32) | (int64_t)(uint32_t)(uintptr_t)w->buf;
 }
+static int vrclog_digits(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+/* Whether the line starts with a VRChat timestamp "2024.01.15 23:59:59". */
+static int vrclog_has_vrchat_timestamp(const char *l, size_t n) {
+    return n >= 19 && vrclog_digits(l, 4) && l[4] == '.' && vrclog_digits(l + 5, 2) && l[7] == '.' &&
+           vrclog_digits(l + 8, 2) && l[10] == ' ' && vrclog_digits(l + 11, 2) && l[13] == ':' &&
+           vrclog_digits(l + 14, 2) && l[16] == ':' && vrclog_digits(l + 17, 2);
+}
 /* Appends ,"timestamp":"YYYY-MM-DDTHH:MM:SS" from a VRChat line's prefix
  * "2024.01.15 23:59:59" (local time: the host adds the local offset).
- * Writes nothing if the line has no such prefix. */
+ * Writes nothing if the line has no such prefix.  Plain C, no regex host
+ * call: it runs on every event. */
 static void vrclog_out_vrchat_timestamp(vrclog_out *w, const char *line, size_t n) {
-    char *t[5];
-    if (vrclog_submatches(line, n, "^(\\d{4})\\.(\\d{2})\\.(\\d{2}) (\\d{2}:\\d{2}:\\d{2})", t, 5) != 5)
-        return;
+    if (!vrclog_has_vrchat_timestamp(line, n)) return;
+    char stamp[19];
+    for (int i = 0; i < 19; i++) stamp[i] = line[i];
+    stamp[4] = stamp[7] = '-';
+    stamp[10] = 'T';
     vrclog_out_str(w, ",\"timestamp\":\"");
-    vrclog_out_str(w, t[1]); vrclog_out_str(w, "-");
-    vrclog_out_str(w, t[2]); vrclog_out_str(w, "-");
-    vrclog_out_str(w, t[3]); vrclog_out_str(w, "T");
-    vrclog_out_str(w, t[4]); vrclog_out_str(w, "\"");
+    vrclog_out_raw(w, stamp, 19);
+    vrclog_out_str(w, "\"");
 }
 
 /* {"ok":true,"events":[]} : the line did not match. */
