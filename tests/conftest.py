@@ -124,3 +124,54 @@ def runtime() -> Iterator[Runtime]:
     rt = Runtime()
     yield rt
     rt.close()
+
+
+# An ABI v2 plugin: a bump allocator that grows memory, and an echo answering
+# {"ok":true,"events":[{"type":"echo","data":{"line":"<the raw line>"}}]} (valid JSON
+# for lines without quotes, backslashes or control characters).  ``alloc_body``
+# replaces alloc's body (param $size, result i32); ``prefilter`` adds the section.
+V2_HEAD = '{"ok":true,"events":[{"type":"echo","data":{"line":"'
+V2_TAIL = '"}}]}'
+BUMP_ALLOC = """
+    (local $p i32) (local $end i32) (local $have i32)
+    (local.set $p (global.get $heap))
+    (local.set $end (i32.add (local.get $p) (local.get $size)))
+    (local.set $have (i32.mul (memory.size) (i32.const 65536)))
+    (if (i32.gt_u (local.get $end) (local.get $have))
+      (then (if (i32.eq (memory.grow (i32.shr_u (i32.add (i32.sub (local.get $end) (local.get $have))
+                                                         (i32.const 65535)) (i32.const 16)))
+                        (i32.const -1))
+              (then (return (i32.const 0))))))
+    (global.set $heap (local.get $end))
+    (local.get $p)"""
+
+
+def wat_plugin_v2(alloc_body: str = BUMP_ALLOC, *, prefilter: str | None = None,
+                  with_free: bool = False, version: int = 2) -> str:
+    section = ""
+    if prefilter is not None:
+        section = '(@custom "vrclog.prefilter" "' + "".join(f"\\{b:02x}" for b in prefilter.encode()) + '")'
+    head, tail = len(V2_HEAD), len(V2_TAIL)
+    return f"""
+(module
+  {section}
+  (memory (export "memory") 2)
+  (global $heap (mut i32) (i32.const 0x1000))
+  (func (export "abi_version") (result i32) i32.const {version})
+  (func $alloc (export "alloc") (param $size i32) (result i32) {alloc_body})
+  {'(func (export "free") (param i32 i32))' if with_free else ''}
+  (func $grow (param $size i32) (result i32) {BUMP_ALLOC})
+  (data (i32.const 0x100) "{V2_HEAD.replace('"', chr(92) + '"')}")
+  (data (i32.const 0x200) "{V2_TAIL.replace('"', chr(92) + '"')}")
+  (func (export "parse_line") (param $p i32) (param $n i32) (result i64)
+    (local $out i32)
+    (local.set $out (call $grow (i32.add (local.get $n) (i32.const {head + tail}))))
+    (memory.copy (local.get $out) (i32.const 0x100) (i32.const {head}))
+    (memory.copy (i32.add (local.get $out) (i32.const {head})) (local.get $p) (local.get $n))
+    (memory.copy (i32.add (i32.add (local.get $out) (i32.const {head})) (local.get $n))
+                 (i32.const 0x200) (i32.const {tail}))
+    (i64.or (i64.shl (i64.extend_i32_u (i32.add (local.get $n) (i32.const {head + tail})))
+                     (i64.const 32))
+            (i64.extend_i32_u (local.get $out))))
+)
+"""

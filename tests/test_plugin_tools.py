@@ -25,12 +25,13 @@ def test_info_json_for_a_valid_plugin() -> None:
     result = vrclog("plugin", "info", "--json", SAMPLES / "vrpoker.wasm")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
-    assert info["valid"] is True and info["abi_version"] == 1 and info["wasi_model"] == "reactor"
+    assert info["valid"] is True and info["abi_version"] == 2 and info["wasi_model"] == "reactor"
+    assert info["prefilter"] == {"substrings": ["[VRPoker]"]} and info["prefilter_problem"] is None
     assert len(info["sha256"]) == 64 and info["size_bytes"] == (SAMPLES / "vrpoker.wasm").stat().st_size
     exports = {e["name"]: e["type"] for e in info["exports"]}
     assert exports["parse_line"] == "(i32,i32)->i64" and exports["free"] == "(i32,i32)->()"
     imports = {f'{i["module"]}.{i["name"]}' for i in info["imports"]}
-    assert imports == {"env.regex_match", "env.regex_find_submatch"}
+    assert imports == {"env.regex_find_submatch"}
     assert info["memory_min_pages"] == 2
 
 
@@ -160,5 +161,8 @@ def test_template_builds_and_passes_check(tmp_path: Path) -> None:
     log.write_text("2024.01.15 23:59:59 Log        -  [MyWorld] Score 42 by Alice\nother line\n")
     result = vrclog("plugin", "check", wasm, "--sample", log)
     assert result.returncode == 0, result.stdout
+    # The template is ABI v2 with a prefilter, and the zig toolchain really emits the section.
+    assert 'ABI version 2; prefilter: {"substrings": ["[MyWorld] "]}' in result.stdout
+    assert "the prefilter skips 1 of 2 sample lines" in result.stdout
     events = [json.loads(x) for x in vrclog("parse", "--plugin", wasm, log).stdout.splitlines()]
     assert [(e["type"], e["data"]) for e in events] == [("myworld_score", {"score": "42", "player": "Alice"})]

@@ -338,7 +338,8 @@ class ParseRun:
         counted = 0  # lines of the batch done: before an outcome, every line found nothing
         if outcomes.skipped is not None:
             for parser, skipped in zip(self.parsers, outcomes.skipped, strict=True):
-                stats.prefilter_skipped[parser.name] += skipped
+                if parser.prefilter is not None:
+                    stats.prefilter_skipped[parser.name] += skipped
         try:
             for outcome in outcomes.found:
                 counted = outcome.index

@@ -68,7 +68,8 @@ def test_missing_path(tmp_path: Path) -> None:
 
 def test_wrong_abi_version(tmp_path: Path) -> None:
     wat = wat_plugin().replace("(result i32) i32.const 1)", "(result i32) i32.const 7)")
-    refused(write_plugin(tmp_path, "p", wat), "abi_version returned 7; this vrclog supports ABI versions 1 and 2")
+    refused(write_plugin(tmp_path, "p", wat),
+            "abi_version returned 7; this vrclog supports ABI versions 1 and 2")
 
 
 @pytest.mark.parametrize("export", ["memory", "abi_version", "alloc", "free", "parse_line"])
