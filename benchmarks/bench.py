@@ -101,8 +101,8 @@ def run(cmd: list[str]) -> Run:
     return Run(seconds, usage.ru_maxrss / 1024, digest.hexdigest(), proc.returncode)
 
 
-def vrclog(plugin: str | None, log: Path, jobs: int | None = None) -> list[str]:
-    cmd = [VRCLOG, "parse"]
+def vrclog(plugin: str | None, log: Path, jobs: int | None = None, *extra: str) -> list[str]:
+    cmd = [VRCLOG, "parse", *extra]
     if plugin:
         cmd += ["--plugin", str(PLUGINS / plugin)]
     if jobs:
@@ -141,6 +141,67 @@ def sigint_latency(rounds: int) -> float:
     return statistics.median(times)
 
 
+def prefilter_table(log: Path, lines: int) -> Table:
+    """#13's targets: vrpoker (v2) with its prefilter against the built-in parser and
+    against itself with --no-prefilter, alternating, whole processes (start-up included);
+    and, for reading, the same with the start-up (an empty log, same plugin) taken off."""
+    table = Table(title=f"the prefilter: {lines:,} lines, --jobs 1, median of {RATIO_ROUNDS} alternating runs")
+    for col in ("run", "seconds", "lines/s", "each run"):
+        table.add_column(col)
+    empty = CACHE / "empty.log"
+    empty.write_bytes(b"")
+    runs: dict[str, list[float]] = {"with": [], "without": [], "builtin": [], "startup": []}
+    outputs: set[str] = set()
+    for _ in range(RATIO_ROUNDS):
+        a = run(vrclog("vrpoker.wasm", log, 1))
+        b = run(vrclog("vrpoker.wasm", log, 1, "--no-prefilter"))
+        assert a.returncode == b.returncode == 0
+        outputs |= {a.output_sha, b.output_sha}
+        runs["with"].append(a.seconds)
+        runs["without"].append(b.seconds)
+        runs["builtin"].append(run(vrclog(None, log)).seconds)
+        runs["startup"].append(run(vrclog("vrpoker.wasm", empty, 1)).seconds)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    for key, label in (("with", "vrpoker.wasm, prefilter [VRPoker]"), ("without", "vrpoker.wasm --no-prefilter"),
+                       ("builtin", "built-in parser (no plugin)"), ("startup", "vrpoker.wasm on an empty log")):
+        rate = f"{lines / med[key]:,.0f}" if key != "startup" else "-"
+        table.add_row(label, f"{med[key]:.3f}", rate, " ".join(f"{t:.2f}" for t in runs[key]))
+    vs_builtin = med["builtin"] / med["with"]
+    vs_without = med["without"] / med["with"]
+    net = (med["without"] - med["startup"]) / (med["with"] - med["startup"])
+    table.add_row("prefilter vs built-in parser", f"{vs_builtin:.2f}x", "",
+                  "≥ 1.0x " + ("[green]met[/]" if vs_builtin >= 1.0 else "[red]not met[/]"))
+    table.add_row("prefilter vs --no-prefilter", f"{vs_without:.2f}x", "",
+                  "≥ 10x " + ("[green]met[/]" if vs_without >= 10 else "[red]not met[/]"))
+    table.add_row("  the same, start-up taken off both", f"{net:.2f}x", "", "(for reading, not a target)")
+    table.add_row("output equal with and without the prefilter", "yes" if len(outputs) == 1 else "[red]NO[/]")
+    return table
+
+
+def long_line_table() -> Table:
+    """What a 1 MiB line costs through an ABI v2 plugin (echo): time and peak RSS, against a
+    log of one short line, median of ROUNDS."""
+    table = Table(title=f"a 1 MiB line through a v2 plugin (echo.wasm), median of {ROUNDS} runs")
+    for col in ("input", "seconds", "peak RSS MiB"):
+        table.add_column(col)
+    short = CACHE / "one_short_line.log"
+    short.write_bytes(b"2024.01.15 23:59:59 Log        -  short\n")
+    long = CACHE / "one_1mib_line.log"
+    long.write_bytes(b"2024.01.15 23:59:59 Log        -  " + b"x" * (1024 * 1024 - 35) + b"\n")
+    results = {}
+    for label, path in (("one short line", short), ("one 1 MiB line", long)):
+        got = sorted((run(vrclog("echo.wasm", path, 1, "--output-limit", "2MiB")) for _ in range(ROUNDS)),
+                     key=lambda r: r.seconds)
+        assert all(r.returncode == 0 for r in got), [r.returncode for r in got]
+        results[label] = got[len(got) // 2]
+        table.add_row(label, f"{results[label].seconds:.3f}", f"{results[label].peak_rss_mib:.0f}")
+    extra = results["one 1 MiB line"]
+    base = results["one short line"]
+    table.add_row("the 1 MiB line costs", f"+{(extra.seconds - base.seconds) * 1000:.0f} ms",
+                  f"+{extra.peak_rss_mib - base.peak_rss_mib:.0f} MiB")
+    return table
+
+
 def main() -> None:
     console = Console(width=130)
     console.print("[bold]vrclog benchmark[/] (figures from this run; 2 shared cores: compare ratios)")
@@ -151,7 +212,7 @@ def main() -> None:
     log100k = generate(CACHE / "vrchat_100k.log", 100_000, seed=7)
     log1m = generate(CACHE / "vrchat_1m.log", 1_000_000, seed=7)
     lines50k = count_lines(slice50k)
-    for plugin in ("vrpoker.wasm", "minimal.wasm"):  # warm the compiled-module cache
+    for plugin in ("vrpoker.wasm", "minimal.wasm", "echo.wasm"):  # warm the compiled-module cache
         run(vrclog(plugin, slice20k, 1))
 
     throughput = Table(title=f"vrclog parse on 200 000 lines, median of {ROUNDS} runs (peak RSS: the "
@@ -160,8 +221,9 @@ def main() -> None:
         throughput.add_column(col, justify="right" if col != "configuration" else "left")
     lines200k = count_lines(log200k)
     figures: dict[str, float] = {}
-    for label, plugin, jobs in [("vrpoker --jobs 1", "vrpoker.wasm", 1),
+    for label, plugin, jobs in [("vrpoker --jobs 1 (v2, prefilter)", "vrpoker.wasm", 1),
                                 ("vrpoker (default jobs)", "vrpoker.wasm", None),
+                                ("echo --jobs 1 (an event for every line)", "echo.wasm", 1),
                                 ("minimal --jobs 1", "minimal.wasm", 1),
                                 ("minimal (default jobs)", "minimal.wasm", None),
                                 ("built-in parser (no plugin)", None, None)]:
@@ -181,10 +243,11 @@ def main() -> None:
                 "output equal"):
         ratios.add_column(col)
     lines100k = count_lines(slice100k)
-    for plugin in ("minimal.wasm", "vrpoker.wasm"):
+    # The plain host knows nothing of prefilters: vrclog gives it every line too.
+    for plugin in ("minimal.wasm", "vrpoker.wasm", "echo.wasm"):
         ours, theirs, equal = [], [], True
         for _ in range(RATIO_ROUNDS):
-            a = run(vrclog(plugin, slice100k, 1))
+            a = run(vrclog(plugin, slice100k, 1, "--no-prefilter"))
             b = run([*BASELINE, "--plugin", str(PLUGINS / plugin), str(slice100k)])
             ours.append(a.seconds)
             theirs.append(b.seconds)
@@ -196,6 +259,8 @@ def main() -> None:
                        "≥ 10x " + ("[green]met[/]" if ratio >= 10 else "[red]not met[/]"),
                        "yes" if equal else "[red]NO[/]")
     console.print(ratios)
+    console.print(prefilter_table(log200k, lines200k))
+    console.print(long_line_table())
 
     other = Table(title="memory, Ctrl-C, scaling")
     for col in ("measure", "figure", "target"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -63,6 +64,32 @@ def normalize_timestamp(value: str) -> str:
     return parsed.astimezone().isoformat()
 
 
+_SECOND_TAILS = frozenset(f":{s:02d}" for s in range(60))
+
+
+def complete_timestamp(value: str) -> str:
+    """``normalize_timestamp``, fast for what VRChat plugins write on every event: a naive
+    ``YYYY-MM-DDTHH:MM:SS`` completed with the local offset cached per minute (the
+    full path costs ~1.5 µs an event; a test pins this to it)."""
+    if len(value) == 19 and value[10] == "T" and value[16:19] in _SECOND_TAILS:
+        offset = _minute_offset(value[:16])
+        if offset is not None:
+            return value + offset
+    return normalize_timestamp(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _minute_offset(minute: str) -> str | None:
+    """The local offset of a naive ``YYYY-MM-DDTHH:MM`` (offsets change only on whole
+    minutes); None where the full path gives anything else (invalid, or a local time
+    that does not exist and is moved)."""
+    try:
+        full = normalize_timestamp(minute + ":00")
+    except ValueError:
+        return None
+    return full[19:] if full[:19] == minute + ":00" else None
+
+
 _CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {0x7F: "\\x7f", 0x85: "\\x85",
                                                     0x2028: "\\u2028", 0x2029: "\\u2029"}
 _CONTROL |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
@@ -102,6 +129,24 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # json.loads would
 _NOTHING = (b'{"ok":true,"events":[]}', b'{"ok":true}', b'{"events":[],"ok":true}')
 
 
+_JSON_SPACE = " \t\n\r"
+
+
+def parse_json(text: str) -> Any:
+    """What ``_DECODER.decode`` gives (the same errors at the same positions) without
+    its two regex whitespace scans: 0.5 µs of every event line (a test pins it)."""
+    start = 0
+    if text[:1] and text[0] in _JSON_SPACE:
+        start = len(text) - len(text.lstrip(_JSON_SPACE))
+    doc, end = _DECODER.raw_decode(text, start)
+    if end != len(text):
+        rest = text[end:]
+        after = end + len(rest) - len(rest.lstrip(_JSON_SPACE))
+        if after != len(text):
+            raise json.JSONDecodeError("Extra data", text, after)
+    return doc
+
+
 def decode_output(raw: bytes) -> list[Event]:
     """The events of one plugin answer; anything off-contract is a runtime error."""
     if raw in _NOTHING:
@@ -111,7 +156,7 @@ def decode_output(raw: bytes) -> list[Event]:
     except UnicodeDecodeError as exc:
         raise _fail(f"not valid UTF-8 at byte {exc.start}") from None
     try:
-        doc = _DECODER.decode(text)
+        doc = parse_json(text)
     except json.JSONDecodeError as exc:
         raise _fail(f"not valid JSON at byte {exc.pos}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:
@@ -152,7 +197,7 @@ def _decode_event(index: int, item: Any) -> Event:
             raise _fail(f'event {index}: "{name}" must be a string, got {json_type(value)}')
         if name == "timestamp" and value:
             try:
-                value = normalize_timestamp(value)
+                value = complete_timestamp(value)
             except ValueError as exc:
                 raise _fail(f"event {index}: {exc}") from None
         fields[name] = value

@@ -7,7 +7,6 @@ input.  Whole lines are written at once, so a stop never leaves half a line.
 
 from __future__ import annotations
 
-import json
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -16,7 +15,6 @@ from .events import Event
 if TYPE_CHECKING:
     from rich.console import Console
 
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def event_json(event: Event, raw_line: str | None = None) -> str:
@@ -42,8 +40,9 @@ def event_json(event: Event, raw_line: str | None = None) -> str:
         text += ',"instance_id":' + encode_json_string(event.instance_id)
     if raw_line is not None:
         text += ',"raw_line":' + encode_json_string(raw_line)
-    if event.data:
-        text += ',"data":' + _json(event.data)
+    if event.data:  # an object of strings: joined here at half json's cost
+        text += ',"data":{' + ",".join([encode_json_string(key) + ":" + encode_json_string(value)
+                                        for key, value in event.data.items()]) + "}"
     text += "}"
     if "\u2028" in text or "\u2029" in text:
         text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
