@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vrclog_cli.sources import Decoder, _LineSplitter
@@ -56,3 +56,35 @@ def test_splitter_keeps_at_most_the_cap_of_a_long_line() -> None:
     assert lines is not None
     (line,) = lines
     assert line.too_large == 1_000_000 and line.text == "" and line.number == 1
+
+
+def split_all(data: bytes, step: int, cap: int,
+              needles: tuple[bytes, ...] | None) -> list[tuple[int, str, int]]:
+    splitter = _LineSplitter("x", cap, needles)
+    batches = [splitter.feed(data[i:i + step]) for i in range(0, len(data), step)]
+    batches.append(splitter.finish())
+    return [(line.number, line.text, line.too_large) for b in batches if b is not None for line in b]
+
+
+PIECES = st.sampled_from([b"a", b"b", b"\n", b"\r", b"\r\n", b"\xef\xbb\xbf", b"\xff", b"\xe6",
+                          b"\xe6\x97\xa5", b"[VR", b"Poker]", b"[VRPoker]", "é".encode(), b"\x80", b"\xc3"])
+NEEDLE_SETS = st.sampled_from([("[VRPoker]",), ("b",), ("日", "a"), ("é",), ("\r",), ("ab", "\ufeff")])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(PIECES, max_size=120), step=st.sampled_from([1, 3, 17, 64, 100_000]),
+       cap=st.sampled_from([4, 30, 10_000]), substrings=NEEDLE_SETS)
+@example(parts=[b"x\nb1\nb2\nzz\nb3\r\n\xffb\n"], step=100_000, cap=10_000, substrings=("b",))
+def test_needled_split_decodes_every_line_a_prefilter_can_accept(
+        parts: list[bytes], step: int, cap: int, substrings: tuple[str, ...]) -> None:
+    """Pinned to the plain split: same lines, numbers and sizes; where any substring is in
+    the plain text, the same text; elsewhere that text or ""."""
+    data = b"".join(parts)
+    plain = split_all(data, step, cap, None)
+    needled = split_all(data, step, cap, tuple(s.encode() for s in substrings))
+    assert [(n, big) for n, _, big in needled] == [(n, big) for n, _, big in plain]
+    for (_, fast, _), (_, text, _) in zip(needled, plain, strict=True):
+        if any(s in text for s in substrings):
+            assert fast == text
+        else:
+            assert fast in ("", text)

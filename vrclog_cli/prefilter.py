@@ -99,6 +99,34 @@ class Prefilter:
         return chosen
 
 
+#: More needles than this, and scanning a block once per needle costs more than decoding it.
+MAX_NEEDLES = 8
+
+
+def raw_needles(prefilters: Sequence[Prefilter | None]) -> tuple[bytes, ...] | None:
+    """UTF-8 substrings whose absence from a line's raw bytes proves that every one of
+    these prefilters rejects the line, so the reader need not decode it; None when
+    there are no such (a parser without a prefilter, a regex, too many substrings).
+
+    Sound because a valid UTF-8 substring in the decoded line comes from the same
+    bytes in the raw line: decoding replaces only invalid sequences (by U+FFFD,
+    which a needle must then not hold) and the reader only drops a BOM and a
+    trailing \r.  A needle found where the decoded line lacks it costs a decode,
+    nothing more: the prefilter itself still decides.
+    """
+    needles: list[bytes] = []
+    for prefilter in prefilters:
+        if prefilter is None or prefilter.regex is not None:
+            return None
+        for substring in prefilter.substrings:
+            if "\ufffd" in substring:
+                return None
+            needle = substring.encode("utf-8")
+            if needle not in needles:
+                needles.append(needle)
+    return tuple(needles) if 0 < len(needles) <= MAX_NEEDLES else None
+
+
 @dataclass(frozen=True)
 class Declared:
     """What a plugin's section says: a prefilter, or None with the reason it is ignored."""

@@ -35,7 +35,7 @@ from .filters import EventFilter
 from .follow import follow_items
 from .limits import MIB, Limits, format_size
 from .pool import Inline, OrderedPool
-from .prefilter import Prefilter
+from .prefilter import Prefilter, raw_needles
 from .sources import BATCH_LINES, Idle, Item, Lines, SourceFailed, read_items
 from .stats import RunStats
 from .wakeup import cancel_on_signals
@@ -534,7 +534,8 @@ class ParseRun:
         def count(n: int) -> None:
             self.stats.bytes_read += n
 
-        return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count)
+        return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count,
+                          needles=raw_needles([p.prefilter for p in self.parsers]))
 
     def _tick(self, force: bool = False) -> None:
         if self._on_tick is None:
