@@ -28,6 +28,7 @@ from .abi import (
     FREE_EXPORT,
     INPUT_OFFSET,
     INPUT_REGION,
+    PREFILTER_SECTION,
     SUPPORTED_VERSIONS,
     requires_free,
     supported_text,
@@ -240,7 +241,7 @@ class Plugin:
         #: Problems worth one line at load (an ignored prefilter), for whoever loads it.
         self.warnings: list[str] = []
         if prefilter and compiled.declared.warning:
-            self.warnings.append(f"{self.path}: custom section vrclog.prefilter: "
+            self.warnings.append(f"{self.path}: custom section {PREFILTER_SECTION}: "
                                  f"{compiled.declared.warning}")
         self._init = compiled.init_export.encode() if compiled.init_export else None
         self._log_limiter = LogLimiter(self.limits.log_per_second)
