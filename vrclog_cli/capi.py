@@ -493,8 +493,8 @@ class LineCaller:
             _memmove(base + offset, payload, len(payload))
             out_ptr, out_len = unpack_result(
                 self._call2(ctx, hot, _PARSE_LINE, _PARSE_LINE_LEN, offset, len(payload)))
-            size = _memory_data_size(ctx, mem_ref)
-            if out_len > max_output or out_ptr + out_len > size:
+            end = out_ptr + out_len
+            if out_len > max_output or end > self._min_memory and end > _memory_data_size(ctx, mem_ref):
                 return out_ptr, out_len, None
             output = ctypes.string_at(base + out_ptr, out_len)
             self._call2(ctx, hot, _FREE, _FREE_LEN, out_ptr, out_len)
@@ -516,19 +516,20 @@ class LineCaller:
             except CallFailed as exc:
                 exc.during = f"alloc({length})"
                 raise
-            size = _memory_data_size(ctx, mem_ref)
-            if length and (ptr == 0 or ptr + length > size):
+            end = ptr + length
+            if length and (ptr == 0 or end > self._min_memory and end > (
+                    size := _memory_data_size(ctx, mem_ref))):
                 raise CallFailed(
                     "returned 0" if ptr == 0 else
-                    f"returned {ptr:#x}: [{ptr:#x}, {ptr + length:#x}) is outside memory of "
-                    f"{size} bytes", during=f"alloc({length})")
+                    f"returned {ptr:#x}: [{ptr:#x}, {end:#x}) is outside memory of {size} bytes",
+                    during=f"alloc({length})")
             base = _memory_data(ctx, mem_ref)  # pooled memories never move (see run)
             if length:
                 _memmove(base + ptr, line, length)
             out_ptr, out_len = unpack_result(
                 self._call2(ctx, hot, _PARSE_LINE, _PARSE_LINE_LEN, ptr, length))
-            size = _memory_data_size(ctx, mem_ref)
-            if out_len > max_output or out_ptr + out_len > size:
+            end = out_ptr + out_len
+            if out_len > max_output or end > self._min_memory and end > _memory_data_size(ctx, mem_ref):
                 return out_ptr, out_len, None
             return out_ptr, out_len, ctypes.string_at(base + out_ptr, out_len)
         finally:
