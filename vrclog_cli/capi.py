@@ -494,7 +494,7 @@ class LineCaller:
             out_ptr, out_len = unpack_result(
                 self._call2(ctx, hot, _PARSE_LINE, _PARSE_LINE_LEN, offset, len(payload)))
             end = out_ptr + out_len
-            if out_len > max_output or end > self._min_memory and end > _memory_data_size(ctx, mem_ref):
+            if out_len > max_output or (end > self._min_memory and end > _memory_data_size(ctx, mem_ref)):
                 return out_ptr, out_len, None
             output = ctypes.string_at(base + out_ptr, out_len)
             self._call2(ctx, hot, _FREE, _FREE_LEN, out_ptr, out_len)
@@ -517,8 +517,8 @@ class LineCaller:
                 exc.during = f"alloc({length})"
                 raise
             end = ptr + length
-            if length and (ptr == 0 or end > self._min_memory and end > (
-                    size := _memory_data_size(ctx, mem_ref))):
+            if length and (ptr == 0 or (end > self._min_memory and end > (
+                    size := _memory_data_size(ctx, mem_ref)))):
                 raise CallFailed(
                     "returned 0" if ptr == 0 else
                     f"returned {ptr:#x}: [{ptr:#x}, {end:#x}) is outside memory of {size} bytes",
@@ -529,7 +529,7 @@ class LineCaller:
             out_ptr, out_len = unpack_result(
                 self._call2(ctx, hot, _PARSE_LINE, _PARSE_LINE_LEN, ptr, length))
             end = out_ptr + out_len
-            if out_len > max_output or end > self._min_memory and end > _memory_data_size(ctx, mem_ref):
+            if out_len > max_output or (end > self._min_memory and end > _memory_data_size(ctx, mem_ref)):
                 return out_ptr, out_len, None
             return out_ptr, out_len, ctypes.string_at(base + out_ptr, out_len)
         finally:
