@@ -4,48 +4,63 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint plugins bench soak clean install plugin-template
+.PHONY: demo test lint plugins bench soak clean install dev plugin-template
 
+# What running needs (72 MB), for `make demo` and `make install`; the dev tools
+# (pytest, mypy, ruff and the 411 MB zig toolchain the tests build plugins with)
+# only for the targets that use them.
 $(BIN)/vrclog: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/vrclog
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.plugins  # dev includes the zig toolchain
+
+# The zig toolchain alone, for building plugins.
+$(VENV)/.plugins: $(BIN)/vrclog
+	$(BIN)/python -m pip install --quiet -e '.[plugins]'
 	@touch $@
 
 install: $(BIN)/vrclog
+dev: $(VENV)/.dev
 
 ## Runs the VRPoker sample plugin over the bundled sample log.
 demo: install
 	$(BIN)/vrclog parse --plugin sample_plugins/vrpoker.wasm sample_logs/vrpoker.log
 
 ## Runs lint, type checks and the whole test suite (what CI runs).
-test: install
+test: dev
 	$(BIN)/ruff check vrclog_cli tests
 	$(BIN)/mypy vrclog_cli tests
 	$(BIN)/python -m pytest -q
 
-lint: install
+lint: dev
 	$(BIN)/ruff check vrclog_cli tests
 	$(BIN)/mypy vrclog_cli tests
 
 ## Rebuilds the sample plugins from source with the pinned ziglang package.
-plugins: install
-	$(BIN)/python -m pip install --quiet -e '.[plugins]'
+plugins: $(VENV)/.plugins
 	$(MAKE) -B -C sample_plugins PYTHON=$(abspath $(BIN)/python)
 
 ## Benchmarks: throughput, ratios vs a plain wasmtime-py host, memory, Ctrl-C.
 bench: install
 	$(BIN)/python benchmarks/bench.py
 
-## Copies the plugin template into ./$(NAME)/, ready to build: make plugin-template NAME=myparser
-plugin-template:
-	@test -n "$(NAME)" || { echo "usage: make plugin-template NAME=myparser" >&2; exit 2; }
-	@test ! -e "$(NAME)" || { echo "$(NAME) already exists" >&2; exit 2; }
+## Copies the plugin template into the folder NAME (a name or a path; relative to
+## this folder), ready to build: make plugin-template NAME=~/plugins/myparser
+plugin-template: $(VENV)/.plugins
+	@test -n "$(NAME)" || { echo "usage: make plugin-template NAME=myparser (or a path)" >&2; exit 2; }
+	@test ! -e "$(NAME)" || { echo "$(abspath $(NAME)) already exists" >&2; exit 2; }
 	mkdir -p "$(NAME)"
 	cp sample_plugins/template/plugin.c sample_plugins/template/Makefile \
 	   sample_plugins/template/README.md sample_plugins/include/vrclog_plugin.h "$(NAME)/"
-	sed -i 's/^NAME   ?= plugin$$/NAME   ?= $(notdir $(NAME))/' "$(NAME)/Makefile"
-	@echo "created $(NAME)/: cd $(NAME) && make PYTHON=$(abspath $(BIN)/python)"
+	sed -i -e 's|^NAME   ?= plugin$$|NAME   ?= $(notdir $(NAME))|' \
+	       -e 's|^PYTHON ?= python3$$|PYTHON ?= $(abspath $(BIN)/python)|' "$(NAME)/Makefile"
+	sed -i 's|NAME\.wasm|$(notdir $(NAME)).wasm|g' "$(NAME)/plugin.c" "$(NAME)/README.md"
+	@echo "created $(abspath $(NAME))/ - build it with: cd $(abspath $(NAME)) && make"
 
 ## Soak (not in CI): 2 M lines with 1 % hostile lines; memory must not grow.
 soak: install
