@@ -61,6 +61,10 @@ def _convert_minute(prefix: str) -> tuple[str, str] | None:
     return stamp[:17], stamp[19:]
 
 
+#: Every event type the built-in parser gives.
+EVENT_TYPES = ("world_join", "player_join", "player_left")
+
+
 class BuiltinParser:
     """Same interface as a plugin: ``call(line) -> events``; and ``find_events`` for a batch."""
 

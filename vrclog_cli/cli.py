@@ -130,6 +130,7 @@ def parse_options(f: F) -> F:
     """The options of `parse`, shared by its `tail` alias."""
     for decorator in reversed([
         env_option("--plugin", "plugins", multiple=True, metavar="PATH",
+                   type=click.Path(dir_okay=True, readable=False),  # for completion: the loader checks
                    help="A .wasm (or .wat) plugin; repeat for several (events in plugin order)."),
         env_option("--builtin", is_flag=True,
                    help="Run the built-in VRChat parser ahead of the plugins "
@@ -137,7 +138,8 @@ def parse_options(f: F) -> F:
         env_option("--timeout", type=Duration(), default="50ms", show_default=True,
                    help="Budget for one line in one plugin (50ms, 2s, 250us)."),
         env_option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
-                   show_default="number of CPUs", help="Worker threads."),
+                   show_default="number of CPUs",
+                   help="Lines parsed at once (worker threads or processes: see --workers)."),
         env_option("--workers", type=click.Choice(["auto", "threads", "processes"]), default="auto",
                    show_default=True,
                    help="How --jobs runs: auto uses processes for plugins on large files "
@@ -173,6 +175,10 @@ def parse_options(f: F) -> F:
         env_option("--line-limit", type=Size(), default=DEFAULTS.max_line_bytes, show_default="1MiB",
                    help="Longest line read; longer ones are input_too_large. "
                         "ABI v2 plugins get every line up to it whole."),
+        env_option("--long-lines", type=click.Choice(["error", "skip"]), default="error",
+                   show_default=True,
+                   help="A line too long for a plugin (ABI v1's 8 KiB input, or --line-limit): "
+                        "an input_too_large error, or skipped and counted."),
         env_option("--prefilter/--no-prefilter", default=True, show_default=True,
                    help="Honour each plugin's declared prefilter (--no-prefilter: every line "
                         "to every plugin)."),
@@ -180,14 +186,18 @@ def parse_options(f: F) -> F:
                    help="Also show plugins' debug/info logs and stderr."),
         env_option("--quiet", "-q", is_flag=True,
                    help="Hide per-line diagnostics (the exit code stays)."),
-        click.option("--debug", is_flag=True, help="Show tracebacks for internal errors."),
+        env_option("--debug", is_flag=True, help="Show tracebacks for internal errors."),
     ]):
         f = decorator(f)
     return f
 
 
-@cli.command()
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
+#: parse's options that mean nothing to tail (it always follows its FILE or folder).
+NOT_FOR_TAIL = ("follow", "log_dir")
+
+
+@cli.command(short_help="Parse FILEs (or stdin) and write events as JSON Lines.")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True, readable=False))
 @parse_options
 def parse(files: tuple[str, ...], **opts: Any) -> None:
     """Parse FILEs (or standard input; '-' is stdin) and write events to stdout.
@@ -198,23 +208,31 @@ def parse(files: tuple[str, ...], **opts: Any) -> None:
     \b
     Exit codes: 0 ok, 1 --fail-on matched, 2 usage or input error,
     3 plugin load error, 4 plugin runtime error, 5 plugin timeout,
-    130 interrupted (SIGINT), 143 terminated (SIGTERM); the largest wins.
+    70 internal error (a bug in vrclog), 130 interrupted (SIGINT),
+    143 terminated (SIGTERM); the largest wins.
     """
     run_parse(list(files), **opts)
 
 
-@cli.command()
-@click.argument("file", required=False, type=click.Path(dir_okay=True))
+@cli.command(short_help="Follow a log as it grows: parse --follow.")
+@click.argument("file", required=False, type=click.Path(dir_okay=True, readable=False))
 @parse_options
 def tail(file: str | None, **opts: Any) -> None:
-    """Follow FILE (or a folder's newest VRChat log) as it grows: parse --follow."""
-    opts["follow"] = True
-    run_parse([file] if file else [], **opts)
+    """Follow FILE (or a folder's newest VRChat log; without FILE, VRChat's log
+    folder) as it grows, like tail -F: parse --follow.  Ctrl-C ends it (exit 130)."""
+    run_parse([file] if file else [], follow=True, log_dir=None, **opts)
+
+
+# tail keeps parse's options but those two (click has no way to leave them out of a
+# shared decorator stack): dropped from the command after the fact.
+tail.params = [p for p in tail.params if p.name not in NOT_FOR_TAIL]
 
 
 def resolve_inputs(files: list[str], log_dir: str | None, follow: bool) -> list[str]:
     """FILEs as given; else --log-dir or the VRChat log folder when stdin has no data."""
     if files:
+        if log_dir is not None:
+            raise UsageError("--log-dir reads a folder of VRChat logs: give it or FILEs, not both")
         if follow and (len(files) != 1 or files[0] == "-"):
             raise UsageError("--follow takes exactly one FILE or folder (not stdin)")
         return files
@@ -240,7 +258,8 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
               include_types: tuple[str, ...], exclude_types: tuple[str, ...], since: str | None,
               until: str | None, strict_time: bool, follow: bool, log_dir: str | None, stats: bool,
               progress: bool | None, memory_limit: int, plugin_size_limit: int, output_limit: int,
-              line_limit: int, prefilter: bool, verbose: bool, quiet: bool, debug: bool) -> None:
+              line_limit: int, long_lines: str, prefilter: bool, verbose: bool, quiet: bool,
+              debug: bool) -> None:
     if verbose and quiet:
         raise UsageError("--verbose and --quiet cannot be used together")
     err = LazyStderr()
@@ -255,7 +274,8 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
     options = ParseOptions(
         paths=paths, plugins=list(plugins), builtin=builtin, limits=limits, jobs=jobs,
         fail_on=split_types(fail_on), fail_fast=fail_fast, capture_plugin_stderr=verbose,
-        event_filter=event_filter, follow=follow, workers=workers, prefilter=prefilter)
+        event_filter=event_filter, follow=follow, workers=workers, prefilter=prefilter,
+        long_lines=long_lines)
 
     show_progress = progress if progress is not None else (
         sys.stderr.isatty() and not follow and "-" not in paths)
@@ -263,7 +283,8 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
 
     def report(diag: Diagnostic) -> None:
         if not (quiet and diag.per_line):
-            (bar.console if bar else err).print(diag.text, markup=False,
+            text = f"vrclog: {diag.severity}: {diag.text}" if diag.severity else diag.text
+            (bar.console if bar else err).print(text, markup=False,
                                                 style="red" if err.is_terminal else None)
 
     def on_log(log: PluginLog) -> None:
@@ -290,11 +311,19 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
             bar.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not run.output_closed:
+        for line in run.fail_on_report():
+            err.print(f"vrclog: {line}", markup=False)
+        if run.stats.long_lines_skipped:
+            count = run.stats.long_lines_skipped
+            err.print(f"vrclog: skipped {plural(count, 'line')} too long for a plugin "
+                      "(--long-lines skip)", markup=False)
     if run.output_closed:
         silence_stdout()
     elif code in (Cancelled.exit_code, Terminated.exit_code):
+        lines, events = run.stats.lines, run.stats.events
         err.print(f"vrclog: {'interrupted' if code == 130 else 'terminated'} after "
-                  f"{run.stats.lines:,} lines ({run.stats.events:,} events written)", markup=False)
+                  f"{plural(lines, 'line')} ({plural(events, 'event')} written)", markup=False)
     if stats:
         title = "vrclog summary" + (" (interrupted)" if code in (130, 143) else "")
         err.print(run.stats.table(title))
@@ -355,7 +384,7 @@ class ProgressDisplay:
         self.progress.refresh()
 
 
-@cli.command()
+@cli.command(short_help="Print the shell completion script.")
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print the shell completion script: eval "$(vrclog completion bash)"."""
@@ -366,12 +395,12 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, "vrclog", "_VRCLOG_COMPLETE").source())
 
 
-@cli.group()
+@cli.group(short_help="Tools for plugin authors: info, check, prefilter.")
 def plugin() -> None:
     """Tools for plugin authors: inspect a plugin, or check it against the contract."""
 
 
-@plugin.command()
+@plugin.command(short_help="A plugin's ABI, prefilter, exports, imports and validity.")
 @click.argument("path", type=click.Path(dir_okay=True))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(path: str, as_json: bool) -> None:
@@ -418,7 +447,7 @@ def print_info(console: Console, details: PluginInfo) -> None:
         console.print(f"[red]invalid[/]: {details.problem}", markup=True)
 
 
-@plugin.command()
+@plugin.command(short_help="Check a plugin against the contract with edge cases and samples.")
 @click.argument("path", type=click.Path(dir_okay=True))
 @click.option("--sample", "samples", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="Also run every line of this log file (repeatable).")
@@ -450,7 +479,7 @@ def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
     raise SystemExit(0 if report.ok else 1)
 
 
-@plugin.command(name="prefilter")
+@plugin.command(name="prefilter", short_help="Write a plugin's prefilter section.")
 @click.argument("source", type=click.Path(dir_okay=True))
 @click.option("--substring", "substrings", multiple=True, metavar="TEXT",
               help="A line containing TEXT goes to the plugin (repeatable, case-sensitive).")
@@ -515,9 +544,28 @@ def silence_stdout() -> None:
     os.close(devnull)
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def usage_message(exc: click.ClickException) -> str:
+    """click's error on one line, led by the option it is about (``--timeout: ...``)."""
+    if isinstance(exc, click.BadParameter) and exc.param is not None and exc.message:
+        names = [*exc.param.opts] or [exc.param.human_readable_name]
+        name = max(names, key=len) if exc.param.param_type_name == "option" else names[0].upper()
+        envvar = getattr(exc.param, "envvar", None)
+        if (exc.ctx is not None and exc.param.name and isinstance(envvar, str)
+                and exc.ctx.get_parameter_source(exc.param.name) == click.core.ParameterSource.ENVIRONMENT):
+            name += f" (from {envvar})"
+        return f"{name}: {exc.message}"
+    text = " ".join(exc.format_message().split())  # MissingParameter builds its message here
+    return text[:1].lower() + text[1:] if not text[:2].isupper() else text
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: maps every outcome to an exit code in one place."""
-    debug = "--debug" in (argv if argv is not None else sys.argv)
+    debug = "--debug" in (argv if argv is not None else sys.argv) or \
+        os.environ.get("VRCLOG_DEBUG", "").lower() in ("1", "true", "yes", "on")
     err = LazyStderr()
     try:
         cli.main(args=argv, prog_name="vrclog", standalone_mode=False)
@@ -527,8 +575,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
-        exc.show()
-        return 2
+        err.print(f"vrclog: error: {usage_message(exc)}", markup=False)
+        return UsageError.exit_code
     except click.exceptions.Abort:
         return Cancelled.exit_code
     except VrclogError as exc:

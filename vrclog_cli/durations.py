@@ -18,11 +18,11 @@ def parse_duration(text: str) -> float:
     while pos < len(value):
         match = _DURATION.match(value, pos)
         if match is None:
-            raise ValueError(f"{text!r} is not a duration (examples: 50ms, 2s, 1.5s, 250us)")
+            raise ValueError(f"{text!r} is not a duration; use e.g. 50ms or 2s")
         total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
         pos = match.end()
     if not value or total <= 0:
-        raise ValueError(f"{text!r} is not a positive duration (examples: 50ms, 2s)")
+        raise ValueError(f"{text!r} is not a duration; use e.g. 50ms or 2s")
     return total
 
 
@@ -30,8 +30,8 @@ def parse_size(text: str) -> int:
     """Bytes in a size: ``512``, ``64MiB``, ``10M``, ``8KiB``."""
     match = _SIZE.fullmatch(text.strip().lower())
     if match is None or match.group(2) not in _SIZE_UNITS:
-        raise ValueError(f"{text!r} is not a size (examples: 8192, 64MiB, 10MB)")
+        raise ValueError(f"{text!r} is not a size; use e.g. 64MiB or 8192")
     size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
     if size <= 0:
-        raise ValueError(f"{text!r} is not a positive size")
+        raise ValueError(f"{text!r} is not a size; use e.g. 64MiB or 8192")
     return size

@@ -10,6 +10,7 @@ SIGTERM, so the handler gets to run just as soon.
 
 from __future__ import annotations
 
+import difflib
 import os
 import queue
 import signal
@@ -22,6 +23,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from .builtin import EVENT_TYPES as BUILTIN_TYPES
 from .builtin import BuiltinParser
 from .errors import (
     EXIT_FAIL_ON,
@@ -29,6 +31,7 @@ from .errors import (
     Cancelled,
     InputTooLarge,
     LineError,
+    UsageError,
 )
 from .events import Event
 from .filters import EventFilter
@@ -79,6 +82,9 @@ class ParseOptions:
     capture_plugin_stderr: bool = False
     #: Honour the plugins' declared prefilters (--no-prefilter: every line to every plugin).
     prefilter: bool = True
+    #: "error": a line too long for a plugin is an input_too_large error; "skip": it is
+    #: counted (--stats, one summary line) and affects neither diagnostics nor exit code.
+    long_lines: str = "error"
     event_filter: EventFilter = field(default_factory=EventFilter)
     #: Follow the one path (a file, or a folder of VRChat logs) like tail -F.
     follow: bool = False
@@ -263,11 +269,20 @@ def build_parsers(options: ParseOptions, on_log: LogHandler | None) -> tuple[Run
 
 
 @dataclass
+class FailOnHit:
+    count: int
+    first: str  # SOURCE:LINE
+
+
+@dataclass
 class Diagnostic:
-    """One problem for stderr: ``SOURCE:LINE: KIND: [plugin: ]message``."""
+    """One problem for stderr: ``SOURCE:LINE: KIND: [plugin: ]message`` for a line;
+    otherwise a message of the given severity ("error", "warning") about a whole
+    source or plugin."""
 
     text: str
     per_line: bool
+    severity: str | None = None
 
 
 #: What a worker returns for a batch: its outcomes, and the plugin logs seen meanwhile.
@@ -294,14 +309,22 @@ class ParseRun:
         self._stop_code: int | None = None  # set by interrupt or --fail-fast
         self._halted = False  # set by a Cancelled line: nothing after it is written
         self.output_closed = False  # stdout's reader went away (e.g. `| head`)
+        #: Per event type that --fail-on matched: how many were written, and the first's place.
+        self.fail_on_hits: dict[str, FailOnHit] = {}
 
     def load(self) -> None:
-        """Loads every plugin; raises PluginLoadError naming the first bad one."""
+        """Loads every plugin; raises PluginLoadError naming the first bad one, or a
+        UsageError for a --fail-on type the built-in parser alone can never give."""
+        opts = self.options
+        if not opts.plugins and (unknown := sorted(opts.fail_on - {"any"} - set(BUILTIN_TYPES))):
+            raise UsageError(
+                f"--fail-on: the built-in parser gives no event of type {', '.join(unknown)} "
+                f"(its types: {', '.join(BUILTIN_TYPES)}; 'any' for every type)")
         self.runtime, self.parsers = build_parsers(self.options, self._on_log)
         self.stats.plugins = [p.name for p in self.parsers]
         for parser in self.parsers:
             for warning in getattr(parser, "warnings", ()):
-                self.report(Diagnostic(f"warning: {warning}", per_line=False))
+                self.report(Diagnostic(warning, per_line=False, severity="warning"))
 
     @property
     def interrupted(self) -> bool:
@@ -331,6 +354,7 @@ class ParseRun:
         stats = self.stats
         fail_fast = self.options.fail_fast
         fail_on = self.options.fail_on
+        skip_long = self.options.long_lines == "skip"
         event_filter = self.options.event_filter
         filtering = event_filter.active
         by_type = stats.events_by_type
@@ -347,6 +371,9 @@ class ParseRun:
                     self._halted = True
                     return
                 errors = outcome.errors
+                if errors and skip_long:
+                    errors = self._skip_long(errors)
+                    outcome.errors = errors
                 if errors and fail_fast:
                     self._halted = True
                     self._report_errors(batch, outcome)
@@ -369,11 +396,44 @@ class ParseRun:
                             self._close_output()
                     if fail_on and ("any" in fail_on or any(e.type in fail_on for e in events)):
                         self._record(EXIT_FAIL_ON)
+                        self._note_fail_on(batch, outcome.index, events)
                 if errors:
                     self._report_errors(batch, outcome)
             counted = outcomes.done
         finally:
             stats.lines += counted
+
+    def _skip_long(self, errors: list[LineFailure]) -> list[LineFailure]:
+        kept = [failure for failure in errors if failure.kind != InputTooLarge.kind]
+        if len(kept) < len(errors):
+            self.stats.long_lines_skipped += 1
+        return kept
+
+    def _note_fail_on(self, batch: Lines, index: int, events: list[Event]) -> None:
+        fail_on = self.options.fail_on
+        for event in events:
+            if "any" in fail_on or event.type in fail_on:
+                hit = self.fail_on_hits.get(event.type)
+                if hit is None:
+                    self.fail_on_hits[event.type] = FailOnHit(1, f"{batch.source}:{batch.first + index}")
+                else:
+                    hit.count += 1
+
+    def fail_on_report(self) -> list[str]:
+        """Why --fail-on failed the run (one line per matched type), then a note for each
+        asked-for type that matched nothing, with the nearest type seen."""
+        lines = [f"--fail-on matched {kind}: {hit.count:,} event{'' if hit.count == 1 else 's'}, "
+                 f"first at {hit.first}" for kind, hit in self.fail_on_hits.items()]
+        if not self.options.plugins:  # load() refused types the built-in parser never gives
+            return lines
+        seen = sorted((set(self.stats.events_by_type) | set(BUILTIN_TYPES)) - {kind for kind in
+                                                                               self.options.fail_on})
+        for kind in sorted(self.options.fail_on - {"any"} - set(self.fail_on_hits)):
+            near = difflib.get_close_matches(kind, seen, n=1, cutoff=0.6) or [
+                t for t in seen if t.lower() == kind.lower()]
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            lines.append(f"note: --fail-on {kind} matched no event{hint}")
+        return lines
 
     # A closed stdout (the reader of `| head` went away) ends the run quietly.
 
@@ -506,7 +566,7 @@ class ParseRun:
             elif isinstance(item, SourceFailed):
                 self._drain_all(pool)
                 self._record(item.error.exit_code)
-                self.report(Diagnostic(str(item.error), per_line=False))
+                self.report(Diagnostic(str(item.error), per_line=False, severity="error"))
             elif isinstance(item, Lines):
                 pool.submit(item)
         if self._stop_code is None:

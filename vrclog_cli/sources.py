@@ -222,7 +222,7 @@ def _open(path: str) -> tuple[int, str]:
         raise InputError(f"{path}: cannot open: {exc.strerror}") from None
     if stat.S_ISDIR(os.fstat(fd).st_mode):
         os.close(fd)
-        raise InputError(f"{path}: is a directory")
+        raise InputError(f"{path}: is a directory (use --log-dir DIR for a VRChat log folder)")
     return fd, path
 
 

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 
+MEASURABLE_S = 0.1
+
+
 @dataclass
 class RunStats:
     plugins: list[str] = field(default_factory=list)
@@ -18,6 +21,8 @@ class RunStats:
     events_by_type: Counter[str] = field(default_factory=Counter)
     errors_by_kind: Counter[str] = field(default_factory=Counter)
     filtered_out: int = 0
+    #: Lines too long for a plugin, skipped under --long-lines skip.
+    long_lines_skipped: int = 0
     #: Per plugin: lines its prefilter kept from it (no instance made).
     prefilter_skipped: Counter[str] = field(default_factory=Counter)
     bytes_read: int = 0
@@ -52,10 +57,13 @@ class RunStats:
         for plugin, skipped in self.prefilter_skipped.items():
             share = f" ({skipped / self.lines:.0%})" if self.lines else ""
             table.add_row(f"prefilter skipped, {plugin}", f"{skipped:,} lines{share}")
+        if self.long_lines_skipped:
+            table.add_row("long lines skipped", f"{self.long_lines_skipped:,}")
         table.add_row("errors", f"{self.errors:,}")
         for kind, count in sorted(self.errors_by_kind.items()):
             table.add_row(f"  {kind}", f"{count:,}")
-        table.add_row("lines/s", f"{self.lines / elapsed:,.0f}" if elapsed > 0 else "-")
+        # Below a tenth of a second a rate says more about start-up than about speed.
+        table.add_row("lines/s", f"{self.lines / elapsed:,.0f}" if elapsed >= MEASURABLE_S else "—")
         table.add_row("wall time", f"{elapsed:.2f} s")
         table.add_row("plugins", ", ".join(self.plugins) or "-")
         return table

@@ -57,8 +57,8 @@ def test_missing_and_directory_among_good_files(echo: Path, tmp_path: Path) -> N
                          tmp_path / "b.log")
     assert outcome.code == 2 and outcome.lines == ["a", "b"]
     assert outcome.stderr.splitlines() == [
-        f"{tmp_path / 'missing.log'}: cannot open: No such file or directory",
-        f"{tmp_path}: is a directory"]
+        f"vrclog: error: {tmp_path / 'missing.log'}: cannot open: No such file or directory",
+        f"vrclog: error: {tmp_path}: is a directory (use --log-dir DIR for a VRChat log folder)"]
 
 
 def test_file_truncated_while_being_read(echo: Path, tmp_path: Path) -> None:

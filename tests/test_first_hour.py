@@ -1,0 +1,173 @@
+"""A new user's first hour (issue #19), through the real process: --fail-on that explains
+itself, --long-lines, one error style, help that agrees with the program, small words."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLES
+from .test_cli_e2e import PREFIX, VRCLOG, events, vrclog
+
+LEFT = PREFIX + "[Behaviour] OnPlayerLeft {} (usr_{})"
+
+
+def vrchat_log(tmp_path: Path) -> Path:
+    path = tmp_path / "output_log.txt"
+    path.write_text("\n".join([PREFIX + "[Behaviour] Entering Room: Lounge", LEFT.format("Al", 1),
+                               "noise", LEFT.format("Bo", 2), LEFT.format("Cy", 3)]) + "\n")
+    return path
+
+
+def test_fail_on_says_why_it_failed_the_run(tmp_path: Path) -> None:
+    log = vrchat_log(tmp_path)
+    result = vrclog("parse", "--fail-on", "player_left", "--fail-on", "world_join", log)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"vrclog: --fail-on matched world_join: 1 event, first at {log}:1",
+        f"vrclog: --fail-on matched player_left: 3 events, first at {log}:2"]
+    passed = vrclog("parse", "--fail-on", "player_join", log)
+    assert passed.returncode == 0 and passed.stderr == ""
+
+
+@pytest.mark.parametrize("typo", ["player_leave", "Player_Left"])
+def test_fail_on_type_the_builtin_parser_never_gives_is_a_usage_error(tmp_path: Path, typo: str) -> None:
+    result = vrclog("parse", "--fail-on", typo, vrchat_log(tmp_path))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == (f"vrclog: error: --fail-on: the built-in parser gives no event of type {typo} "
+                             "(its types: world_join, player_join, player_left; 'any' for every type)\n")
+
+
+def test_fail_on_type_no_plugin_gave_gets_a_note_with_a_near_miss(tmp_path: Path) -> None:
+    log = vrchat_log(tmp_path)
+    result = vrclog("parse", "--builtin", "--plugin", SAMPLES / "minimal.wasm", "--fail-on", "Player_Left",
+                    "--fail-on", "zzz", log)
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        "vrclog: note: --fail-on Player_Left matched no event (did you mean player_left?)",
+        "vrclog: note: --fail-on zzz matched no event"]
+
+
+def test_long_lines_skip_counts_them_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    log = tmp_path / "long.log"
+    log.write_text("a" * 9000 + "\nshort\n" + "b" * 9000 + "\n")
+    v1 = ("--no-prefilter", "--plugin", SAMPLES / "vrpoker_v1.wasm")
+    failing = vrclog("parse", *v1, log)
+    assert failing.returncode == 4 and failing.stderr.count("input_too_large") == 2
+    skipped = vrclog("parse", *v1, "--long-lines", "skip", "--stats", log)
+    assert skipped.returncode == 0
+    assert "input_too_large" not in skipped.stderr
+    assert "vrclog: skipped 2 lines too long for a plugin (--long-lines skip)" in skipped.stderr
+    assert "long lines skipped │ 2" in " ".join(skipped.stderr.split())
+    over_limit = vrclog("parse", "--plugin", SAMPLES / "echo.wasm", "--line-limit", "100",
+                        "--long-lines", "skip", log)
+    assert over_limit.returncode == 0 and [e["data"]["text"] for e in events(over_limit.stdout)] == [  # type: ignore[index]
+        "short"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--timeout", "0"), "vrclog: error: --timeout: '0' is not a duration; use e.g. 50ms or 2s"),
+    (("--memory-limit", "lots"),
+     "vrclog: error: --memory-limit: 'lots' is not a size; use e.g. 64MiB or 8192"),
+    (("--jobs", "0"), "vrclog: error: --jobs: 0 is not in the range x>=1."),
+    (("--format", "xml"), "vrclog: error: --format: 'xml' is not one of 'jsonl', 'pretty'."),
+    (("--bogus",), "vrclog: error: no such option '--bogus'."),
+    (("--log-dir", "/tmp", "x.log"),
+     "vrclog: error: --log-dir reads a folder of VRChat logs: give it or FILEs, not both"),
+])
+def test_usage_errors_are_one_line(args: tuple[str, ...], message: str) -> None:
+    result = vrclog("parse", *args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(message)
+
+
+def test_usage_error_from_the_environment_names_the_variable() -> None:
+    result = subprocess.run([VRCLOG, "parse"], input="", capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "VRCLOG_TIMEOUT": "soon"})
+    assert result.returncode == 2
+    assert result.stderr == ("vrclog: error: --timeout (from VRCLOG_TIMEOUT): 'soon' is not a duration; "
+                             "use e.g. 50ms or 2s\n")
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="root reads anything")
+def test_unreadable_input_is_like_a_missing_one(tmp_path: Path) -> None:
+    good = tmp_path / "good.log"
+    good.write_text("one\ntwo\n")
+    secret = tmp_path / "secret.log"
+    secret.write_text("hidden\n")
+    secret.chmod(0)
+    # Root reads any file: drop the capabilities that let it, for this one process.
+    wrap = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    result = subprocess.run([*wrap, VRCLOG, "parse", "--plugin", SAMPLES / "echo.wasm", secret, good],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert [e["data"]["text"] for e in events(result.stdout)] == ["one", "two"]  # type: ignore[index]
+    assert result.stderr == f"vrclog: error: {secret}: cannot open: Permission denied\n"
+
+
+def test_directory_input_points_at_log_dir(tmp_path: Path) -> None:
+    result = vrclog("parse", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (f"vrclog: error: {tmp_path}: is a directory "
+                             "(use --log-dir DIR for a VRChat log folder)\n")
+
+
+def test_help_agrees_with_the_program() -> None:
+    top = vrclog("--help").stdout
+    assert "..." not in top.split("Commands:")[1]  # no summary cut short
+    tail = vrclog("tail", "--help").stdout.split("Options:")[1]
+    assert "--follow" not in tail and "--log-dir" not in tail and "--timeout" in tail
+    parse = " ".join(vrclog("parse", "--help").stdout.split())
+    assert "70 internal error" in parse and "VRCLOG_DEBUG" in parse
+    assert "worker threads or processes" in parse
+
+
+@pytest.mark.parametrize(("env", "traceback"), [({}, False), ({"VRCLOG_DEBUG": "1"}, True)])
+def test_debug_from_the_environment_shows_tracebacks(monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     env: dict[str, str], traceback: bool) -> None:
+    from vrclog_cli import cli
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "run_parse", broken)
+    monkeypatch.delenv("VRCLOG_DEBUG", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["parse", "-"]) == 70
+    err = capsys.readouterr().err
+    assert ("Traceback (most recent call last)" in err) is traceback
+    assert "RuntimeError: a bug" in err
+
+
+def test_completion_offers_files_for_plugin(tmp_path: Path) -> None:
+    env = {**os.environ, "_VRCLOG_COMPLETE": "bash_complete", "COMP_WORDS": "vrclog parse --plugin ",
+           "COMP_CWORD": "3"}
+    result = subprocess.run([VRCLOG], capture_output=True, text=True, timeout=60, env=env)
+    assert result.stdout.startswith("file")
+
+
+def test_interrupted_says_line_in_the_singular() -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", SAMPLES / "echo.wasm"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(b"only\n")
+    proc.stdin.flush()
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.decode().strip() == "vrclog: interrupted after 1 line (1 event written)"
+
+
+def test_stats_show_no_rate_for_a_run_too_short_to_measure(tmp_path: Path) -> None:
+    result = vrclog("parse", "--stats", vrchat_log(tmp_path))
+    assert "lines/s │ —" in " ".join(result.stderr.split())
