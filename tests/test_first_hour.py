@@ -171,3 +171,26 @@ def test_interrupted_says_line_in_the_singular() -> None:
 def test_stats_show_no_rate_for_a_run_too_short_to_measure(tmp_path: Path) -> None:
     result = vrclog("parse", "--stats", vrchat_log(tmp_path))
     assert "lines/s │ —" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "pretty"])
+def test_closed_stdout_stops_the_work_and_forgets_later_lines(tmp_path: Path, fmt: str) -> None:
+    """`vrclog parse ... | head -1`: reading stops once the reader is gone, and a line
+    that would fail later (here the last, too long for ABI v1) is never processed."""
+    log = tmp_path / "big.log"
+    with log.open("w") as f:  # one event, then ~3 s of lines without events
+        f.write(f"{PREFIX}[VRPoker] Round 1 begins\n")
+        f.writelines(f"{PREFIX}[Network] ping {n}\n" for n in range(200_000))
+        f.write("x" * 9000 + "\n")
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([VRCLOG, "parse", "--jobs", "1", "--format", fmt, "--no-prefilter",
+                             "--plugin", SAMPLES / "vrpoker_v1.wasm", log],
+                            stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        first = reader.readline()  # then the reader goes away, as head's does
+    _, err = proc.communicate(timeout=60)
+    assert b"vrpoker_round" in first
+    # Exit 0: the last line (too long for ABI v1, exit 4) was never reached.
+    assert proc.returncode == 0, err
+    assert err == b""

@@ -7,7 +7,7 @@ import gzip
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.sources import Decoder, _LineSplitter
+from vrclog_cli.sources import Decoder, LineSplitter
 
 
 def inflate(data: bytes, step: int) -> bytes:
@@ -48,7 +48,7 @@ def test_gzip_bomb_is_inflated_in_bounded_pieces() -> None:
 
 
 def test_splitter_keeps_at_most_the_cap_of_a_long_line() -> None:
-    splitter = _LineSplitter("x", max_line_bytes=100)
+    splitter = LineSplitter("x", max_line_bytes=100)
     for _ in range(1000):
         assert splitter.feed(b"a" * 1000) is None
         assert len(splitter.partial) <= 104
@@ -60,7 +60,7 @@ def test_splitter_keeps_at_most_the_cap_of_a_long_line() -> None:
 
 def split_all(data: bytes, step: int, cap: int,
               needles: tuple[bytes, ...] | None) -> list[tuple[int, str, int]]:
-    splitter = _LineSplitter("x", cap, needles)
+    splitter = LineSplitter("x", cap, needles)
     batches = [splitter.feed(data[i:i + step]) for i in range(0, len(data), step)]
     batches.append(splitter.finish())
     return [(line.number, line.text, line.too_large) for b in batches if b is not None for line in b]

@@ -303,3 +303,22 @@ def test_environment_variables() -> None:
     bad = vrclog("parse", stdin=b"", env={"VRCLOG_TIMEOUT": "soon"})
     assert bad.returncode == 2 and "VRCLOG_TIMEOUT" in bad.stderr
     assert "env var: VRCLOG_JOBS" in " ".join(vrclog("parse", "--help").stdout.split())
+
+
+def test_follow_rewrite_larger_than_the_old_size_starts_over(tmp_path: Path, echo: Path) -> None:
+    """Truncated and rewritten past the read offset between two polls: no piece of a line
+    (the size alone says nothing happened; the bytes before the offset changed)."""
+    log = tmp_path / "live.log"
+    log.write_text("short one\n")
+    follower = Follower("--plugin", echo, log)
+    try:
+        follower.expect(["short one"])
+        for round_ in range(3):
+            log.write_text(f"round {round_}: this line is longer than the old file was\nand another\n")
+            follower.expect([f"round {round_}: this line is longer than the old file was", "and another"])
+        with log.open("a") as f:  # appending after a rewrite still works
+            f.write("appended\n")
+        follower.expect(["appended"])
+    finally:
+        code, err = follower.stop()
+    assert code == 130 and b"Traceback" not in err

@@ -1,6 +1,8 @@
 """``--follow``: keep reading a growing log like ``tail -F``.
 
-Survives truncation (reads again from the start) and replacement (rotation:
+Survives truncation (reads again from the start; also when the file was
+truncated and rewritten past the read offset between two polls, which the
+bytes just before the offset tell) and replacement (rotation:
 the path now names another file, which is read from its start once the old
 one is drained).  Given a directory, follows its newest ``output_log_*.txt``
 and moves to a newer one when VRChat starts it.  A partial last line waits
@@ -16,9 +18,11 @@ from pathlib import Path
 
 from .discovery import newest_log
 from .errors import InputError
-from .sources import BATCH_LINES, CHUNK, Idle, Item, SourceFailed, _LineSplitter
+from .sources import BATCH_LINES, CHUNK, Idle, Item, LineSplitter, SourceFailed
 
 POLL_S = 0.2
+#: How many bytes before the read offset are remembered to notice a rewrite.
+SIGNATURE_BYTES = 64
 
 
 class _Followed:
@@ -27,9 +31,38 @@ class _Followed:
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         st = os.fstat(self.fd)
         self.inode = (st.st_dev, st.st_ino)
+        self.position = 0
+        #: The last bytes read, ending at ``position``.
+        self.signature = b""
         if not from_start:
-            os.lseek(self.fd, st.st_size, os.SEEK_SET)
-        self.splitter = _LineSplitter(str(path), max_line_bytes)
+            self.position = os.lseek(self.fd, st.st_size, os.SEEK_SET)
+            self.signature = self._bytes_before(self.position)
+        self.splitter = LineSplitter(str(path), max_line_bytes)
+
+    def read(self) -> bytes:
+        chunk = os.read(self.fd, CHUNK)
+        self.position += len(chunk)
+        self.signature = (self.signature + chunk)[-SIGNATURE_BYTES:]
+        return chunk
+
+    def _bytes_before(self, position: int) -> bytes:
+        """The file's bytes just before ``position`` (lseek and read: os.pread is POSIX only)."""
+        start = max(0, position - SIGNATURE_BYTES)
+        os.lseek(self.fd, start, os.SEEK_SET)
+        data = os.read(self.fd, position - start)
+        os.lseek(self.fd, position, os.SEEK_SET)
+        return data
+
+    def rewritten(self, size: int) -> bool:
+        """Whether what was read is no longer what the file holds: truncated below the
+        offset, or truncated and rewritten past it."""
+        return size < self.position or self._bytes_before(self.position) != self.signature
+
+    def start_over(self) -> None:
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.position = 0
+        self.signature = b""
+        self.splitter.restart()
 
     def close(self) -> None:
         os.close(self.fd)
@@ -64,7 +97,7 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
                 yield Idle()
                 time.sleep(POLL_S)
                 continue
-        chunk = os.read(followed.fd, CHUNK)
+        chunk = followed.read()
         if chunk:
             lines = followed.splitter.feed(chunk)
             if lines is not None:
@@ -73,20 +106,17 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
         # Caught up: flush what we have, then look for truncation or rotation.
         yield Idle()
         time.sleep(POLL_S)
-        position = os.lseek(followed.fd, 0, os.SEEK_CUR)
         try:
             st = os.stat(followed.path)
             same = (st.st_dev, st.st_ino) == followed.inode
         except FileNotFoundError:
             st, same = None, False
         newer = current_path()
-        if same and st is not None and st.st_size < position:
-            os.lseek(followed.fd, 0, os.SEEK_SET)  # truncated: start over
-            followed.splitter.partial.clear()
-            followed.splitter.overflow = 0
+        if same and st is not None and followed.rewritten(st.st_size):
+            followed.start_over()
         elif not same or (newer is not None and newer != followed.path):
             # Replaced or rotated: drain what the old file still has, then switch.
-            rest = b"".join(iter(lambda f=followed: os.read(f.fd, CHUNK), b""))  # type: ignore[misc]
+            rest = b"".join(iter(followed.read, b""))
             for lines in (followed.splitter.feed(rest), followed.splitter.finish()):
                 if lines is not None:
                     yield from lines.batches(batch_lines)

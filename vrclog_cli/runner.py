@@ -289,7 +289,7 @@ class Diagnostic:
 Batch = tuple[Outcomes, list["PluginLog"]]
 
 _EOF = object()
-TICK_S = 0.1  # how often the progress hook is called
+TICK_S = 0.1  # how often output is flushed, stdout looked at and the progress hook called
 
 
 class ParseRun:
@@ -367,7 +367,7 @@ class ParseRun:
         try:
             for outcome in outcomes.found:
                 counted = outcome.index
-                if outcome.cancelled:
+                if outcome.cancelled or self.output_closed:
                     self._halted = True
                     return
                 errors = outcome.errors
@@ -445,7 +445,9 @@ class ParseRun:
                 self._close_output()
 
     def _close_output(self) -> None:
+        """The reader went away: stop at once; what was not written does not count."""
         self.output_closed = True
+        self._halted = True
         self.interrupt(EXIT_OK)
 
     def _report_errors(self, batch: Lines, outcome: LineOutcome) -> None:
@@ -598,9 +600,15 @@ class ParseRun:
                           needles=raw_needles([p.prefilter for p in self.parsers]))
 
     def _tick(self, force: bool = False) -> None:
-        if self._on_tick is None:
-            return
+        """Every TICK_S: the progress hook, and a look at whether stdout's reader left."""
         now = time.perf_counter()
         if force or now - self._last_tick >= TICK_S:
             self._last_tick = now
-            self._on_tick(self.stats)
+            # Events reach the reader within a tick, even from a big file with few of
+            # them (its reader may be `head`, waiting for one); and a reader that left
+            # stops the run at once.
+            self._flush()
+            if not self.output_closed and self.writer.reader_gone():
+                self._close_output()
+            if self._on_tick is not None:
+                self._on_tick(self.stats)

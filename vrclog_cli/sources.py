@@ -99,7 +99,7 @@ def _would_block(fd: int) -> bool:
     return not ready
 
 
-class _LineSplitter:
+class LineSplitter:
     """Turns chunks of bytes into Lines batches, never keeping more than the cap of one line.
 
     With ``needles``, a line whose bytes contain none of them is not decoded: its
@@ -201,6 +201,12 @@ class _LineSplitter:
             texts[first + index] = raw[:-1].decode("utf-8", "replace") if raw.endswith(b"\r") \
                 else raw.decode("utf-8", "replace")
 
+    def restart(self) -> None:
+        """Drops the line in progress: its source starts over (a truncated file).
+        Line numbers go on counting."""
+        self.partial = bytearray()
+        self.overflow = 0
+
     def finish(self) -> Lines | None:
         """The last line, when the input did not end with a line ending."""
         if not (self.partial or self.overflow):
@@ -284,7 +290,7 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_L
         except InputError as exc:
             yield SourceFailed(exc)
             continue
-        splitter = _LineSplitter(name, max_line_bytes, needles)
+        splitter = LineSplitter(name, max_line_bytes, needles)
         decoder = Decoder()
         try:
             while True:

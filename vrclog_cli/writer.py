@@ -7,6 +7,7 @@ input.  Whole lines are written at once, so a stop never leaves half a line.
 
 from __future__ import annotations
 
+import select
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -52,6 +53,28 @@ def event_json(event: Event, raw_line: str | None = None) -> str:
 class EventWriter(Protocol):
     def write(self, source: str, number: int, line: str, events: list[Event]) -> None: ...
     def flush(self) -> None: ...
+    def reader_gone(self) -> bool:
+        """Whether the output's reader went away (`| head` exited), without writing."""
+        ...
+
+
+def reader_gone(stream: object) -> bool:
+    """Whether ``stream`` is a pipe whose reading end was closed.
+
+    poll() reports POLLERR for it at once, where a write would only fail once the
+    output buffer fills (minutes of work on a big log with few events).  Windows has
+    no poll(): there the first flush after the reader left tells (BrokenPipeError).
+    """
+    poll = getattr(select, "poll", None)
+    fileno = getattr(stream, "fileno", None)
+    if poll is None or fileno is None:
+        return False
+    try:
+        poller = poll()
+        poller.register(fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # no descriptor (a test's BytesIO), or closed
+        return False
 
 
 class JsonLinesWriter:
@@ -79,6 +102,9 @@ class JsonLinesWriter:
             self._size = 0
             self.out.write(data)
         self.out.flush()
+
+    def reader_gone(self) -> bool:
+        return reader_gone(self.out)
 
 
 def _raise_broken_pipe() -> None:
@@ -115,3 +141,6 @@ class PrettyWriter:
 
     def flush(self) -> None:
         self.console.file.flush()
+
+    def reader_gone(self) -> bool:
+        return reader_gone(self.console.file)
