@@ -194,3 +194,19 @@ def test_closed_stdout_stops_the_work_and_forgets_later_lines(tmp_path: Path, fm
     # Exit 0: the last line (too long for ABI v1, exit 4) was never reached.
     assert proc.returncode == 0, err
     assert err == b""
+
+
+def test_check_reports_sample_lines_the_plugin_could_never_receive(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.log"
+    sample.write_text(f"{PREFIX}[VRPoker] Round 1 begins\n" + "y" * 9000 + "\n" + "z" * 3000 + "\n")
+    v1 = vrclog("plugin", "check", SAMPLES / "vrpoker_v1.wasm", "--sample", sample)
+    assert v1.returncode == 0, v1.stdout
+    assert f"warning {sample}:2: the plugin cannot receive it: input JSON is 9011 bytes" in v1.stdout
+    v2 = vrclog("plugin", "check", SAMPLES / "vrpoker.wasm", "--sample", sample)
+    assert v2.returncode == 0 and "cannot receive" not in v2.stdout  # v2 takes whole lines
+    with sample.open("a") as f:
+        f.write("w" * (1024 * 1024 + 1) + "\n")
+    over = vrclog("plugin", "check", SAMPLES / "vrpoker.wasm", "--sample", sample)
+    assert over.returncode == 0
+    assert (f"warning {sample}:4: line is 1048577 bytes, over the 1 MiB line limit: vrclog parse never "
+            "gives it to the plugin") in over.stdout
