@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from vrclog_cli.plugin import Runtime
 # Tests (and the vrclog processes they start) never touch the user's cache.
 os.environ["VRCLOG_CACHE_DIR"] = tempfile.mkdtemp(prefix="vrclog-test-cache-")
 
+VRCLOG_BIN = str(Path(sys.executable).parent / "vrclog")
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_plugins"
 SAMPLE_LOGS = ROOT / "sample_logs"
@@ -175,3 +180,17 @@ def wat_plugin_v2(alloc_body: str = BUMP_ALLOC, *, prefilter: str | None = None,
             (i64.extend_i32_u (local.get $out))))
 )
 """
+
+
+def interrupt_after(args: list[str | Path], stdin: bytes, wait_s: float) -> tuple[int, bytes]:
+    """Runs `vrclog ARGS` fed ``stdin`` (left open), sends SIGINT after ``wait_s``:
+    (exit code, stderr)."""
+    proc = subprocess.Popen([VRCLOG_BIN, *map(str, args)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(stdin)
+    proc.stdin.flush()
+    time.sleep(wait_s)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    return proc.returncode, err

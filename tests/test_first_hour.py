@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, interrupt_after
 from .test_cli_e2e import PREFIX, VRCLOG, events, vrclog
 
 LEFT = PREFIX + "[Behaviour] OnPlayerLeft {} (usr_{})"
@@ -153,18 +153,8 @@ def test_completion_offers_files_for_plugin(tmp_path: Path) -> None:
 
 
 def test_interrupted_says_line_in_the_singular() -> None:
-    import signal
-    import time
-
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", SAMPLES / "echo.wasm"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None and proc.stderr is not None
-    proc.stdin.write(b"only\n")
-    proc.stdin.flush()
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130
+    code, err = interrupt_after(["parse", "--plugin", SAMPLES / "echo.wasm"], b"only\n", 1.5)
+    assert code == 130
     assert err.decode().strip() == "vrclog: interrupted after 1 line (1 event written)"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE_LOGS, echo_plugin_wat
+from .conftest import SAMPLE_LOGS, echo_plugin_wat, interrupt_after
 
 VRCLOG = str(Path(sys.executable).parent / "vrclog")
 PREFIX = "2024.01.15 23:59:59 Log        -  "
@@ -113,15 +113,8 @@ def test_stats_table(echo: Path) -> None:
 
 def test_stats_after_ctrl_c(tmp_path: Path) -> None:
     slow = Path(__file__).parent.parent / "sample_plugins" / "slow.wasm"
-    proc = subprocess.Popen([VRCLOG, "parse", "--stats", "--plugin", str(slow), "--timeout", "60s"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None
-    proc.stdin.write(b"x\n")
-    proc.stdin.flush()
-    time.sleep(0.8)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 130
+    code, err = interrupt_after(["parse", "--stats", "--plugin", slow, "--timeout", "60s"], b"x\n", 0.8)
+    assert code == 130
     assert b"vrclog summary (interrupted)" in err and b"slow.wasm" in err
 
 
