@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from vrclog_cli.abi import INPUT_REGION
+from vrclog_cli.batch import process_batch
 from vrclog_cli.errors import InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
 from vrclog_cli.limits import MIB, Limits
 from vrclog_cli.plugin import Runtime
-from vrclog_cli.runner import process_batch
 from vrclog_cli.sources import Lines
 
 from .conftest import echo_plugin_wat, wat_plugin_v2

@@ -10,15 +10,11 @@ must end.
 
 from __future__ import annotations
 
-import sys
 from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import Executor, Future
 from concurrent.futures import wait as wait_futures
-from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar
-
-if TYPE_CHECKING:
-    from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,9 +38,19 @@ class Inline(Executor):
         return future
 
 
+class WorkerControl(Protocol):
+    """What a pool of worker processes offers beyond an Executor (threads need neither:
+    their calls are cancelled through the runtime)."""
+
+    def cancel_calls(self) -> None: ...
+    def kill(self) -> None: ...
+
+
 class OrderedPool(Generic[T, R]):
-    def __init__(self, executor: Executor, work: Callable[[T], R], window: int) -> None:
+    def __init__(self, executor: Executor, work: Callable[[T], R], window: int, *,
+                 control: WorkerControl | None = None) -> None:
         self._executor = executor
+        self._control = control
         self._work = work
         self._pending: deque[tuple[T, Future[R]]] = deque()
         self.window = window
@@ -84,20 +90,10 @@ class OrderedPool(Generic[T, R]):
     def cancel_workers(self) -> None:
         """Asks worker processes to cancel their calls in flight (threads are cancelled
         through the runtime)."""
-        if _is_process_pool(self._executor):
-            from .workers import cancel_workers
-
-            cancel_workers(self._executor)
+        if self._control is not None:
+            self._control.cancel_calls()
 
     def shutdown(self, kill: bool = False) -> None:
-        if kill and _is_process_pool(self._executor):
-            from .workers import kill_workers
-
-            kill_workers(self._executor)
+        if kill and self._control is not None:
+            self._control.kill()
         self._executor.shutdown(wait=not kill, cancel_futures=True)
-
-
-def _is_process_pool(executor: Executor) -> TypeGuard[ProcessPoolExecutor]:
-    """Without importing multiprocessing (~10 ms of start-up) when no process pool was made."""
-    module = sys.modules.get("concurrent.futures.process")
-    return module is not None and isinstance(executor, module.ProcessPoolExecutor)

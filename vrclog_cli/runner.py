@@ -17,56 +17,40 @@ import signal
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from .batch import Batch, LineFailure, LineOutcome, Outcomes, Parser, ParserSpec, build_parsers, process_batch
 from .builtin import EVENT_TYPES as BUILTIN_TYPES
 from .builtin import BuiltinParser
 from .errors import (
     EXIT_FAIL_ON,
     EXIT_OK,
-    Cancelled,
     InputTooLarge,
-    LineError,
     UsageError,
 )
 from .events import Event
 from .filters import EventFilter
 from .follow import follow_items
-from .limits import MIB, Limits, format_size
+from .limits import MIB, Limits
 from .pool import Inline, OrderedPool
-from .prefilter import Prefilter, raw_needles
+from .prefilter import raw_needles
 from .sources import BATCH_LINES, Idle, Item, Lines, SourceFailed, read_items
 from .stats import RunStats
 from .wakeup import cancel_on_signals
 from .writer import EventWriter
 
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
-    from .plugin import LogHandler, PluginLog, Runtime
+    from .plugin import LogHandler, Runtime
 
 #: Batches where few lines reach a parser: the built-in parser alone, or plugins that
 #: all declare a prefilter.  Per batch the pool costs ~30 µs, a prefiltered line ~0.1.
 SKIM_BATCH_LINES = 1024
 POLL_S = 0.05  # longest the main thread waits before it looks at signals again
 CANCEL_GRACE_S = 1.0  # how long cancelled worker processes get to hand back finished lines
-
-
-class Parser(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    #: Lines it rejects give no events and are never parsed; None: every line is parsed.
-    @property
-    def prefilter(self) -> Prefilter | None: ...
-
-    def call(self, line: str) -> list[Event]: ...
-
-    def parse(self, line: str) -> list[Event]:
-        """``call`` without the prefilter: for lines the batch already selected."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -85,143 +69,16 @@ class ParseOptions:
     #: "error": a line too long for a plugin is an input_too_large error; "skip": it is
     #: counted (--stats, one summary line) and affects neither diagnostics nor exit code.
     long_lines: str = "error"
+
+    @property
+    def parser_spec(self) -> ParserSpec:
+        return ParserSpec(tuple(self.plugins), self.builtin, self.limits, self.capture_plugin_stderr,
+                          self.prefilter, instance_slots=self.jobs + 16)
     event_filter: EventFilter = field(default_factory=EventFilter)
     #: Follow the one path (a file, or a folder of VRChat logs) like tail -F.
     follow: bool = False
     #: "threads", "processes", or "auto": processes where they pay (see use_processes).
     workers: str = "auto"
-
-
-@dataclass(frozen=True, slots=True)
-class LineFailure:
-    """A per-line error as plain data (it may cross a process boundary)."""
-
-    plugin: str
-    kind: str
-    message: str
-    code: str | None
-    exit_code: int
-
-    @classmethod
-    def of(cls, plugin: str, error: LineError) -> LineFailure:
-        return cls(plugin, error.kind, str(error), getattr(error, "code", None), error.exit_code)
-
-
-_NO_EVENTS: list[Event] = []  # shared, never appended to: most lines have no events
-_NO_ERRORS: list[LineFailure] = []
-
-
-@dataclass(slots=True)
-class LineOutcome:
-    #: Where in its batch: batch.line(index) is the line.
-    index: int
-    events: list[Event] = field(default_factory=list)
-    errors: list[LineFailure] = field(default_factory=list)
-    cancelled: bool = False
-
-
-@dataclass(slots=True)
-class Outcomes:
-    """What a batch gave.  Outcomes only for the lines where something was found
-    (most lines of a log have nothing: nothing to build, pickle or look at)."""
-
-    #: In line order; the last may be the cancelled line, where the batch stopped.
-    found: list[LineOutcome]
-    #: How many lines of the batch were finished (the cancelled line is not).
-    done: int
-    #: Per parser (in parser order), finished lines its prefilter kept from it; None: no prefilter.
-    skipped: list[int] | None = None
-
-
-def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[], bool],
-                  max_line_bytes: int) -> Outcomes:
-    """Every parser on every line of a batch it selects; stops at the first cancelled line.
-
-    The hot loop of every run: an outcome is built only when something was
-    found, and gets lists of its own only for what it holds.  A prefilter
-    selects its lines for the whole batch in one pass, so rejected lines cost
-    no Python call at all.
-    """
-    texts = batch.texts
-    too_large = batch.too_large
-    if len(parsers) == 1 and isinstance(parsers[0], BuiltinParser) and not too_large:
-        # The built-in parser alone: it never fails or blocks, and skips a whole batch at once.
-        if stopped():
-            return Outcomes([LineOutcome(0, _NO_EVENTS, _NO_ERRORS, True)], 0)
-        return Outcomes([LineOutcome(i, events, _NO_ERRORS)
-                         for i, events in parsers[0].find_events(texts)], len(texts))
-    chosen = _select(parsers, texts, too_large)
-    selected = [mine for mine in chosen if mine is not None] if chosen is not None else []
-    if chosen is None or len(selected) < len(chosen):
-        indices: Iterable[int] = range(len(texts))
-    else:  # every parser has a prefilter: only the lines one of them selected
-        indices = sorted(set().union(*selected, too_large or ()))
-    found: list[LineOutcome] = []
-    done = len(texts)
-    for index in indices:
-        if stopped():
-            found.append(LineOutcome(index, _NO_EVENTS, _NO_ERRORS, True))
-            done = index
-            break
-        if too_large and index in too_large:
-            found.append(LineOutcome(index, _NO_EVENTS, [LineFailure.of("", InputTooLarge(
-                f"line is {too_large[index]} bytes, over the {format_size(max_line_bytes)} "
-                "line limit (--line-limit)"))]))
-            continue
-        text = texts[index]
-        events: list[Event] = _NO_EVENTS
-        errors: list[LineFailure] = _NO_ERRORS
-        cancelled = False
-        for k, parser in enumerate(parsers):
-            if chosen is not None and (mine := chosen[k]) is not None and index not in mine:
-                continue
-            try:
-                got = parser.parse(text)
-            except LineError as exc:
-                if errors is _NO_ERRORS:
-                    errors = []
-                errors.append(LineFailure.of(parser.name, exc))
-                continue
-            except Cancelled:
-                cancelled = True
-                break
-            if got:
-                events = got if events is _NO_EVENTS else [*events, *got]
-        if cancelled:
-            found.append(LineOutcome(index, events, errors, True))
-            done = index
-            break
-        if events or errors:
-            found.append(LineOutcome(index, events, errors))
-    return Outcomes(found, done, _skipped(chosen, done, too_large))
-
-
-def _select(parsers: Sequence[Parser], texts: list[str],
-            too_large: dict[int, int] | None) -> list[set[int] | None] | None:
-    """Per parser, the indices its prefilter lets through (None: all); None when no
-    parser has a prefilter.  Lines too large to hold are never selected."""
-    if all(parser.prefilter is None for parser in parsers):
-        return None
-    chosen: list[set[int] | None] = []
-    for parser in parsers:
-        prefilter = parser.prefilter
-        if prefilter is None:
-            chosen.append(None)
-            continue
-        picked = set(prefilter.select(texts))
-        if too_large:
-            picked.difference_update(too_large)
-        chosen.append(picked)
-    return chosen
-
-
-def _skipped(chosen: list[set[int] | None] | None, done: int,
-             too_large: dict[int, int] | None) -> list[int] | None:
-    """Per parser, how many of the first ``done`` lines its prefilter kept from it."""
-    if chosen is None:
-        return None
-    held = sum(1 for i in too_large if i < done) if too_large else 0
-    return [0 if mine is None else done - held - sum(1 for i in mine if i < done) for mine in chosen]
 
 
 PROCESS_MIN_BYTES = 4 * MIB  # below this, starting worker processes costs more than it saves
@@ -253,21 +110,6 @@ def use_processes(options: ParseOptions) -> bool:
     return (regular_file_bytes(options.paths) or 0) >= PROCESS_MIN_BYTES
 
 
-def build_parsers(options: ParseOptions, on_log: LogHandler | None) -> tuple[Runtime | None, list[Parser]]:
-    """The built-in parser (when asked for, or without plugins) and every plugin, loaded."""
-    parsers: list[Parser] = []
-    if options.builtin or not options.plugins:
-        parsers.append(BuiltinParser())
-    runtime = None
-    if options.plugins:
-        from .plugin import Runtime
-
-        runtime = Runtime(options.limits, on_log=on_log, capture_stderr=options.capture_plugin_stderr,
-                          instance_slots=options.jobs + 16)
-        parsers.extend(runtime.load(path, prefilter=options.prefilter) for path in options.plugins)
-    return runtime, parsers
-
-
 @dataclass
 class FailOnHit:
     count: int
@@ -284,9 +126,6 @@ class Diagnostic:
     per_line: bool
     severity: str | None = None
 
-
-#: What a worker returns for a batch: its outcomes, and the plugin logs seen meanwhile.
-Batch = tuple[Outcomes, list["PluginLog"]]
 
 _EOF = object()
 TICK_S = 0.1  # how often output is flushed, stdout looked at and the progress hook called
@@ -320,7 +159,7 @@ class ParseRun:
             raise UsageError(
                 f"--fail-on: the built-in parser gives no event of type {', '.join(unknown)} "
                 f"(its types: {', '.join(BUILTIN_TYPES)}; 'any' for every type)")
-        self.runtime, self.parsers = build_parsers(self.options, self._on_log)
+        self.runtime, self.parsers = build_parsers(opts.parser_spec, self._on_log)
         self.stats.plugins = [p.name for p in self.parsers]
         for parser in self.parsers:
             for warning in getattr(parser, "warnings", ()):
@@ -484,7 +323,8 @@ class ParseRun:
             # Threads share one interpreter lock; processes scale (see README, Performance).
             from .workers import ProcessWorkers, run_batch
 
-            return OrderedPool(ProcessWorkers(opts).executor, run_batch, window)
+            workers = ProcessWorkers(opts.parser_spec, opts.jobs)
+            return OrderedPool(workers.executor, run_batch, window, control=workers)
         if opts.jobs == 1 or not opts.plugins:
             # One job, or only the built-in parser (pure Python: threads would only
             # take turns holding the interpreter lock).

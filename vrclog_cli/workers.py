@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 from .wakeup import arm
 
 if TYPE_CHECKING:
+    from .batch import Batch, Parser, ParserSpec
     from .plugin import PluginLog
-    from .runner import Batch, ParseOptions, Parser
     from .sources import Lines
 
 CANCEL_SIGNAL = signal.SIGUSR1
@@ -33,14 +33,14 @@ _logs: list[PluginLog] = []
 _max_line_bytes = 0
 
 
-def _start(options: ParseOptions) -> None:
+def _start(spec: ParserSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    from .runner import build_parsers
+    from .batch import build_parsers
 
     global _max_line_bytes
-    _max_line_bytes = options.limits.max_line_bytes
-    runtime, parsers = build_parsers(options, _logs.append)
+    _max_line_bytes = spec.limits.max_line_bytes
+    runtime, parsers = build_parsers(spec, _logs.append)
     _parsers.extend(parsers)
     if runtime is not None:
         signal.signal(CANCEL_SIGNAL, lambda *_: None)  # a handler must exist for the wakeup fd
@@ -48,7 +48,7 @@ def _start(options: ParseOptions) -> None:
 
 
 def run_batch(batch: Lines) -> Batch:
-    from .runner import process_batch
+    from .batch import process_batch
 
     outcomes = process_batch(_parsers, batch, lambda: False, _max_line_bytes)
     logs = list(_logs)
@@ -56,23 +56,29 @@ def run_batch(batch: Lines) -> Batch:
     return outcomes, logs
 
 
-def cancel_workers(executor: ProcessPoolExecutor) -> None:
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
-        if process.pid is not None:
-            try:
-                os.kill(process.pid, CANCEL_SIGNAL)
-            except ProcessLookupError:
-                pass
-
-
-def kill_workers(executor: ProcessPoolExecutor) -> None:
-    for process in list((getattr(executor, "_processes", None) or {}).values()):
-        process.kill()
-
-
 class ProcessWorkers:
-    def __init__(self, options: ParseOptions) -> None:
+    """A process pool and the two things the ordered pool may ask of it."""
+
+    def __init__(self, spec: ParserSpec, jobs: int) -> None:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
         self.executor = ProcessPoolExecutor(
-            max_workers=options.jobs, mp_context=context, initializer=_start, initargs=(options,))
+            max_workers=jobs, mp_context=context, initializer=_start, initargs=(spec,))
+
+    def _processes(self) -> list[multiprocessing.process.BaseProcess]:
+        # The standard executor keeps its processes private: owning the workers'
+        # lifecycle (issue: faults from outside) will replace this.
+        return list((getattr(self.executor, "_processes", None) or {}).values())
+
+    def cancel_calls(self) -> None:
+        """Interrupts the calls in flight; the batches return with the lines they finished."""
+        for process in self._processes():
+            if process.pid is not None:
+                try:
+                    os.kill(process.pid, CANCEL_SIGNAL)
+                except ProcessLookupError:
+                    pass
+
+    def kill(self) -> None:
+        for process in self._processes():
+            process.kill()

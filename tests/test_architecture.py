@@ -1,0 +1,38 @@
+"""The shape of the package: imports run one way (README, How it works)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "vrclog_cli"
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Each module's imports of sibling modules, function-level ones included."""
+    sources = {path.stem: path.read_text(encoding="utf-8") for path in PACKAGE.glob("*.py")}
+    return {name: set(re.findall(r"^\s*from \.(\w+) import", text, re.M)) & set(sources)
+            for name, text in sources.items()}
+
+
+def test_no_import_cycle() -> None:
+    graph = module_imports()
+    cycles: list[list[str]] = []
+
+    def walk(node: str, path: list[str]) -> None:
+        for nxt in sorted(graph[node]):
+            if nxt in path:
+                cycles.append([*path[path.index(nxt):], nxt])
+            else:
+                walk(nxt, [*path, nxt])
+
+    for name in sorted(graph):
+        walk(name, [name])
+    assert cycles == []
+
+
+def test_the_batch_core_and_the_pool_know_nothing_of_runs_or_processes() -> None:
+    graph = module_imports()
+    assert "runner" not in graph["batch"] and "workers" not in graph["batch"]
+    assert graph["pool"] == set()
+    assert "runner" not in graph["workers"]
