@@ -22,7 +22,7 @@ import click
 from . import __version__
 from .discovery import default_log_dirs, find_default_logs, log_files
 from .durations import parse_duration, parse_size
-from .errors import EXIT_OK, Cancelled, PluginLoadError, Terminated, UsageError, VrclogError
+from .errors import ExitCode, UsageError, VrclogError
 from .filters import EventFilter, parse_rfc3339, split_types
 from .limits import Limits
 from .runner import Diagnostic, ParseOptions, ParseRun
@@ -39,8 +39,7 @@ if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported wh
     from .plugin_info import PluginInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
-EXIT_INTERNAL = 70  # a bug in vrclog itself (sysexits EX_SOFTWARE)
-SIGNAL_EXIT = {signal.SIGINT: Cancelled.exit_code, signal.SIGTERM: Terminated.exit_code}
+SIGNAL_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
 
 
 def make_console(**options: Any) -> Console:
@@ -297,8 +296,8 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if run.interrupted:  # a second Ctrl-C: leave at once
-            os._exit(SIGNAL_EXIT.get(signal.Signals(signum), 130))
-        run.interrupt(SIGNAL_EXIT.get(signal.Signals(signum), 130))
+            os._exit(SIGNAL_EXIT.get(signal.Signals(signum), ExitCode.INTERRUPTED))
+        run.interrupt(SIGNAL_EXIT.get(signal.Signals(signum), ExitCode.INTERRUPTED))
 
     previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_EXIT}
     try:
@@ -320,12 +319,13 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
                       "(--long-lines skip)", markup=False)
     if run.output_closed:
         silence_stdout()
-    elif code in (Cancelled.exit_code, Terminated.exit_code):
+    elif code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
         lines, events = run.stats.lines, run.stats.events
-        err.print(f"vrclog: {'interrupted' if code == 130 else 'terminated'} after "
+        err.print(f"vrclog: {'interrupted' if code == ExitCode.INTERRUPTED else 'terminated'} after "
                   f"{plural(lines, 'line')} ({plural(events, 'event')} written)", markup=False)
     if stats:
-        title = "vrclog summary" + (" (interrupted)" if code in (130, 143) else "")
+        title = "vrclog summary" + (" (interrupted)" if code in (ExitCode.INTERRUPTED,
+                                                                   ExitCode.TERMINATED) else "")
         err.print(run.stats.table(title))
     raise SystemExit(code)
 
@@ -415,7 +415,7 @@ def info(path: str, as_json: bool) -> None:
         click.echo(json.dumps(details.to_json(), indent=2))
     else:
         print_info(make_console(highlight=False, soft_wrap=True), details)
-    raise SystemExit(0 if details.valid else PluginLoadError.exit_code)
+    raise SystemExit(ExitCode.OK if details.valid else ExitCode.PLUGIN_LOAD)
 
 
 def print_info(console: Console, details: PluginInfo) -> None:
@@ -475,8 +475,8 @@ def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
     report = check_plugin(path, limits, sample_lines, too_large)
     print_report(make_console(highlight=False, soft_wrap=True), report)
     if any(f.where == "load" for f in report.violations):
-        raise SystemExit(PluginLoadError.exit_code)
-    raise SystemExit(0 if report.ok else 1)
+        raise SystemExit(ExitCode.PLUGIN_LOAD)
+    raise SystemExit(ExitCode.OK if report.ok else ExitCode.FAIL_ON)
 
 
 @plugin.command(name="prefilter", short_help="Write a plugin's prefilter section.")
@@ -569,24 +569,24 @@ def main(argv: list[str] | None = None) -> int:
     err = LazyStderr()
     try:
         cli.main(args=argv, prog_name="vrclog", standalone_mode=False)
-        return EXIT_OK
+        return ExitCode.OK
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
+        return exc.code if isinstance(exc.code, int) else ExitCode.OK
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
         err.print(f"vrclog: error: {usage_message(exc)}", markup=False)
-        return UsageError.exit_code
+        return ExitCode.USAGE
     except click.exceptions.Abort:
-        return Cancelled.exit_code
+        return ExitCode.INTERRUPTED
     except VrclogError as exc:
         err.print(f"vrclog: error: {exc}", markup=False)
         return exc.exit_code
     except KeyboardInterrupt:
-        return Cancelled.exit_code
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:
         silence_stdout()
-        return EXIT_OK
+        return ExitCode.OK
     except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
         if debug:
             import traceback
@@ -595,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             err.print(f"vrclog: internal error: {type(exc).__name__}: {exc} "
                       "(run with --debug for a traceback)", markup=False)
-        return EXIT_INTERNAL
+        return ExitCode.INTERNAL
 
 
 if __name__ == "__main__":

@@ -1,36 +1,52 @@
-"""The error hierarchy, and the one place that maps each error to an exit code."""
+"""The exit codes (design.md section 5), and the error hierarchy that maps onto them."""
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Every exit code vrclog gives; when several apply, the largest wins."""
+
+    OK = 0
+    FAIL_ON = 1  # an event matched --fail-on
+    USAGE = 2  # a usage error, or an input that could not be read
+    PLUGIN_LOAD = 3
+    RUNTIME_ERROR = 4  # on at least one line (input_too_large counts here)
+    TIMEOUT = 5  # on at least one line
+    INTERNAL = 70  # a bug in vrclog itself (sysexits EX_SOFTWARE)
+    INTERRUPTED = 130  # SIGINT, Ctrl-C
+    TERMINATED = 143  # SIGTERM (Ctrl-Break or a closed console on Windows)
 
 
 class VrclogError(Exception):
     """Base of every error vrclog reports to a user (never with a traceback)."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.FAIL_ON
 
 
 class UsageError(VrclogError):
     """A bad option value or command line."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class InputError(VrclogError):
     """An input file that could not be read."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 class PluginLoadError(VrclogError):
     """A plugin file that cannot be used at all: refused before any line runs."""
 
-    exit_code = 3
+    exit_code = ExitCode.PLUGIN_LOAD
 
 
 class LineError(VrclogError):
     """A failure confined to one line; the run goes on with the next line."""
 
-    exit_code = 4
+    exit_code = ExitCode.RUNTIME_ERROR
     kind = "runtime_error"
 
 
@@ -57,21 +73,18 @@ class InputTooLarge(LineError):
 class PluginTimeout(LineError):
     """The plugin used up its time budget on one line."""
 
-    exit_code = 5
+    exit_code = ExitCode.TIMEOUT
     kind = "timeout"
 
 
 class Cancelled(VrclogError):
     """The run was cancelled (Ctrl-C); calls in flight were interrupted."""
 
-    exit_code = 130
+    exit_code = ExitCode.INTERRUPTED
 
 
 class Terminated(Cancelled):
     """The run was ended by SIGTERM."""
 
-    exit_code = 143
+    exit_code = ExitCode.TERMINATED
 
-
-EXIT_OK = 0
-EXIT_FAIL_ON = 1

@@ -27,8 +27,7 @@ from .batch import Batch, LineFailure, LineOutcome, Outcomes, Parser, ParserSpec
 from .builtin import EVENT_TYPES as BUILTIN_TYPES
 from .builtin import BuiltinParser
 from .errors import (
-    EXIT_FAIL_ON,
-    EXIT_OK,
+    ExitCode,
     InputTooLarge,
     UsageError,
 )
@@ -140,7 +139,7 @@ class ParseRun:
         self.report = report
         self.runtime: Runtime | None = None
         self.parsers: list[Parser] = []
-        self.exit_code = EXIT_OK
+        self.exit_code: int = ExitCode.OK
         self.stats = RunStats()
         self._on_log = on_log
         self._on_tick = on_tick
@@ -234,7 +233,7 @@ class ParseRun:
                         except BrokenPipeError:
                             self._close_output()
                     if fail_on and ("any" in fail_on or any(e.type in fail_on for e in events)):
-                        self._record(EXIT_FAIL_ON)
+                        self._record(ExitCode.FAIL_ON)
                         self._note_fail_on(batch, outcome.index, events)
                 if errors:
                     self._report_errors(batch, outcome)
@@ -287,7 +286,7 @@ class ParseRun:
         """The reader went away: stop at once; what was not written does not count."""
         self.output_closed = True
         self._halted = True
-        self.interrupt(EXIT_OK)
+        self.interrupt(ExitCode.OK)
 
     def _report_errors(self, batch: Lines, outcome: LineOutcome) -> None:
         for failure in outcome.errors:
