@@ -36,3 +36,12 @@ def test_the_batch_core_and_the_pool_know_nothing_of_runs_or_processes() -> None
     assert "runner" not in graph["batch"] and "workers" not in graph["batch"]
     assert graph["pool"] == set()
     assert "runner" not in graph["workers"]
+
+
+def test_only_the_face_imports_click_or_rich_at_the_top() -> None:
+    """The library's modules load neither (start-up, and library users who want no CLI)."""
+    for path in PACKAGE.glob("*.py"):
+        if path.stem in ("cli", "console"):
+            continue
+        top = re.findall(r"^(?:import|from) (click|rich)\b", path.read_text(encoding="utf-8"), re.M)
+        assert top == [], path.name

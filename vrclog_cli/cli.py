@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -20,54 +19,32 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
+from .console import (
+    LazyStderr,
+    ProgressDisplay,
+    make_console,
+    print_diagnostic,
+    print_info,
+    print_plugin_log,
+    print_report,
+    print_run_end,
+    print_stats,
+)
 from .discovery import default_log_dirs, find_default_logs, log_files
 from .durations import parse_duration, parse_size
 from .errors import ExitCode, UsageError, VrclogError
 from .filters import EventFilter, parse_rfc3339, split_types
 from .limits import Limits
 from .runner import Diagnostic, ParseOptions, ParseRun
-from .sources import Lines, SourceFailed, read_items
-from .stats import RunStats
 from .writer import EventWriter, JsonLinesWriter, PrettyWriter
 
 if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported when used:
     # start-up is paid on every run (see README, Performance)
-    from rich.console import Console
 
-    from .conformance import CheckReport
     from .plugin import PluginLog
-    from .plugin_info import PluginInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
 SIGNAL_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
-
-
-def make_console(**options: Any) -> Console:
-    """A rich Console, rich imported only now (see LazyStderr)."""
-    from rich.console import Console
-
-    return Console(**options)
-
-
-class LazyStderr:
-    """rich's Console on stderr, made on first use: importing rich costs ~30 ms of
-    every start-up, and most runs print nothing there."""
-
-    def __init__(self) -> None:
-        self._console: Console | None = None
-
-    @property
-    def console(self) -> Console:
-        if self._console is None:
-            self._console = make_console(stderr=True, highlight=False, soft_wrap=True)
-        return self._console
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.console.is_terminal
-
-    def print(self, *objects: Any, **options: Any) -> None:
-        self.console.print(*objects, **options)
 
 
 def version_text() -> str:
@@ -282,13 +259,11 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
 
     def report(diag: Diagnostic) -> None:
         if not (quiet and diag.per_line):
-            text = f"vrclog: {diag.severity}: {diag.text}" if diag.severity else diag.text
-            (bar.console if bar else err).print(text, markup=False,
-                                                style="red" if err.is_terminal else None)
+            print_diagnostic(bar.console if bar else err, diag, colour=err.is_terminal)
 
     def on_log(log: PluginLog) -> None:
         if verbose or log.level >= 2:
-            err.print(f"{log.plugin.name}: {log.level_name}: {log.message}", markup=False)
+            print_plugin_log(err, log)
 
     writer: EventWriter = (PrettyWriter(make_console(highlight=False)) if fmt == "pretty"
                            else JsonLinesWriter(sys.stdout.buffer, raw_line=raw))
@@ -310,78 +285,13 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
             bar.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if not run.output_closed:
-        for line in run.fail_on_report():
-            err.print(f"vrclog: {line}", markup=False)
-        if run.stats.long_lines_skipped:
-            count = run.stats.long_lines_skipped
-            err.print(f"vrclog: skipped {plural(count, 'line')} too long for a plugin "
-                      "(--long-lines skip)", markup=False)
     if run.output_closed:
         silence_stdout()
-    elif code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-        lines, events = run.stats.lines, run.stats.events
-        err.print(f"vrclog: {'interrupted' if code == ExitCode.INTERRUPTED else 'terminated'} after "
-                  f"{plural(lines, 'line')} ({plural(events, 'event')} written)", markup=False)
+    else:
+        print_run_end(err, run, code)
     if stats:
-        title = "vrclog summary" + (" (interrupted)" if code in (ExitCode.INTERRUPTED,
-                                                                   ExitCode.TERMINATED) else "")
-        err.print(run.stats.table(title))
+        print_stats(err, run.stats, code)
     raise SystemExit(code)
-
-
-class ProgressDisplay:
-    """Rich progress on stderr: bytes and lines done, lines/s, events, errors, ETA."""
-
-    def __init__(self, paths: list[str], force: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = make_console(stderr=True, force_terminal=True if force else None)
-        total = 0
-        for path in paths:
-            try:
-                total += os.stat(path).st_size
-            except OSError:
-                pass
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-            TextColumn("{task.fields[lines]:,} lines  {task.fields[rate]:,.0f} lines/s  "
-                       "{task.fields[events]:,} events  {task.fields[errors]:,} errors"),
-            TimeRemainingColumn(), console=self.console, transient=True, auto_refresh=False)
-        self.task = self.progress.add_task("parsing", total=total or None, lines=0, rate=0.0,
-                                           events=0, errors=0)
-        self._drawn = 0.0
-
-    def start(self) -> None:
-        self.progress.start()
-
-    def stop(self) -> None:
-        self.progress.stop()
-
-    REDRAW_S = 0.25
-
-    def update(self, stats: RunStats) -> None:
-        """Called by the run's main loop every 0.1 s; redraws here, at most every REDRAW_S.
-
-        rich's own refresh thread took the interpreter lock from the parsing
-        thread at every wasm call it made (10-30 % of a run), and a redraw costs
-        a few milliseconds of the parsing thread's time.
-        """
-        now = time.monotonic()
-        if now - self._drawn < self.REDRAW_S:
-            return
-        self._drawn = now
-        elapsed = stats.elapsed
-        self.progress.update(self.task, completed=stats.bytes_read, lines=stats.lines,
-                             rate=stats.lines / elapsed if elapsed > 0 else 0.0,
-                             events=stats.events, errors=stats.errors)
-        self.progress.refresh()
 
 
 @cli.command(short_help="Print the shell completion script.")
@@ -418,35 +328,6 @@ def info(path: str, as_json: bool) -> None:
     raise SystemExit(ExitCode.OK if details.valid else ExitCode.PLUGIN_LOAD)
 
 
-def print_info(console: Console, details: PluginInfo) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    console.print(f"[bold]{escape(details.path)}[/]  {details.size_bytes} bytes  sha256 {details.sha256}")
-    memory = (f"{details.memory_min_pages}..{details.memory_max_pages or 'unbounded'} pages"
-              if details.memory_min_pages is not None else "none exported")
-    console.print(f"ABI version: {details.abi_version or '-'}   WASI model: {details.wasi_model}   "
-                  f"memory: {memory}")
-    if details.prefilter is not None:
-        console.print("prefilter: " + json.dumps(details.prefilter, ensure_ascii=False), markup=False)
-    elif details.prefilter_problem:
-        console.print(f"prefilter: [yellow]{escape(details.prefilter_problem)}[/]")
-    else:
-        console.print("prefilter: none (every line goes to the plugin)")
-    for title, items in (("exports", details.exports), ("imports", details.imports)):
-        table = Table(title=title, title_justify="left")
-        for column in ("name", "kind", "type"):
-            table.add_column(column)
-        for item in items:
-            name = f"{item.module}.{item.name}" if item.module else item.name
-            table.add_row(name, item.kind, item.type)
-        console.print(table)
-    if details.valid:
-        console.print("[green]valid[/]: vrclog can load this plugin")
-    else:
-        console.print(f"[red]invalid[/]: {details.problem}", markup=True)
-
-
 @plugin.command(short_help="Check a plugin against the contract with edge cases and samples.")
 @click.argument("path", type=click.Path(dir_okay=True))
 @click.option("--sample", "samples", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
@@ -457,21 +338,10 @@ def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
 
     Exits 0 if nothing was violated, 1 if something was, 3 if it cannot load.
     """
-    from .conformance import check_plugin
+    from .conformance import check_plugin, read_sample
 
     limits = replace(DEFAULTS, timeout_s=timeout)
-    sample_lines: list[tuple[str, str]] = []
-    too_large: list[tuple[str, int]] = []
-    for item in read_items(list(samples), limits.max_line_bytes) if samples else ():
-        if isinstance(item, SourceFailed):
-            raise item.error  # a sample that cannot be read must not let the check pass
-        if isinstance(item, Lines):
-            for line in item:
-                where = f"{line.source}:{line.number}"
-                if line.too_large:
-                    too_large.append((where, line.too_large))
-                else:
-                    sample_lines.append((where, line.text))
+    sample_lines, too_large = read_sample(list(samples), limits)
     report = check_plugin(path, limits, sample_lines, too_large)
     print_report(make_console(highlight=False, soft_wrap=True), report)
     if any(f.where == "load" for f in report.violations):
@@ -512,40 +382,11 @@ def prefilter_command(source: str, substrings: tuple[str, ...], regex: str | Non
     click.echo(f"{output}: {what}")
 
 
-def print_report(console: Console, report: CheckReport) -> None:
-    for finding in report.findings:
-        style = "red" if finding.severity == "violation" else "yellow"
-        console.print(f"[{style}]{finding.severity}[/] {finding.where}: ", end="")
-        console.print(finding.message, markup=False, end="")
-        console.print(f"  [dim]hint: {finding.hint}[/]")
-    stats = report.percentiles()
-    if stats:
-        console.print("per-line time: " + ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in stats.items()))
-        console.print("slowest: " + ", ".join(f"{where} ({t * 1e6:.0f} µs)"
-                                               for where, t in report.slowest(3)))
-    if report.abi_version is not None:
-        console.print(f"ABI version {report.abi_version}; prefilter: "
-                      + (json.dumps(report.prefilter, ensure_ascii=False) if report.prefilter
-                         else "none"), markup=False)
-    if report.prefilter is not None and report.sample_lines:
-        console.print(f"the prefilter skips {report.sample_skipped:,} of {report.sample_lines:,} sample "
-                      f"lines ({report.sample_skipped / report.sample_lines:.1%}): no instance for them")
-    violations = len(report.violations)
-    warnings = len(report.findings) - violations
-    verdict = "[green]PASS[/]" if report.ok else "[red]FAIL[/]"
-    console.print(f"{verdict} {report.plugin}: {violations} violation(s), {warnings} warning(s), "
-                  f"{len(report.timings)} line(s) timed")
-
-
 def silence_stdout() -> None:
     """Points stdout at /dev/null so the interpreter's final flush cannot fail."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
-
-
-def plural(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def usage_message(exc: click.ClickException) -> str:

@@ -18,6 +18,7 @@ from .errors import InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTi
 from .events import Event
 from .limits import Limits, format_size
 from .plugin import Plugin, Runtime, encode_input
+from .sources import Lines, SourceFailed, read_items
 
 _HINTS = (
     ("not valid UTF-8", "encode every output string as UTF-8"),
@@ -139,6 +140,25 @@ def _check_layout(plugin: Plugin, report: CheckReport) -> None:
 def _describe_events(events: list[Event]) -> str:
     kinds = sorted({e.type for e in events})
     return f"{len(events)} event(s) of type {', '.join(kinds)}"
+
+
+def read_sample(paths: list[str], limits: Limits) -> tuple[list[tuple[str, str]], list[tuple[str, int]]]:
+    """(where, text) of every line of the sample files, and (where, bytes) of those too
+    long to hold; an InputError for a file that cannot be read (the check must not pass
+    without its sample)."""
+    lines: list[tuple[str, str]] = []
+    too_large: list[tuple[str, int]] = []
+    for item in read_items(paths, limits.max_line_bytes) if paths else ():
+        if isinstance(item, SourceFailed):
+            raise item.error
+        if isinstance(item, Lines):
+            for line in item:
+                where = f"{line.source}:{line.number}"
+                if line.too_large:
+                    too_large.append((where, line.too_large))
+                else:
+                    lines.append((where, line.text))
+    return lines, too_large
 
 
 def check_plugin(path: str, limits: Limits | None = None,

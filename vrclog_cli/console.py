@@ -1,0 +1,192 @@
+"""Everything a person reads on stderr (and pretty tables on stdout): rich, imported
+only when something is printed with it (~30 ms of every start-up otherwise)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .errors import ExitCode
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .conformance import CheckReport
+    from .plugin import PluginLog
+    from .plugin_info import PluginInfo
+    from .runner import Diagnostic, ParseRun
+    from .stats import RunStats
+
+
+class Printer(Protocol):
+    def print(self, *objects: Any, **options: Any) -> None: ...
+
+
+def make_console(**options: Any) -> Console:
+    """A rich Console, rich imported only now (see LazyStderr)."""
+    from rich.console import Console
+
+    return Console(**options)
+
+
+class LazyStderr:
+    """rich's Console on stderr, made on first use: importing rich costs ~30 ms of
+    every start-up, and most runs print nothing there."""
+
+    def __init__(self) -> None:
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = make_console(stderr=True, highlight=False, soft_wrap=True)
+        return self._console
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.console.is_terminal
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.console.print(*objects, **options)
+
+
+class ProgressDisplay:
+    """Rich progress on stderr: bytes and lines done, lines/s, events, errors, ETA."""
+
+    def __init__(self, paths: list[str], force: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = make_console(stderr=True, force_terminal=True if force else None)
+        total = 0
+        for path in paths:
+            try:
+                total += os.stat(path).st_size
+            except OSError:
+                pass
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+            TextColumn("{task.fields[lines]:,} lines  {task.fields[rate]:,.0f} lines/s  "
+                       "{task.fields[events]:,} events  {task.fields[errors]:,} errors"),
+            TimeRemainingColumn(), console=self.console, transient=True, auto_refresh=False)
+        self.task = self.progress.add_task("parsing", total=total or None, lines=0, rate=0.0,
+                                           events=0, errors=0)
+        self._drawn = 0.0
+
+    def start(self) -> None:
+        self.progress.start()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    REDRAW_S = 0.25
+
+    def update(self, stats: RunStats) -> None:
+        """Called by the run's main loop every 0.1 s; redraws here, at most every REDRAW_S.
+
+        rich's own refresh thread took the interpreter lock from the parsing
+        thread at every wasm call it made (10-30 % of a run), and a redraw costs
+        a few milliseconds of the parsing thread's time.
+        """
+        now = time.monotonic()
+        if now - self._drawn < self.REDRAW_S:
+            return
+        self._drawn = now
+        elapsed = stats.elapsed
+        self.progress.update(self.task, completed=stats.bytes_read, lines=stats.lines,
+                             rate=stats.lines / elapsed if elapsed > 0 else 0.0,
+                             events=stats.events, errors=stats.errors)
+        self.progress.refresh()
+
+
+def print_diagnostic(out: Printer, diag: Diagnostic, *, colour: bool) -> None:
+    text = f"vrclog: {diag.severity}: {diag.text}" if diag.severity else diag.text
+    out.print(text, markup=False, style="red" if colour else None)
+
+
+def print_plugin_log(out: Printer, log: PluginLog) -> None:
+    out.print(f"{log.plugin.name}: {log.level_name}: {log.message}", markup=False)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def print_run_end(out: Printer, run: ParseRun, code: int) -> None:
+    """Why --fail-on failed the run, skipped long lines, and an interruption, in words."""
+    for line in run.fail_on_report():
+        out.print(f"vrclog: {line}", markup=False)
+    if run.stats.long_lines_skipped:
+        count = run.stats.long_lines_skipped
+        out.print(f"vrclog: skipped {plural(count, 'line')} too long for a plugin "
+                  "(--long-lines skip)", markup=False)
+    if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+        lines, events = run.stats.lines, run.stats.events
+        out.print(f"vrclog: {'interrupted' if code == ExitCode.INTERRUPTED else 'terminated'} after "
+                  f"{plural(lines, 'line')} ({plural(events, 'event')} written)", markup=False)
+
+
+def print_stats(out: Printer, stats: RunStats, code: int) -> None:
+    stopped = code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED)
+    out.print(stats.table("vrclog summary" + (" (interrupted)" if stopped else "")))
+
+
+def print_info(console: Console, details: PluginInfo) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    console.print(f"[bold]{escape(details.path)}[/]  {details.size_bytes} bytes  sha256 {details.sha256}")
+    memory = (f"{details.memory_min_pages}..{details.memory_max_pages or 'unbounded'} pages"
+              if details.memory_min_pages is not None else "none exported")
+    console.print(f"ABI version: {details.abi_version or '-'}   WASI model: {details.wasi_model}   "
+                  f"memory: {memory}")
+    if details.prefilter is not None:
+        console.print("prefilter: " + json.dumps(details.prefilter, ensure_ascii=False), markup=False)
+    elif details.prefilter_problem:
+        console.print(f"prefilter: [yellow]{escape(details.prefilter_problem)}[/]")
+    else:
+        console.print("prefilter: none (every line goes to the plugin)")
+    for title, items in (("exports", details.exports), ("imports", details.imports)):
+        table = Table(title=title, title_justify="left")
+        for column in ("name", "kind", "type"):
+            table.add_column(column)
+        for item in items:
+            name = f"{item.module}.{item.name}" if item.module else item.name
+            table.add_row(name, item.kind, item.type)
+        console.print(table)
+    if details.valid:
+        console.print("[green]valid[/]: vrclog can load this plugin")
+    else:
+        console.print(f"[red]invalid[/]: {details.problem}", markup=True)
+
+
+def print_report(console: Console, report: CheckReport) -> None:
+    for finding in report.findings:
+        style = "red" if finding.severity == "violation" else "yellow"
+        console.print(f"[{style}]{finding.severity}[/] {finding.where}: ", end="")
+        console.print(finding.message, markup=False, end="")
+        console.print(f"  [dim]hint: {finding.hint}[/]")
+    stats = report.percentiles()
+    if stats:
+        console.print("per-line time: " + ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in stats.items()))
+        console.print("slowest: " + ", ".join(f"{where} ({t * 1e6:.0f} µs)"
+                                               for where, t in report.slowest(3)))
+    if report.abi_version is not None:
+        console.print(f"ABI version {report.abi_version}; prefilter: "
+                      + (json.dumps(report.prefilter, ensure_ascii=False) if report.prefilter
+                         else "none"), markup=False)
+    if report.prefilter is not None and report.sample_lines:
+        console.print(f"the prefilter skips {report.sample_skipped:,} of {report.sample_lines:,} sample "
+                      f"lines ({report.sample_skipped / report.sample_lines:.1%}): no instance for them")
+    violations = len(report.violations)
+    warnings = len(report.findings) - violations
+    verdict = "[green]PASS[/]" if report.ok else "[red]FAIL[/]"
+    console.print(f"{verdict} {report.plugin}: {violations} violation(s), {warnings} warning(s), "
+                  f"{len(report.timings)} line(s) timed")
