@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -75,6 +76,37 @@ class PluginTimeout(LineError):
 
     exit_code = ExitCode.TIMEOUT
     kind = "timeout"
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    """A per-line error as data: where, which parser, what kind and why.
+
+    ``kind``: timeout, runtime_error, plugin_error or input_too_large (and, for a
+    file that cannot be read, input_error at line 0); ``code`` is a plugin's own.
+    """
+
+    source: str
+    line: int
+    parser: str
+    kind: str
+    message: str
+    code: str | None = None
+
+    def __str__(self) -> str:
+        kind = f"{self.kind} ({self.code})" if self.code else self.kind
+        who = f"{self.parser}: " if self.parser else ""
+        return f"{self.source}:{self.line}: {kind}: {who}{self.message}"
+
+
+class LineFailed(LineError):
+    """A per-line error raised where no ``on_error`` takes it (library API)."""
+
+    def __init__(self, problem: LineProblem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+        self.kind = problem.kind
+        self.exit_code = ExitCode.TIMEOUT if problem.kind == "timeout" else ExitCode.RUNTIME_ERROR
 
 
 class Cancelled(VrclogError):

@@ -7,6 +7,7 @@ is a PluginLoadError whose message names the file and what is wrong.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from collections.abc import Mapping
@@ -53,6 +54,8 @@ class CompiledPlugin:
     max_memory_bytes: int | None = None
     #: Whether ``free`` is exported (required by ABI v1, optional in v2).
     has_free: bool = True
+    #: SHA-256 (hex) of the module's bytes: what a pickled Plugin is checked against.
+    sha256: str = ""
     #: What its ``vrclog.prefilter`` section declares.
     declared: Declared = field(default_factory=lambda: Declared(None))
 
@@ -205,7 +208,8 @@ def declared_prefilter(path: Path, wasm: bytes) -> Declared:
 def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits) -> CompiledPlugin:
     data = to_wasm_binary(path, read_plugin_file(path, limits.max_plugin_bytes))
     declared = declared_prefilter(path, data)
-    key = module_cache.cache_key(data, f"max_memory={limits.max_memory_bytes}")
+    digest = hashlib.sha256(data).hexdigest()
+    key = module_cache.cache_key(digest, f"max_memory={limits.max_memory_bytes}")
     module = module_cache.load(engine, key)
     from_cache = module is not None
     if module is None:
@@ -225,4 +229,4 @@ def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits) -> Compi
         path=path, module=module, init_export=init, needs_wasi=needs_wasi, from_cache=from_cache,
         min_memory_bytes=memory.limits.min * WASM_PAGE,
         max_memory_bytes=None if maximum is None else maximum * WASM_PAGE,
-        has_free=any(e.name == FREE_EXPORT for e in module.exports), declared=declared)
+        has_free=any(e.name == FREE_EXPORT for e in module.exports), declared=declared, sha256=digest)

@@ -31,8 +31,9 @@ def cache_dir() -> Path | None:
     return Path(base) / "vrclog"
 
 
-def cache_key(wasm: bytes, engine_settings: str) -> str:
-    digest = hashlib.sha256(wasm).hexdigest()
+def cache_key(digest: str, engine_settings: str) -> str:
+    """The entry name of a plugin's compiled code: its content's SHA-256 (hex) and the
+    settings that shape compiled code."""
     settings = hashlib.sha256(f"{wasmtime_version()}|{engine_settings}".encode()).hexdigest()[:16]
     return f"{digest}-{settings}"
 

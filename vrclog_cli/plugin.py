@@ -135,8 +135,11 @@ def _on_host_log(level: int, message: bytes) -> None:
         state.keep_log(level, message)
 
 
-capi.set_deadline_hook(_deadline_verdict)
-capi.set_stderr_sink(_route_stderr)
+def _install_hooks() -> None:
+    """Routes wasmtime's epoch and stderr callbacks here: done by the first Runtime,
+    not at import (importing the library changes nothing)."""
+    capi.set_deadline_hook(_deadline_verdict)
+    capi.set_stderr_sink(_route_stderr)
 
 
 #: What JSON must escape in a string: the quote, the backslash and C0 controls.
@@ -180,6 +183,7 @@ class Runtime:
         self.limits = limits or Limits()
         self.on_log = on_log
         self.capture_stderr = capture_stderr
+        _install_hooks()
         try:
             self.engine = capi.make_engine(self.limits.max_memory_bytes, instance_slots)
         except capi.RuntimeApiError as exc:
@@ -209,10 +213,19 @@ class Runtime:
         self.engine.increment_epoch()
 
     def close(self) -> None:
+        """Stops the epoch ticker; plugins loaded here must not be called afterwards."""
         self._stop.set()
 
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def __del__(self) -> None:
-        self._stop.set()
+        stop = getattr(self, "_stop", None)  # absent when making the engine failed
+        if stop is not None:
+            stop.set()
 
 
 def _run_ticker(engine_ref: weakref.ref[wasmtime.Engine], stop: threading.Event, tick: float) -> None:
@@ -231,6 +244,8 @@ class Plugin:
     def __init__(self, runtime: Runtime, compiled: CompiledPlugin, *, prefilter: bool = True) -> None:
         self.runtime = runtime
         self.path = compiled.path
+        #: SHA-256 (hex) of the module's bytes.
+        self.sha256 = compiled.sha256
         self.from_cache = compiled.from_cache
         self.limits = runtime.limits
         self.cancelled = False
@@ -240,6 +255,7 @@ class Plugin:
         self.prefilter: Prefilter | None = compiled.declared.prefilter if prefilter else None
         #: Problems worth one line at load (an ignored prefilter), for whoever loads it.
         self.warnings: list[str] = []
+        self._use_prefilter = prefilter
         if prefilter and compiled.declared.warning:
             self.warnings.append(f"{self.path}: custom section {PREFILTER_SECTION}: "
                                  f"{compiled.declared.warning}")
@@ -269,6 +285,11 @@ class Plugin:
     @property
     def name(self) -> str:
         return self.path.name
+
+    def __reduce__(self) -> tuple[Callable[..., Plugin], tuple[str, str, Limits, bool]]:
+        """Pickled by reference (path, content hash, limits), not by its native handles:
+        another process loads it again, compiled code coming from the module cache."""
+        return plugin_by_reference, (str(self.path), self.sha256, self.limits, self._use_prefilter)
 
     def cancel(self) -> None:
         """Interrupts this plugin's calls in flight; later calls raise Cancelled at once."""
@@ -407,3 +428,26 @@ class Plugin:
 def load_plugin(path: str | Path, limits: Limits | None = None) -> Plugin:
     """Convenience for library users: a plugin in a runtime of its own."""
     return Runtime(limits).load(path)
+
+
+_process_runtimes: dict[Limits, Runtime] = {}
+_process_plugins: dict[tuple[str, str, Limits, bool], Plugin] = {}
+_process_lock = threading.Lock()
+
+
+def plugin_by_reference(path: str, sha256: str, limits: Limits, prefilter: bool = True) -> Plugin:
+    """The plugin a pickle refers to, loaded once per process (one runtime per set of
+    limits); PluginLoadError when the file's content is no longer what was pickled."""
+    key = (path, sha256, limits, prefilter)
+    with _process_lock:
+        plugin = _process_plugins.get(key)
+        if plugin is None:
+            runtime = _process_runtimes.get(limits)
+            if runtime is None:
+                runtime = _process_runtimes[limits] = Runtime(limits)
+            plugin = runtime.load(path, prefilter=prefilter)
+            if plugin.sha256 != sha256:
+                raise PluginLoadError(f"{path}: changed since it was pickled (sha256 {plugin.sha256[:12]}… "
+                                      f"is not {sha256[:12]}…)")
+            _process_plugins[key] = plugin
+        return plugin

@@ -1,0 +1,145 @@
+"""Events as an iterator, for programs: ``parse_lines`` and ``parse_files``.
+
+The CLI's semantics on the same core (``batch.process_batch``): events in line
+order, then parser order; every line in a fresh instance under the time
+budget; per-line errors handed to ``on_error`` as ``LineProblem``s (the run
+goes on), or raised as ``LineFailed`` when there is no ``on_error``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .batch import Outcomes, Parser, ParserSpec, build_parsers, process_batch
+from .builtin import BuiltinParser
+from .errors import InputError, LineFailed, LineProblem
+from .events import Event
+from .limits import Limits
+from .sources import BATCH_LINES, Lines, SourceFailed, read_items
+
+if TYPE_CHECKING:
+    from .plugin import Plugin, Runtime
+
+ErrorHandler = Callable[[LineProblem], None]
+
+
+def parse_lines(lines: Iterable[str], *, plugins: Sequence[str | Path | Plugin] = (),
+                builtin: bool = False, jobs: int = 1, limits: Limits | None = None,
+                prefilter: bool = True, on_error: ErrorHandler | None = None,
+                source: str = "<lines>") -> Iterator[Event]:
+    """The events of ``lines`` (a trailing line ending on each is dropped).
+
+    ``plugins``: paths (loaded for this call) or loaded ``Plugin``s; without any,
+    or with ``builtin=True`` ahead of them, the built-in VRChat parser.  ``jobs``
+    threads parse at once; the order stays the input's.
+    """
+    limits = limits or Limits()
+    return _events(_batches(lines, source, limits.max_line_bytes), plugins, builtin, jobs, limits,
+                   prefilter, on_error)
+
+
+def parse_files(paths: Sequence[str | Path], *, plugins: Sequence[str | Path | Plugin] = (),
+                builtin: bool = False, jobs: int = 1, limits: Limits | None = None,
+                prefilter: bool = True, on_error: ErrorHandler | None = None) -> Iterator[Event]:
+    """``parse_lines`` over files read as the CLI reads them (gzip, BOM, CRLF, invalid
+    UTF-8 replaced); a file that cannot be read is an InputError, or, with
+    ``on_error``, a ``LineProblem`` of kind ``input_error`` at line 0 (the other
+    files are still read)."""
+    limits = limits or Limits()
+
+    def batches() -> Iterator[Lines]:
+        for item in read_items([str(p) for p in paths], limits.max_line_bytes, BATCH_LINES):
+            if isinstance(item, SourceFailed):
+                if on_error is None:
+                    raise item.error
+                on_error(LineProblem(_source_of(item.error), 0, "", "input_error", str(item.error)))
+            elif isinstance(item, Lines):
+                yield item
+
+    return _events(batches(), plugins, builtin, jobs, limits, prefilter, on_error)
+
+
+def _source_of(error: InputError) -> str:
+    return str(error).split(": ", 1)[0]
+
+
+def _batches(lines: Iterable[str], source: str, max_line_bytes: int) -> Iterator[Lines]:
+    """Lines batches; a line longer than the line limit is held as its size only."""
+    it = iter(lines)
+    first = 1
+    while chunk := list(itertools.islice(it, BATCH_LINES)):
+        texts: list[str] = []
+        too_large: dict[int, int] = {}
+        for index, line in enumerate(chunk):
+            text = line.removesuffix("\n").removesuffix("\r")
+            size = len(text.encode("utf-8", "replace"))
+            if size > max_line_bytes:
+                too_large[index] = size
+                text = ""
+            texts.append(text)
+        yield Lines(source, first, texts, too_large or None)
+        first += len(chunk)
+
+
+def _events(batches: Iterable[Lines], plugins: Sequence[str | Path | Plugin] = (), builtin: bool = False,
+            jobs: int = 1, limits: Limits | None = None, prefilter: bool = True,
+            on_error: ErrorHandler | None = None) -> Iterator[Event]:
+    limits = limits or Limits()
+    runtime, parsers = _parsers(plugins, builtin, jobs, limits, prefilter)
+    stopped = False
+
+    def run(batch: Lines) -> Outcomes:
+        return process_batch(parsers, batch, lambda: stopped, limits.max_line_bytes)
+
+    try:
+        for batch, outcomes in _in_order(batches, run, jobs):
+            for outcome in outcomes.found:
+                for failure in outcome.errors:
+                    problem = LineProblem(batch.source, batch.first + outcome.index, failure.plugin,
+                                          failure.kind, failure.message, failure.code)
+                    if on_error is None:
+                        raise LineFailed(problem)
+                    on_error(problem)
+                yield from outcome.events
+    finally:  # done, failed, or abandoned by the caller: stop the calls in flight
+        stopped = True
+        if runtime is not None:
+            runtime.cancel()
+            runtime.close()
+
+
+def _parsers(plugins: Sequence[str | Path | Plugin], builtin: bool, jobs: int, limits: Limits,
+             prefilter: bool) -> tuple[Runtime | None, list[Parser]]:
+    """The parsers of a call; the runtime this call made (for plugins given as paths)."""
+    paths = tuple(str(p) for p in plugins if isinstance(p, (str, Path)))
+    if paths and len(paths) != len(plugins):
+        raise TypeError("give plugins as paths or as loaded Plugins, not both")
+    if paths or not plugins:
+        return build_parsers(ParserSpec(paths, builtin, limits, prefilter=prefilter,
+                                        instance_slots=jobs + 16), None)
+    loaded: list[Parser] = [p for p in plugins if not isinstance(p, (str, Path))]
+    return None, ([BuiltinParser()] if builtin else []) + loaded
+
+
+def _in_order(batches: Iterable[Lines], run: Callable[[Lines], Outcomes],
+              jobs: int) -> Iterator[tuple[Lines, Outcomes]]:
+    """Each batch with its outcomes, in input order; ``jobs`` threads at once."""
+    if jobs <= 1:
+        for batch in batches:
+            yield batch, run(batch)
+        return
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="vrclog-api") as pool:
+        pending: deque[tuple[Lines, Future[Outcomes]]] = deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(run, batch)))
+            if len(pending) >= jobs * 4:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
