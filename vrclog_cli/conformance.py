@@ -112,7 +112,7 @@ class CheckReport:
 def _check_layout(plugin: Plugin, report: CheckReport) -> None:
     """alloc must hand out usable memory; in ABI v1, clear of the input region, which
     must also be free of the plugin's own data."""
-    inst = plugin._new_instance()
+    inst = plugin.new_instance()
     v1 = plugin.abi_version == 1
     try:
         region = inst.read(INPUT_OFFSET, INPUT_REGION) if v1 else b""

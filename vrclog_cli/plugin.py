@@ -303,7 +303,9 @@ class Plugin:
         cut = message[: self.limits.log_message_bytes].decode("utf-8", "replace").rstrip("\n")
         handler(PluginLog(self.path, level, one_line(cut)))
 
-    def _new_instance(self) -> capi.Instance:
+    def new_instance(self) -> capi.Instance:
+        """A fresh instance, its init export run, for inspecting the module (its probe,
+        ``plugin check``'s memory-layout checks); the caller closes it."""
         inst = capi.Instance(self.runtime.engine, self._pre, self.limits.max_memory_bytes,
                              self._stderr_token)
         if self._init is not None:
@@ -322,7 +324,7 @@ class Plugin:
         _local.call = state
         ms = self.limits.timeout_s * 1000
         try:
-            inst = self._new_instance()
+            inst = self.new_instance()
             try:
                 _, size = inst.memory()
                 version = inst.call(inst.func(b"abi_version"))
