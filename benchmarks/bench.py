@@ -178,6 +178,61 @@ def prefilter_table(log: Path, lines: int) -> Table:
     return table
 
 
+def dask_table(log: Path) -> Table:
+    """vrclog_cli.dask on a LocalCluster of 2 worker processes against `vrclog parse --jobs 2`,
+    on the same four gzip logs (the 200k log cut in four): what the cluster's overhead costs
+    on one machine."""
+    import gzip
+
+    import dask
+    import dask.bag as db
+    import distributed
+
+    from vrclog_cli.dask import errors_of, events_of, parse_bag
+
+    folder = CACHE / "dask_logs"
+    folder.mkdir(exist_ok=True)
+    lines = log.read_bytes().splitlines(keepends=True)
+    quarter = len(lines) // 4
+    for i in range(4):
+        part = folder / f"part{i}.log.gz"
+        if not part.exists():
+            part.write_bytes(gzip.compress(b"".join(lines[i * quarter:(i + 1) * quarter]), 1))
+    files = sorted(str(p) for p in folder.glob("*.log.gz"))
+    plugin = str(PLUGINS / "vrpoker.wasm")
+    table = Table(title=f"{len(files)} gzip logs, {4 * quarter:,} lines, vrpoker.wasm, median of {ROUNDS} runs")
+    for col in ("run", "seconds", "events/s"):
+        table.add_column(col)
+    cli = sorted((run([VRCLOG, "parse", "--jobs", "2", "--plugin", plugin, *files]) for _ in range(ROUNDS)),
+                 key=lambda r: r.seconds)
+    cli_run = cli[len(cli) // 2]
+    started = time.perf_counter()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        startup = time.perf_counter() - started
+        times, count = [], 0
+        for _ in range(ROUNDS):
+            begun = time.perf_counter()
+            # One compute for both counts, nothing persisted: each round parses anew
+            # (persisted results would be reused, their keys being the same).
+            records = parse_bag(db.read_text(str(folder / "*.log.gz"), include_path=True),
+                                plugins=[plugin])
+            count, errors = dask.compute(events_of(records).count(), errors_of(records).count())
+            assert errors == 0
+            times.append(time.perf_counter() - begun)
+    cluster_s = statistics.median(times)
+    events = count
+    assert cli_run.returncode == 0 and events > 0
+    table.add_row("vrclog parse --jobs 2 (whole process)", f"{cli_run.seconds:.2f}",
+                  f"{events / cli_run.seconds:,.0f}")
+    table.add_row("LocalCluster, 2 worker processes (cluster running)", f"{cluster_s:.2f}",
+                  f"{events / cluster_s:,.0f}")
+    table.add_row("  its start-up, once", f"{startup:.2f}", "")
+    table.add_row("CLI seconds / cluster seconds", f"{cli_run.seconds / cluster_s:.2f}x",
+                  "(above 1: the running cluster is faster here)")
+    return table
+
+
 def long_line_table() -> Table:
     """What a 1 MiB line costs through an ABI v2 plugin (echo): time and peak RSS, against a
     log of one short line, median of ROUNDS."""
@@ -261,6 +316,7 @@ def main() -> None:
     console.print(ratios)
     console.print(prefilter_table(log200k, lines200k))
     console.print(long_line_table())
+    console.print(dask_table(log200k))
 
     other = Table(title="memory, Ctrl-C, scaling")
     for col in ("measure", "figure", "target"):

@@ -1,0 +1,80 @@
+"""vrclog_cli.dask on a real distributed.LocalCluster (two worker processes, loopback only):
+the multiset of events equals what `vrclog parse` writes for the same gzip logs, and
+every per-line error comes back as data."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLE_LOGS, SAMPLES, echo_plugin_wat
+from .test_cli_e2e import vrclog
+
+pytest.importorskip("dask.bag")
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three gzip logs: the VRPoker sample, and lines for echo (T... lines trap)."""
+    folder = tmp_path_factory.mktemp("logs")
+    sample = (SAMPLE_LOGS / "vrpoker.log").read_bytes()
+    (folder / "a.log.gz").write_bytes(gzip.compress(sample))
+    (folder / "b.log.gz").write_bytes(gzip.compress(b"".join(b"line %d\n" % n for n in range(300))
+                                                    + b"Trap here\nafter\n"))
+    (folder / "c.log.gz").write_bytes(gzip.compress(sample + b"Trap again\n"))
+    return folder
+
+
+def test_cluster_gives_what_vrclog_parse_writes(logs: Path, tmp_path: Path) -> None:
+    import dask.bag as db
+
+    from vrclog_cli.dask import errors_of, events_of, parse_bag
+
+    echo = tmp_path / "echo.wat"
+    echo.write_text(echo_plugin_wat())
+    plugins = [str(SAMPLES / "vrpoker.wasm"), str(echo)]
+    files = sorted(str(p) for p in logs.iterdir())
+    expected = vrclog("parse", *[a for p in plugins for a in ("--plugin", p)], *files)
+    assert expected.returncode == 4  # the two Trap lines
+    expected_events = Counter(expected.stdout.splitlines())
+    expected_errors = sorted(line.split(": ", 1)[0] for line in expected.stderr.splitlines())
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        lines = db.read_text(str(logs / "*.log.gz"), include_path=True)
+        assert lines.npartitions == 3  # one per file
+        records = parse_bag(lines, plugins=plugins).persist()
+        events = events_of(records).compute()
+        errors = errors_of(records).compute()
+
+    got = Counter(json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in events)
+    assert got == expected_events
+    assert sorted(f"{e['source']}:{e['line']}" for e in errors) == expected_errors
+    assert {e["kind"] for e in errors} == {"runtime_error"} and {e["parser"] for e in errors} == {"echo.wat"}
+
+
+def test_plugins_pickle_by_reference_and_load_once_per_process(tmp_path: Path) -> None:
+    import pickle
+
+    from vrclog_cli import Limits, PluginLoadError, Runtime
+
+    path = tmp_path / "p.wasm"
+    path.write_bytes((SAMPLES / "vrpoker.wasm").read_bytes())
+    with Runtime() as runtime:
+        plugin = runtime.load(path)
+        data = pickle.dumps(plugin)
+    assert len(data) < 1000 and b"\0asm" not in data  # a reference, not the module
+    first, second = pickle.loads(data), pickle.loads(data)
+    assert first is second and first is not plugin and first.sha256 == plugin.sha256
+    assert first.call("2024.01.15 23:59:59 Log        -  [VRPoker] Round 2 begins")[0].data == {"round": "2"}
+    with Runtime(Limits(timeout_s=0.07)) as other:  # a reference this process has not loaded yet
+        unseen = pickle.dumps(other.load(path))
+    path.write_bytes((SAMPLES / "vrpoker_v1.wasm").read_bytes())  # the file changes meanwhile
+    with pytest.raises(PluginLoadError, match="changed since it was pickled"):
+        pickle.loads(unseen)
