@@ -192,8 +192,9 @@ def _check_lines(plugin: Plugin, limits: Limits, sample: list[tuple[str, str]],
     report.abi_version = plugin.abi_version
     prefilter = plugin.prefilter
     report.prefilter = prefilter.to_json() if prefilter is not None else None
-    for warning in plugin.warnings:
-        report.findings.append(Finding("warning", "prefilter", warning.split(": ", 1)[-1],
+    if plugin.declared.warning:
+        report.findings.append(Finding("warning", "prefilter",
+                                       f"custom section {PREFILTER_SECTION}: {plugin.declared.warning}",
                                        "use only the keys substrings and regex"))
     _check_layout(plugin, report)
     budget = limits.timeout_s

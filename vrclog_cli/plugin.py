@@ -361,9 +361,7 @@ class Plugin:
     def call(self, line: str) -> list[Event]:
         """The events of one line (none where the prefilter rejects it); raises a
         LineError subclass or Cancelled."""
-        if self.prefilter is not None and not self.prefilter.accepts(line):
-            return []
-        return self.parse(line)
+        return self.parse(line) if self.accepts(line) else []
 
     def _parse_v1(self, line: str) -> list[Event]:
         payload = encode_input(line)

@@ -29,6 +29,7 @@ from .builtin import BuiltinParser
 from .errors import (
     ExitCode,
     InputTooLarge,
+    LineProblem,
     UsageError,
 )
 from .events import Event
@@ -292,11 +293,9 @@ class ParseRun:
         for failure in outcome.errors:
             self._record(failure.exit_code)
             self.stats.errors_by_kind[failure.kind] += 1
-            kind = f"{failure.kind} ({failure.code})" if failure.code else failure.kind
-            who = f"{failure.plugin}: " if failure.plugin else ""
-            line = batch.line(outcome.index)
-            self.report(Diagnostic(f"{line.source}:{line.number}: {kind}: {who}{failure.message}",
-                                   per_line=True))
+            problem = LineProblem(batch.source, batch.first + outcome.index, failure.plugin,
+                                  failure.kind, failure.message, failure.code)
+            self.report(Diagnostic(str(problem), per_line=True))
 
     def _drain(self, pool: OrderedPool[Lines, Batch]) -> None:
         for batch, result in pool.completed():
