@@ -23,6 +23,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_plugins"
 SAMPLE_LOGS = ROOT / "sample_logs"
 
+def vrclog(*args: str | Path, stdin: bytes = b"", env: dict[str, str] | None = None,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`vrclog ARGS` run to its end: stdin fed (empty by default, never the terminal's),
+    ``env`` added to the environment, stdout and stderr decoded (bad bytes replaced)."""
+    done = subprocess.run([VRCLOG_BIN, *map(str, args)], input=stdin, capture_output=True,
+                          timeout=timeout, env={**os.environ, **env} if env else None)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
+                                       done.stderr.decode(errors="replace"))
+
+
 NO_EVENTS = '{"ok":true,"events":[]}'
 
 # A valid ABI-v1 plugin with holes: {imports}, {body} of parse_line

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BUMP_ALLOC, SAMPLE_LOGS, SAMPLES, wat_plugin_v2
-from .test_cli_e2e import PREFIX, events, lines_of, vrclog
+from .conftest import BUMP_ALLOC, SAMPLE_LOGS, SAMPLES, vrclog, wat_plugin_v2
+from .test_cli_e2e import PREFIX, events, lines_of
 
 POKER_LOG = SAMPLE_LOGS / "vrpoker.log"
 

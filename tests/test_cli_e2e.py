@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import json
 import selectors
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE_LOGS, SAMPLES, echo_plugin_wat
+from .conftest import SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, echo_plugin_wat, vrclog
 
-VRCLOG = shutil.which("vrclog", path=str(Path(sys.executable).parent)) or "vrclog"
 PREFIX = "2024.01.15 23:59:59 Log        -  "
-
-
-def vrclog(*args: str | Path, stdin: bytes | None = None, timeout: float = 120,
-           ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([VRCLOG, *map(str, args)], input=stdin.decode("utf-8", "surrogateescape")
-                          if stdin is not None else "", capture_output=True, text=True,
-                          timeout=timeout, errors="replace")
 
 
 def events(out: str) -> list[dict[str, object]]:
@@ -199,9 +189,9 @@ POOLS = [("1", "threads"), ("2", "threads"), ("2", "processes")]
 
 @pytest.mark.parametrize(("jobs", "workers"), POOLS)
 def test_output_streams_before_eof(echo: Path, jobs: str, workers: str) -> None:
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--jobs", jobs, "--workers", workers],
-                            stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(echo), "--jobs", jobs,
+                             "--workers", workers],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
     try:
         sel = selectors.DefaultSelector()
@@ -222,7 +212,7 @@ SPIN_INPUT = b"one\ntwo\nLoop forever\nthree\n"
 
 def _spin_then_signal(echo: Path, sig: int, jobs: str, workers: str, log: Path | None = None,
                       ) -> tuple[subprocess.Popen[bytes], float, bytes, bytes]:
-    args = [VRCLOG, "parse", "--plugin", str(echo), "--timeout", "60s", "--jobs", jobs,
+    args = [VRCLOG_BIN, "parse", "--plugin", str(echo), "--timeout", "60s", "--jobs", jobs,
             "--workers", workers]
     if log is not None:
         log.write_bytes(SPIN_INPUT)
@@ -262,7 +252,7 @@ def test_closed_stdout_ends_quietly(tmp_path: Path, fmt: str) -> None:
     log = tmp_path / "big.log"
     log.write_text((PREFIX + "[Behaviour] OnPlayerJoined Bob\n") * 200_000)
     # pipefail: the exit code is vrclog's, not head's.
-    result = subprocess.run(f"set -o pipefail; '{VRCLOG}' parse --format {fmt} '{log}' | head -1",
+    result = subprocess.run(f"set -o pipefail; '{VRCLOG_BIN}' parse --format {fmt} '{log}' | head -1",
                             shell=True, executable="/bin/bash", capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0

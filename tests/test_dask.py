@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE_LOGS, SAMPLES, echo_plugin_wat
-from .test_cli_e2e import vrclog
+from .conftest import SAMPLE_LOGS, SAMPLES, echo_plugin_wat, vrclog
 
 pytest.importorskip("dask.bag")
 distributed = pytest.importorskip("distributed")

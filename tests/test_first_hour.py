@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLES, interrupt_after
-from .test_cli_e2e import PREFIX, VRCLOG, events, vrclog
+from .conftest import SAMPLES, VRCLOG_BIN, interrupt_after, vrclog
+from .test_cli_e2e import PREFIX, events
 
 LEFT = PREFIX + "[Behaviour] OnPlayerLeft {} (usr_{})"
 
@@ -86,8 +86,7 @@ def test_usage_errors_are_one_line(args: tuple[str, ...], message: str) -> None:
 
 
 def test_usage_error_from_the_environment_names_the_variable() -> None:
-    result = subprocess.run([VRCLOG, "parse"], input="", capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "VRCLOG_TIMEOUT": "soon"})
+    result = vrclog("parse", env={"VRCLOG_TIMEOUT": "soon"})
     assert result.returncode == 2
     assert result.stderr == ("vrclog: error: --timeout (from VRCLOG_TIMEOUT): 'soon' is not a duration; "
                              "use e.g. 50ms or 2s\n")
@@ -102,7 +101,7 @@ def test_unreadable_input_is_like_a_missing_one(tmp_path: Path) -> None:
     secret.chmod(0)
     # Root reads any file: drop the capabilities that let it, for this one process.
     wrap = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
-    result = subprocess.run([*wrap, VRCLOG, "parse", "--plugin", SAMPLES / "echo.wasm", secret, good],
+    result = subprocess.run([*wrap, VRCLOG_BIN, "parse", "--plugin", SAMPLES / "echo.wasm", secret, good],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert [e["data"]["text"] for e in events(result.stdout)] == ["one", "two"]  # type: ignore[index]
@@ -146,9 +145,8 @@ def test_debug_from_the_environment_shows_tracebacks(monkeypatch: pytest.MonkeyP
 
 
 def test_completion_offers_files_for_plugin(tmp_path: Path) -> None:
-    env = {**os.environ, "_VRCLOG_COMPLETE": "bash_complete", "COMP_WORDS": "vrclog parse --plugin ",
-           "COMP_CWORD": "3"}
-    result = subprocess.run([VRCLOG], capture_output=True, text=True, timeout=60, env=env)
+    result = vrclog(env={"_VRCLOG_COMPLETE": "bash_complete", "COMP_WORDS": "vrclog parse --plugin ",
+                         "COMP_CWORD": "3"})
     assert result.stdout.startswith("file")
 
 
@@ -173,7 +171,7 @@ def test_closed_stdout_stops_the_work_and_forgets_later_lines(tmp_path: Path, fm
         f.writelines(f"{PREFIX}[Network] ping {n}\n" for n in range(200_000))
         f.write("x" * 9000 + "\n")
     read_end, write_end = os.pipe()
-    proc = subprocess.Popen([VRCLOG, "parse", "--jobs", "1", "--format", fmt, "--no-prefilter",
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--jobs", "1", "--format", fmt, "--no-prefilter",
                              "--plugin", SAMPLES / "vrpoker_v1.wasm", log],
                             stdout=write_end, stderr=subprocess.PIPE)
     os.close(write_end)

@@ -13,13 +13,7 @@ import pytest
 
 from vrclog_cli.conformance import check_plugin
 
-from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, answer, wat_plugin
-
-VRCLOG = str(Path(sys.executable).parent / "vrclog")
-
-
-def vrclog(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([VRCLOG, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, answer, vrclog, wat_plugin
 
 
 def test_info_json_for_a_valid_plugin() -> None:

@@ -10,24 +10,14 @@ import pty
 import select
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE_LOGS, echo_plugin_wat, interrupt_after
+from .conftest import SAMPLE_LOGS, VRCLOG_BIN, echo_plugin_wat, interrupt_after, vrclog
 
-VRCLOG = str(Path(sys.executable).parent / "vrclog")
 PREFIX = "2024.01.15 23:59:59 Log        -  "
-
-
-def vrclog(*args: str | Path, stdin: bytes = b"", env: dict[str, str] | None = None,
-           timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([VRCLOG, *map(str, args)], input=stdin, capture_output=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
-    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
-                                       done.stderr.decode(errors="replace"))
 
 
 def events(out: str) -> list[dict[str, object]]:
@@ -64,7 +54,7 @@ def big_log(path: Path, lines: int = 60_000) -> Path:
 def test_progress_shown_on_a_terminal(tmp_path: Path, echo: Path) -> None:
     log = big_log(tmp_path / "big.log")
     master, slave = pty.openpty()
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--jobs", "1", str(log)],
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(echo), "--jobs", "1", str(log)],
                             stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL)
     os.close(slave)
     screen = read_pty(master, time.monotonic() + 60).decode(errors="replace")
@@ -78,7 +68,7 @@ def test_no_progress_when_piped_or_disabled(tmp_path: Path, echo: Path) -> None:
     log = big_log(tmp_path / "big.log", 5000)
     assert vrclog("parse", "--plugin", echo, log).stderr == ""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--no-progress", str(log)],
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(echo), "--no-progress", str(log)],
                             stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL)
     os.close(slave)
     screen = read_pty(master, time.monotonic() + 30)
@@ -89,7 +79,7 @@ def test_no_progress_when_piped_or_disabled(tmp_path: Path, echo: Path) -> None:
 
 def test_progress_never_for_stdin(echo: Path) -> None:
     master, slave = pty.openpty()
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo)], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(echo)], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
     assert proc.stdin is not None
@@ -168,7 +158,7 @@ class Follower:
     """A `vrclog parse --follow` process and a way to read its events with a deadline."""
 
     def __init__(self, *args: str | Path) -> None:
-        self.proc = subprocess.Popen([VRCLOG, "parse", "--follow", *map(str, args)],
+        self.proc = subprocess.Popen([VRCLOG_BIN, "parse", "--follow", *map(str, args)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
@@ -238,7 +228,7 @@ def test_follow_directory_picks_up_newer_log(tmp_path: Path, echo: Path) -> None
 def test_tail_alias(tmp_path: Path, echo: Path) -> None:
     log = tmp_path / "x.log"
     log.write_text("via tail\n")
-    proc = subprocess.Popen([VRCLOG, "tail", "--plugin", str(echo), str(log)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([VRCLOG_BIN, "tail", "--plugin", str(echo), str(log)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
@@ -266,7 +256,7 @@ def test_default_vrchat_folder_found_under_proton(tmp_path: Path) -> None:
     folder.mkdir(parents=True)
     (folder / "output_log_2024-01-15_23-58-00.txt").write_bytes((SAMPLE_LOGS / "vrpoker.log").read_bytes())
     master, slave = pty.openpty()  # stdin is a terminal: no piped data
-    proc = subprocess.run([VRCLOG, "parse"], stdin=slave, capture_output=True, text=True, timeout=30,
+    proc = subprocess.run([VRCLOG_BIN, "parse"], stdin=slave, capture_output=True, text=True, timeout=30,
                           env={**os.environ, "HOME": str(tmp_path)})
     os.close(slave)
     os.close(master)
@@ -276,7 +266,7 @@ def test_default_vrchat_folder_found_under_proton(tmp_path: Path) -> None:
 
 def test_no_vrchat_folder_is_a_clear_error(tmp_path: Path) -> None:
     master, slave = pty.openpty()
-    proc = subprocess.run([VRCLOG, "parse"], stdin=slave, capture_output=True, text=True, timeout=30,
+    proc = subprocess.run([VRCLOG_BIN, "parse"], stdin=slave, capture_output=True, text=True, timeout=30,
                           env={**os.environ, "HOME": str(tmp_path)})
     os.close(slave)
     os.close(master)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-VRCLOG = str(Path(sys.executable).parent / "vrclog")
+from ..conftest import vrclog
+
 GOOD_AROUND_BAD = b"good one\nBAD line\ngood two\n"
 
 
@@ -21,10 +20,8 @@ class Outcome:
 
 
 def run_vrclog(*args: str | Path, stdin: bytes = GOOD_AROUND_BAD, timeout: float = 60) -> Outcome:
-    proc = subprocess.run([VRCLOG, "parse", *map(str, args)], input=stdin, capture_output=True,
-                          timeout=timeout)
-    out = proc.stdout.decode("utf-8", "replace")
-    err = proc.stderr.decode("utf-8", "replace")
+    proc = vrclog("parse", *args, stdin=stdin, timeout=timeout)
+    out, err = proc.stdout, proc.stderr
     lines = []
     for text in out.split("\n")[:-1] if out else []:  # JSON Lines end in \n; splitlines would
         # also split at U+0085 and friends, which are legal inside JSON strings

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import echo_plugin_wat
-from .harness import VRCLOG, run_vrclog, write_plugin
+from ..conftest import VRCLOG_BIN, echo_plugin_wat
+from .harness import run_vrclog, write_plugin
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_missing_and_directory_among_good_files(echo: Path, tmp_path: Path) -> N
 def test_file_truncated_while_being_read(echo: Path, tmp_path: Path) -> None:
     log = tmp_path / "shrinking.log"
     log.write_text("".join(f"line {i}\n" for i in range(1, 300_001)))
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo), "--jobs", "1", str(log)],
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(echo), "--jobs", "1", str(log)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(0.5)
     with log.open("r+") as f:
@@ -84,7 +84,7 @@ def test_200_mib_line_is_too_large_with_bounded_memory(echo: Path) -> None:
     feeder = subprocess.Popen(
         "printf 'before\\n'; head -c 209715200 /dev/zero | tr '\\0' 'a'; printf '\\nafter\\n'",
         shell=True, stdout=subprocess.PIPE)
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(echo)], stdin=feeder.stdout,
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(echo)], stdin=feeder.stdout,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert feeder.stdout is not None
     feeder.stdout.close()

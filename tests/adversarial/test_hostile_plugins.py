@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import HOST_IMPORTS, NO_EVENTS, answer, echo_plugin_wat
-from .harness import VRCLOG, run_vrclog, write_plugin
+from ..conftest import HOST_IMPORTS, NO_EVENTS, VRCLOG_BIN, answer, echo_plugin_wat
+from .harness import run_vrclog, write_plugin
 
 GOOD = ["good one", "good two"]
 NO_MATCH = f"(i64.or (i64.shl (i64.const {len(NO_EVENTS)}) (i64.const 32)) (i64.const 0x20000))"
@@ -110,7 +110,7 @@ def test_memory_bomb_keeps_vrclog_small(tmp_path: Path) -> None:
 
     body = FAILING_CASES["memory bomb"][0]
     plugin = write_plugin(tmp_path, "p", echo_plugin_wat(body))
-    proc = subprocess.Popen([VRCLOG, "parse", "--plugin", str(plugin), "--jobs", "2"],
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(plugin), "--jobs", "2"],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert proc.stdin is not None
     proc.stdin.write(b"BAD\n" * 8)
