@@ -33,13 +33,13 @@ demo: install
 
 ## Runs lint, type checks and the whole test suite (what CI runs).
 test: dev
-	$(BIN)/ruff check vrclog_cli tests
-	$(BIN)/mypy vrclog_cli tests
+	$(BIN)/ruff check vrclog_cli tests benchmarks
+	$(BIN)/mypy vrclog_cli tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: dev
-	$(BIN)/ruff check vrclog_cli tests
-	$(BIN)/mypy vrclog_cli tests
+	$(BIN)/ruff check vrclog_cli tests benchmarks
+	$(BIN)/mypy vrclog_cli tests benchmarks
 
 ## Rebuilds the sample plugins from source with the pinned ziglang package.
 plugins: $(VENV)/.plugins

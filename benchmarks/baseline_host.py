@@ -4,8 +4,9 @@ This is what a first implementation of the ABI looks like with wasmtime-py's
 high-level API: a new Store and Linker.instantiate per line, Func.__call__,
 Memory.read/write, json.dumps of a dict, host functions through
 Linker.define_func.  It speaks ABI v1 and v2 (asking abi_version on every
-line, as the straightforward host would) and knows nothing of prefilters.  It shares no code with vrclog (only RE2 for identical
-regex semantics) and writes the same JSON Lines, so outputs can be compared.
+line, as the straightforward host would) and knows nothing of prefilters.  It
+shares no code with vrclog (only RE2 for identical regex semantics) and writes
+the same JSON Lines, so outputs can be compared.
 
     python benchmarks/baseline_host.py --plugin P.wasm LOG > events.jsonl
 """
@@ -17,6 +18,7 @@ import json
 import sys
 import time
 from datetime import datetime
+from typing import cast
 
 import re2
 import wasmtime
@@ -83,21 +85,25 @@ class BaselineHost:
         store.set_wasi(wasmtime.WasiConfig())
         instance = self.linker.instantiate(store, self.module)
         exports = instance.exports(store)
+
+        def func(name: str) -> wasmtime.Func:  # exports are typed as any extern
+            return cast(wasmtime.Func, exports[name])
+
         if "_initialize" in exports:
-            exports["_initialize"](store)
-        memory = exports["memory"]
-        if exports["abi_version"](store) == 2:  # the raw line where alloc puts it; no free
+            func("_initialize")(store)
+        memory = cast(wasmtime.Memory, exports["memory"])
+        if func("abi_version")(store) == 2:  # the raw line where alloc puts it; no free
             data = line.encode()
-            where = exports["alloc"](store, len(data)) & 0xFFFFFFFF
+            where = cast(int, func("alloc")(store, len(data))) & 0xFFFFFFFF
         else:
             data = json.dumps({"line": line}).encode()
             where = 0x10000
         memory.write(store, data, where)
-        packed = exports["parse_line"](store, where, len(data))
+        packed = cast(int, func("parse_line")(store, where, len(data)))
         ptr, length = packed & 0xFFFFFFFF, (packed >> 32) & 0xFFFFFFFF
         out = bytes(memory.read(store, ptr, ptr + length))
         if "free" in exports and where == 0x10000:
-            exports["free"](store, ptr, length)
+            func("free")(store, ptr, length)
         doc = json.loads(out)
         if not doc.get("ok"):
             raise RuntimeError(doc.get("error"))

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # run as a script: `benchmarks.` modules import from the checkout
 ROOT = HERE.parent
 CACHE = HERE / ".cache"
 PLUGINS = ROOT / "sample_plugins"
@@ -145,7 +145,8 @@ def prefilter_table(log: Path, lines: int) -> Table:
     """#13's targets: vrpoker (v2) with its prefilter against the built-in parser and
     against itself with --no-prefilter, alternating, whole processes (start-up included);
     and, for reading, the same with the start-up (an empty log, same plugin) taken off."""
-    table = Table(title=f"the prefilter: {lines:,} lines, --jobs 1, median of {RATIO_ROUNDS} alternating runs")
+    table = Table(title=f"the prefilter: {lines:,} lines, --jobs 1, "
+                        f"median of {RATIO_ROUNDS} alternating runs")
     for col in ("run", "seconds", "lines/s", "each run"):
         table.add_column(col)
     empty = CACHE / "empty.log"
@@ -162,8 +163,10 @@ def prefilter_table(log: Path, lines: int) -> Table:
         runs["builtin"].append(run(vrclog(None, log)).seconds)
         runs["startup"].append(run(vrclog("vrpoker.wasm", empty, 1)).seconds)
     med = {k: statistics.median(v) for k, v in runs.items()}
-    for key, label in (("with", "vrpoker.wasm, prefilter [VRPoker]"), ("without", "vrpoker.wasm --no-prefilter"),
-                       ("builtin", "built-in parser (no plugin)"), ("startup", "vrpoker.wasm on an empty log")):
+    for key, label in (("with", "vrpoker.wasm, prefilter [VRPoker]"),
+                       ("without", "vrpoker.wasm --no-prefilter"),
+                       ("builtin", "built-in parser (no plugin)"),
+                       ("startup", "vrpoker.wasm on an empty log")):
         rate = f"{lines / med[key]:,.0f}" if key != "startup" else "-"
         table.add_row(label, f"{med[key]:.3f}", rate, " ".join(f"{t:.2f}" for t in runs[key]))
     vs_builtin = med["builtin"] / med["with"]
@@ -184,11 +187,7 @@ def dask_table(log: Path) -> Table:
     on one machine."""
     import gzip
 
-    import dask
-    import dask.bag as db
-    import distributed
-
-    from vrclog_cli.dask import errors_of, events_of, parse_bag
+    from benchmarks.dask_bench import cluster_run
 
     folder = CACHE / "dask_logs"
     folder.mkdir(exist_ok=True)
@@ -200,28 +199,14 @@ def dask_table(log: Path) -> Table:
             part.write_bytes(gzip.compress(b"".join(lines[i * quarter:(i + 1) * quarter]), 1))
     files = sorted(str(p) for p in folder.glob("*.log.gz"))
     plugin = str(PLUGINS / "vrpoker.wasm")
-    table = Table(title=f"{len(files)} gzip logs, {4 * quarter:,} lines, vrpoker.wasm, median of {ROUNDS} runs")
+    table = Table(title=f"{len(files)} gzip logs, {4 * quarter:,} lines, vrpoker.wasm, "
+                        f"median of {ROUNDS} runs")
     for col in ("run", "seconds", "events/s"):
         table.add_column(col)
     cli = sorted((run([VRCLOG, "parse", "--jobs", "2", "--plugin", plugin, *files]) for _ in range(ROUNDS)),
                  key=lambda r: r.seconds)
     cli_run = cli[len(cli) // 2]
-    started = time.perf_counter()
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster, distributed.Client(cluster):
-        startup = time.perf_counter() - started
-        times, count = [], 0
-        for _ in range(ROUNDS):
-            begun = time.perf_counter()
-            # One compute for both counts, nothing persisted: each round parses anew
-            # (persisted results would be reused, their keys being the same).
-            records = parse_bag(db.read_text(str(folder / "*.log.gz"), include_path=True),
-                                plugins=[plugin])
-            count, errors = dask.compute(events_of(records).count(), errors_of(records).count())
-            assert errors == 0
-            times.append(time.perf_counter() - begun)
-    cluster_s = statistics.median(times)
-    events = count
+    startup, cluster_s, events = cluster_run(folder, plugin, ROUNDS)
     assert cli_run.returncode == 0 and events > 0
     table.add_row("vrclog parse --jobs 2 (whole process)", f"{cli_run.seconds:.2f}",
                   f"{events / cli_run.seconds:,.0f}")
@@ -267,8 +252,8 @@ def main() -> None:
     log100k = generate(CACHE / "vrchat_100k.log", 100_000, seed=7)
     log1m = generate(CACHE / "vrchat_1m.log", 1_000_000, seed=7)
     lines50k = count_lines(slice50k)
-    for plugin in ("vrpoker.wasm", "minimal.wasm", "echo.wasm"):  # warm the compiled-module cache
-        run(vrclog(plugin, slice20k, 1))
+    for warm in ("vrpoker.wasm", "minimal.wasm", "echo.wasm"):  # fill the compiled-module cache
+        run(vrclog(warm, slice20k, 1))
 
     throughput = Table(title=f"vrclog parse on 200 000 lines, median of {ROUNDS} runs (peak RSS: the "
                              "main process; default jobs uses worker processes)")
@@ -347,7 +332,7 @@ def main() -> None:
         other.add_row(f"busy.wasm --jobs 2 vs --jobs 1 (--workers {workers}, 50k lines)",
                       f"{one / two:.2f}x ({one / lines50k * 1e6:.0f} µs/line at 1)",
                       "≥ 1.5x " + ("[green]met[/]" if one / two >= 1.5 else "[red]not met[/]"))
-    from process_pool import lines_per_second
+    from benchmarks.process_pool import lines_per_second
     p1 = statistics.median(lines_per_second(PLUGINS / "busy.wasm", slice20k, 1) for _ in range(ROUNDS))
     p2 = statistics.median(lines_per_second(PLUGINS / "busy.wasm", slice20k, 2) for _ in range(ROUNDS))
     other.add_row("busy.wasm, process pool of 2 vs 1 (library API)", f"{p2 / p1:.2f}x",
