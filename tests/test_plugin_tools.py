@@ -125,7 +125,7 @@ def test_check_catches_nondeterminism(tmp_path: Path) -> None:
     imports = '(import "env" "now_ms" (func $now (result i64)))'
     path = tmp_path / "p.wat"
     path.write_text(wat_plugin(body, imports=imports, extra=seg_a + seg_b))
-    report = check_plugin(str(path), sample=[(f"s{i}", "x") for i in range(20)])
+    report = check_plugin(str(path), sample_lines=[(f"s{i}", "x") for i in range(20)])
     assert any("different events on a second run" in f.message for f in report.violations)
 
 

@@ -15,44 +15,90 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
+    # loading and calling plugins
     "Runtime": "plugin", "Plugin": "plugin", "PluginLog": "plugin",
-    "BuiltinParser": "builtin", "Event": "events", "Limits": "limits",
-    "parse_lines": "api", "parse_files": "api", "plugin_info": "plugin_info", "PluginInfo": "plugin_info",
+    "BuiltinParser": "builtin",
+    "Event": "events",
+    "Limits": "limits",
+    # events as an iterator
+    "parse_lines": "api", "parse_files": "api",
+    # a whole run, as `vrclog parse` makes it (the CLI is a client of these)
+    "ParseOptions": "runner", "ParseRun": "runner", "Diagnostic": "runner",
+    "EventFilter": "filters", "split_types": "filters",
+    "EventWriter": "writer", "JsonLinesWriter": "writer", "PrettyWriter": "writer",
+    "RunStats": "stats",
+    # where VRChat keeps its logs
+    "default_log_dirs": "discovery", "find_default_logs": "discovery", "log_files": "discovery",
+    # option values as people type them
+    "parse_duration": "durations", "parse_size": "durations",
+    # plugin authors' tools
+    "plugin_info": "inspection", "PluginInfo": "inspection",
+    "check_plugin": "conformance", "CheckReport": "conformance",
+    "Prefilter": "prefilter", "PrefilterError": "prefilter", "make_prefilter": "prefilter",
+    "embed_prefilter": "embed",
+    "wasmtime_version": "capi",
+    # errors, and the exit code each maps to
     "ExitCode": "errors", "VrclogError": "errors", "UsageError": "errors", "InputError": "errors",
     "PluginLoadError": "errors", "LineError": "errors", "PluginRuntimeError": "errors",
-    "InputTooLarge": "errors", "PluginTimeout": "errors", "Cancelled": "errors",
-    "Terminated": "errors", "LineProblem": "errors", "LineFailed": "errors",
+    "InputTooLarge": "errors", "PluginTimeout": "errors", "Cancelled": "errors", "Terminated": "errors",
+    "LineProblem": "errors", "LineFailed": "errors",
 }
 __all__ = [
     "BuiltinParser",
     "Cancelled",
+    "CheckReport",
+    "Diagnostic",
     "Event",
+    "EventFilter",
+    "EventWriter",
     "ExitCode",
     "InputError",
     "InputTooLarge",
+    "JsonLinesWriter",
     "Limits",
     "LineError",
     "LineFailed",
     "LineProblem",
+    "ParseOptions",
+    "ParseRun",
     "Plugin",
     "PluginInfo",
     "PluginLoadError",
     "PluginLog",
     "PluginRuntimeError",
     "PluginTimeout",
+    "Prefilter",
+    "PrefilterError",
+    "PrettyWriter",
+    "RunStats",
     "Runtime",
     "Terminated",
     "UsageError",
     "VrclogError",
     "__version__",
+    "check_plugin",
+    "default_log_dirs",
+    "embed_prefilter",
+    "find_default_logs",
+    "log_files",
+    "make_prefilter",
+    "parse_duration",
     "parse_files",
     "parse_lines",
+    "parse_size",
     "plugin_info",
+    "split_types",
+    "wasmtime_version",
 ]
 
 if TYPE_CHECKING:
     from .api import parse_files, parse_lines
     from .builtin import BuiltinParser
+    from .capi import wasmtime_version
+    from .conformance import CheckReport, check_plugin
+    from .discovery import default_log_dirs, find_default_logs, log_files
+    from .durations import parse_duration, parse_size
+    from .embed import embed_prefilter
     from .errors import (
         Cancelled,
         ExitCode,
@@ -69,9 +115,14 @@ if TYPE_CHECKING:
         VrclogError,
     )
     from .events import Event
+    from .filters import EventFilter, split_types
+    from .inspection import PluginInfo, plugin_info
     from .limits import Limits
     from .plugin import Plugin, PluginLog, Runtime
-    from .plugin_info import PluginInfo, plugin_info
+    from .prefilter import Prefilter, PrefilterError, make_prefilter
+    from .runner import Diagnostic, ParseOptions, ParseRun
+    from .stats import RunStats
+    from .writer import EventWriter, JsonLinesWriter, PrettyWriter
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,7 @@
 """The ``vrclog`` command line: options in, a ParseRun wired up, an exit code out.
 
+It is a client of the library's public API (``vrclog_cli.__all__``) and of
+``console`` (what a person reads); tests/test_architecture.py keeps it so.
 Every error a user can cause is a VrclogError or a click usage error and is
 shown as one line on stderr; a traceback appears only with --debug.
 """
@@ -11,14 +13,33 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__
+from . import (
+    Diagnostic,
+    EventFilter,
+    EventWriter,
+    ExitCode,
+    JsonLinesWriter,
+    Limits,
+    ParseOptions,
+    ParseRun,
+    PrettyWriter,
+    UsageError,
+    VrclogError,
+    __version__,
+    default_log_dirs,
+    find_default_logs,
+    log_files,
+    parse_duration,
+    parse_size,
+    split_types,
+)
 from .console import (
     LazyStderr,
     ProgressDisplay,
@@ -30,25 +51,18 @@ from .console import (
     print_run_end,
     print_stats,
 )
-from .discovery import default_log_dirs, find_default_logs, log_files
-from .durations import parse_duration, parse_size
-from .errors import ExitCode, UsageError, VrclogError
-from .filters import EventFilter, parse_rfc3339, split_types
-from .limits import Limits
-from .runner import Diagnostic, ParseOptions, ParseRun
-from .writer import EventWriter, JsonLinesWriter, PrettyWriter
 
 if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported when used:
     # start-up is paid on every run (see README, Performance)
 
-    from .plugin import PluginLog
+    from . import PluginLog
 
 F = TypeVar("F", bound=Callable[..., Any])
 SIGNAL_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
 
 
 def version_text() -> str:
-    from .capi import wasmtime_version  # wasmtime only when asked: built-in runs never load it
+    from . import wasmtime_version  # wasmtime only when asked: built-in runs never load it
 
     return (f"vrclog {__version__} (wasmtime {wasmtime_version()}, "
             f"Python {sys.version.split()[0]})")
@@ -187,7 +201,7 @@ def parse(files: tuple[str, ...], **opts: Any) -> None:
     70 internal error (a bug in vrclog), 130 interrupted (SIGINT),
     143 terminated (SIGTERM); the largest wins.
     """
-    run_parse(list(files), **opts)
+    run_parse(*run_settings(list(files), opts))
 
 
 @cli.command(short_help="Follow a log as it grows: parse --follow.")
@@ -196,7 +210,7 @@ def parse(files: tuple[str, ...], **opts: Any) -> None:
 def tail(file: str | None, **opts: Any) -> None:
     """Follow FILE (or a folder's newest VRChat log; without FILE, VRChat's log
     folder) as it grows, like tail -F: parse --follow.  Ctrl-C ends it (exit 130)."""
-    run_parse([file] if file else [], follow=True, log_dir=None, **opts)
+    run_parse(*run_settings([file] if file else [], {**opts, "follow": True, "log_dir": None}))
 
 
 # tail keeps parse's options but those two (click has no way to leave them out of a
@@ -229,44 +243,56 @@ def resolve_inputs(files: list[str], log_dir: str | None, follow: bool) -> list[
     return [str(p) for p in logs]
 
 
-def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, timeout: float, jobs: int,
-              workers: str, fmt: str, raw: bool, fail_on: tuple[str, ...], fail_fast: bool,
-              include_types: tuple[str, ...], exclude_types: tuple[str, ...], since: str | None,
-              until: str | None, strict_time: bool, follow: bool, log_dir: str | None, stats: bool,
-              progress: bool | None, memory_limit: int, plugin_size_limit: int, output_limit: int,
-              line_limit: int, long_lines: str, prefilter: bool, verbose: bool, quiet: bool,
-              debug: bool) -> None:
-    if verbose and quiet:
-        raise UsageError("--verbose and --quiet cannot be used together")
-    err = LazyStderr()
-    paths = resolve_inputs(files, log_dir, follow)
-    event_filter = EventFilter(
-        include=split_types(include_types), exclude=split_types(exclude_types),
-        since=parse_rfc3339(since, "--since") if since else None,
-        until=parse_rfc3339(until, "--until") if until else None, strict_time=strict_time)
-    limits = replace(DEFAULTS, timeout_s=timeout, max_memory_bytes=memory_limit,
-                     max_plugin_bytes=plugin_size_limit, max_output_bytes=output_limit,
-                     max_line_bytes=line_limit)
-    options = ParseOptions(
-        paths=paths, plugins=list(plugins), builtin=builtin, limits=limits, jobs=jobs,
-        fail_on=split_types(fail_on), fail_fast=fail_fast, capture_plugin_stderr=verbose,
-        event_filter=event_filter, follow=follow, workers=workers, prefilter=prefilter,
-        long_lines=long_lines)
+@dataclass(frozen=True)
+class View:
+    """How a run shows itself: the choices that concern a person, not the library."""
 
-    show_progress = progress if progress is not None else (
-        sys.stderr.isatty() and not follow and "-" not in paths)
-    bar = ProgressDisplay(paths, force=progress is True) if show_progress else None
+    fmt: str = "jsonl"
+    raw: bool = False
+    stats: bool = False
+    progress: bool | None = None
+    verbose: bool = False
+    quiet: bool = False
+
+
+def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, View]:
+    """parse's option values as the library's ParseOptions and the CLI's View."""
+    if opts["verbose"] and opts["quiet"]:
+        raise UsageError("--verbose and --quiet cannot be used together")
+    limits = replace(DEFAULTS, timeout_s=opts["timeout"], max_memory_bytes=opts["memory_limit"],
+                     max_plugin_bytes=opts["plugin_size_limit"], max_output_bytes=opts["output_limit"],
+                     max_line_bytes=opts["line_limit"])
+    options = ParseOptions(
+        paths=resolve_inputs(files, opts["log_dir"], opts["follow"]), plugins=list(opts["plugins"]),
+        builtin=opts["builtin"], limits=limits, jobs=opts["jobs"], fail_on=split_types(opts["fail_on"]),
+        fail_fast=opts["fail_fast"], capture_plugin_stderr=opts["verbose"],
+        event_filter=EventFilter.from_text(opts["include_types"], opts["exclude_types"], opts["since"],
+                                           opts["until"], opts["strict_time"]),
+        follow=opts["follow"], workers=opts["workers"], prefilter=opts["prefilter"],
+        long_lines=opts["long_lines"])
+    view = View(fmt=opts["fmt"], raw=opts["raw"], stats=opts["stats"], progress=opts["progress"],
+                verbose=opts["verbose"], quiet=opts["quiet"])
+    return options, view
+
+
+def run_parse(options: ParseOptions, view: View) -> None:
+    """Runs one parse and exits with its code; Ctrl-C and SIGTERM stop it cleanly."""
+    err = LazyStderr()
+    paths = options.paths
+    show_progress = view.progress if view.progress is not None else (
+        sys.stderr.isatty() and not options.follow and "-" not in paths)
+    bar = ProgressDisplay(paths, force=view.progress is True) if show_progress else None
 
     def report(diag: Diagnostic) -> None:
-        if not (quiet and diag.per_line):
+        if not (view.quiet and diag.per_line):
             print_diagnostic(bar.console if bar else err, diag, colour=err.is_terminal)
 
     def on_log(log: PluginLog) -> None:
-        if verbose or log.level >= 2:
+        if view.verbose or log.level >= 2:
             print_plugin_log(err, log)
 
-    writer: EventWriter = (PrettyWriter(make_console(highlight=False)) if fmt == "pretty"
-                           else JsonLinesWriter(sys.stdout.buffer, raw_line=raw))
+    writer: EventWriter = (PrettyWriter(make_console(highlight=False)) if view.fmt == "pretty"
+                           else JsonLinesWriter(sys.stdout.buffer, raw_line=view.raw))
     run = ParseRun(options, writer, report, on_log, on_tick=bar.update if bar else None)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -289,7 +315,7 @@ def run_parse(files: list[str], *, plugins: tuple[str, ...], builtin: bool, time
         silence_stdout()
     else:
         print_run_end(err, run, code)
-    if stats:
+    if view.stats:
         print_stats(err, run.stats, code)
     raise SystemExit(code)
 
@@ -318,7 +344,7 @@ def info(path: str, as_json: bool) -> None:
 
     Exits 0 if vrclog can load the plugin, 3 if not.
     """
-    from .plugin_info import plugin_info
+    from . import plugin_info
 
     details = plugin_info(Path(path))
     if as_json:
@@ -338,11 +364,9 @@ def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
 
     Exits 0 if nothing was violated, 1 if something was, 3 if it cannot load.
     """
-    from .conformance import check_plugin, read_sample
+    from . import check_plugin
 
-    limits = replace(DEFAULTS, timeout_s=timeout)
-    sample_lines, too_large = read_sample(list(samples), limits)
-    report = check_plugin(path, limits, sample_lines, too_large)
+    report = check_plugin(path, replace(DEFAULTS, timeout_s=timeout), sample_files=samples)
     print_report(make_console(highlight=False, soft_wrap=True), report)
     if any(f.where == "load" for f in report.violations):
         raise SystemExit(ExitCode.PLUGIN_LOAD)
@@ -367,8 +391,7 @@ def prefilter_command(source: str, substrings: tuple[str, ...], regex: str | Non
     reach the plugin (no instance is made for them).  Check the result with
     `vrclog plugin check parser.wasm --sample my.log`.
     """
-    from .embed import embed_prefilter
-    from .prefilter import PrefilterError, make_prefilter
+    from . import PrefilterError, embed_prefilter, make_prefilter
 
     if remove == bool(substrings or regex is not None):
         raise UsageError("give --substring and/or --regex, or --remove")

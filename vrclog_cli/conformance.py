@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import capi
 from .abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION
@@ -142,13 +143,14 @@ def _describe_events(events: list[Event]) -> str:
     return f"{len(events)} event(s) of type {', '.join(kinds)}"
 
 
-def read_sample(paths: list[str], limits: Limits) -> tuple[list[tuple[str, str]], list[tuple[str, int]]]:
+def _read_sample(paths: Sequence[str | Path], limits: Limits
+                 ) -> tuple[list[tuple[str, str]], list[tuple[str, int]]]:
     """(where, text) of every line of the sample files, and (where, bytes) of those too
     long to hold; an InputError for a file that cannot be read (the check must not pass
     without its sample)."""
     lines: list[tuple[str, str]] = []
     too_large: list[tuple[str, int]] = []
-    for item in read_items(paths, limits.max_line_bytes) if paths else ():
+    for item in read_items([str(p) for p in paths], limits.max_line_bytes) if paths else ():
         if isinstance(item, SourceFailed):
             raise item.error
         if isinstance(item, Lines):
@@ -161,13 +163,18 @@ def read_sample(paths: list[str], limits: Limits) -> tuple[list[tuple[str, str]]
     return lines, too_large
 
 
-def check_plugin(path: str, limits: Limits | None = None,
-                 sample: Iterable[tuple[str, str]] = (), too_large: Iterable[tuple[str, int]] = ()
-                 ) -> CheckReport:
+def check_plugin(path: str | Path, limits: Limits | None = None, *,
+                 sample_files: Sequence[str | Path] = (),
+                 sample_lines: Iterable[tuple[str, str]] = ()) -> CheckReport:
     """Every edge case and sample line through the plugin, prefilter or not: a line
     its prefilter rejects must give no events (a prefilter must never hide events).
-    ``too_large``: (where, bytes) of sample lines too long for any plugin to receive."""
+    ``sample_files``: logs whose every line is run too (a file that cannot be read is
+    an InputError: the check must not pass without its sample); ``sample_lines``:
+    (where, text) pairs run as well."""
     limits = limits or Limits()
+    from_files, too_large = _read_sample(sample_files, limits)
+    sample = [*from_files, *sample_lines]
+    path = str(path)
     report = CheckReport(plugin=path)
     runtime = Runtime(limits)
     try:
@@ -177,7 +184,7 @@ def check_plugin(path: str, limits: Limits | None = None,
         runtime.close()
         return report
     try:
-        _check_lines(plugin, limits, list(sample), report)
+        _check_lines(plugin, limits, sample, report)
     finally:
         runtime.close()
     for where, size in too_large:

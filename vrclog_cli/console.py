@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ExitCode
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .conformance import CheckReport
+    from .inspection import PluginInfo
     from .plugin import PluginLog
-    from .plugin_info import PluginInfo
     from .runner import Diagnostic, ParseRun
     from .stats import RunStats
 
@@ -55,7 +56,7 @@ class LazyStderr:
 class ProgressDisplay:
     """Rich progress on stderr: bytes and lines done, lines/s, events, errors, ETA."""
 
-    def __init__(self, paths: list[str], force: bool) -> None:
+    def __init__(self, paths: Sequence[str], force: bool) -> None:
         from rich.progress import (
             BarColumn,
             DownloadColumn,

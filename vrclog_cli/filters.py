@@ -5,6 +5,7 @@ Filters act before ``--fail-on``: a filtered-out event cannot fail the run.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,7 +13,7 @@ from .errors import UsageError
 from .events import Event
 
 
-def split_types(values: tuple[str, ...] | list[str]) -> frozenset[str]:
+def split_types(values: Iterable[str]) -> frozenset[str]:
     """Comma-separated, repeatable option values as one set of type names."""
     return frozenset(t.strip() for value in values for t in value.split(",") if t.strip())
 
@@ -36,6 +37,15 @@ class EventFilter:
     until: datetime | None = None
     #: Drop events without a timestamp when a time range is set.
     strict_time: bool = False
+
+    @classmethod
+    def from_text(cls, include: Iterable[str] = (), exclude: Iterable[str] = (), since: str | None = None,
+                  until: str | None = None, strict_time: bool = False) -> EventFilter:
+        """From option values as a person types them: comma-separated type lists, RFC 3339
+        times (a UsageError names --since or --until)."""
+        return cls(include=split_types(include), exclude=split_types(exclude),
+                   since=parse_rfc3339(since, "--since") if since else None,
+                   until=parse_rfc3339(until, "--until") if until else None, strict_time=strict_time)
 
     def __post_init__(self) -> None:
         overlap = self.include & self.exclude
