@@ -13,6 +13,7 @@ a timeout; the epoch ticker only decides how often that budget is checked.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -192,12 +193,7 @@ class Runtime:
         define_wasi(self.linker)
         define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
-        self._tick = max(0.001, min(0.005, self.limits.timeout_s / 10))
-        self._stop = threading.Event()
-        self._ticker = threading.Thread(
-            target=_run_ticker, args=(weakref.ref(self.engine), self._stop, self._tick),
-            name="vrclog-epoch", daemon=True)
-        self._ticker.start()
+        self._ticking = _TICKER.add(self.engine, max(0.001, min(0.005, self.limits.timeout_s / 10)))
 
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
@@ -213,8 +209,8 @@ class Runtime:
         self.engine.increment_epoch()
 
     def close(self) -> None:
-        """Stops the epoch ticker; plugins loaded here must not be called afterwards."""
-        self._stop.set()
+        """Stops ticking this runtime's epoch; plugins loaded here must not be called afterwards."""
+        _TICKER.remove(self._ticking)
 
     def __enter__(self) -> Runtime:
         return self
@@ -223,19 +219,68 @@ class Runtime:
         self.close()
 
     def __del__(self) -> None:
-        stop = getattr(self, "_stop", None)  # absent when making the engine failed
-        if stop is not None:
-            stop.set()
+        ticking = getattr(self, "_ticking", None)  # absent when making the engine failed
+        if ticking is not None:
+            _TICKER.remove(ticking)
 
 
-def _run_ticker(engine_ref: weakref.ref[wasmtime.Engine], stop: threading.Event, tick: float) -> None:
-    """Advances the epoch every tick; holds the engine only weakly, so runtimes can be freed."""
-    while not stop.wait(tick):
-        engine = engine_ref()
-        if engine is None:
-            return
-        engine.increment_epoch()
-        del engine
+class _EpochTicker:
+    """One thread advances the epoch of every live runtime's engine, at the shortest
+    tick any of them asks for; it ends when none is left and starts again with the next.
+
+    One thread per process, not per Runtime: a program that keeps several runtimes
+    (a bot with a plugin set per server) would otherwise wake a thread for each every
+    1-5 ms.  Engines are held weakly, so a dropped Runtime is freed even unclosed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._engines: dict[int, tuple[weakref.ref[wasmtime.Engine], float]] = {}
+        self._next_id = 0
+        self._running = False
+
+    def add(self, engine: wasmtime.Engine, tick: float) -> int:
+        with self._lock:
+            self._next_id += 1
+            self._engines[self._next_id] = (weakref.ref(engine), tick)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="vrclog-epoch", daemon=True).start()
+            return self._next_id
+
+    def remove(self, ticking: int) -> None:
+        with self._lock:
+            self._engines.pop(ticking, None)
+
+    def after_fork(self) -> None:
+        """A forked child has none of its parent's threads: start its own if it needs one."""
+        self._lock = threading.Lock()
+        self._running = False
+        if self._engines:
+            self._running = True
+            threading.Thread(target=self._run, name="vrclog-epoch", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                for key in [k for k, (ref, _) in self._engines.items() if ref() is None]:
+                    del self._engines[key]
+                if not self._engines:
+                    self._running = False
+                    return
+                refs = [ref for ref, _ in self._engines.values()]
+                tick = min(t for _, t in self._engines.values())
+            time.sleep(tick)
+            for ref in refs:
+                engine = ref()
+                if engine is not None:
+                    engine.increment_epoch()
+                del engine
+
+
+_TICKER = _EpochTicker()
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows never forks
+    os.register_at_fork(after_in_child=_TICKER.after_fork)
 
 
 class Plugin:
