@@ -193,7 +193,10 @@ class Runtime:
         define_wasi(self.linker)
         define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
-        self._ticking = _TICKER.add(self.engine, max(0.001, min(0.005, self.limits.timeout_s / 10)))
+        # Not removed in __del__: the collector may run it inside the ticker's own lock.
+        # A dropped runtime's engine dies with it, and the ticker forgets dead engines.
+        self._ticker = _TICKER
+        self._ticking = self._ticker.add(self.engine, max(0.001, min(0.005, self.limits.timeout_s / 10)))
 
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
@@ -210,18 +213,13 @@ class Runtime:
 
     def close(self) -> None:
         """Stops ticking this runtime's epoch; plugins loaded here must not be called afterwards."""
-        _TICKER.remove(self._ticking)
+        self._ticker.remove(self._ticking)
 
     def __enter__(self) -> Runtime:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        ticking = getattr(self, "_ticking", None)  # absent when making the engine failed
-        if ticking is not None:
-            _TICKER.remove(ticking)
 
 
 class _EpochTicker:
