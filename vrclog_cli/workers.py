@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.queues import SimpleQueue
 from typing import TYPE_CHECKING
 
 from .wakeup import arm
@@ -33,7 +34,8 @@ _logs: list[PluginLog] = []
 _max_line_bytes = 0
 
 
-def _start(spec: ParserSpec) -> None:
+def _start(spec: ParserSpec, started: SimpleQueue[int]) -> None:
+    started.put(os.getpid())  # the main process signals workers by pid
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from .batch import build_parsers
@@ -62,23 +64,24 @@ class ProcessWorkers:
     def __init__(self, spec: ParserSpec, jobs: int) -> None:
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        # Each worker reports its pid as it starts: the executor keeps its processes private.
+        self._started: SimpleQueue[int] = context.SimpleQueue()
+        self._pids: set[int] = set()
         self.executor = ProcessPoolExecutor(
-            max_workers=jobs, mp_context=context, initializer=_start, initargs=(spec,))
+            max_workers=jobs, mp_context=context, initializer=_start, initargs=(spec, self._started))
 
-    def _processes(self) -> list[multiprocessing.process.BaseProcess]:
-        # The standard executor keeps its processes private: owning the workers'
-        # lifecycle (issue: faults from outside) will replace this.
-        return list((getattr(self.executor, "_processes", None) or {}).values())
+    def _signal(self, signum: int) -> None:
+        while not self._started.empty():
+            self._pids.add(self._started.get())
+        for pid in self._pids:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:  # gone already
+                pass
 
     def cancel_calls(self) -> None:
         """Interrupts the calls in flight; the batches return with the lines they finished."""
-        for process in self._processes():
-            if process.pid is not None:
-                try:
-                    os.kill(process.pid, CANCEL_SIGNAL)
-                except ProcessLookupError:
-                    pass
+        self._signal(CANCEL_SIGNAL)
 
     def kill(self) -> None:
-        for process in self._processes():
-            process.kill()
+        self._signal(signal.SIGKILL)
