@@ -39,7 +39,8 @@ def test_fail_on_type_the_builtin_parser_never_gives_is_a_usage_error(tmp_path: 
     result = vrclog("parse", "--fail-on", typo, vrchat_log(tmp_path))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == (f"vrclog: error: --fail-on: the built-in parser gives no event of type {typo} "
-                             "(its types: world_join, player_join, player_left; 'any' for every type)\n")
+                             "(did you mean player_left? `vrclog types` lists its types; "
+                             "'any' for every type)\n")
 
 
 def test_fail_on_type_no_plugin_gave_gets_a_note_with_a_near_miss(tmp_path: Path) -> None:

@@ -156,9 +156,12 @@ class ParseRun:
         UsageError for a --fail-on type the built-in parser alone can never give."""
         opts = self.options
         if not opts.plugins and (unknown := sorted(opts.fail_on - {"any"} - set(BUILTIN_TYPES))):
+            near = difflib.get_close_matches(unknown[0], BUILTIN_TYPES, n=1, cutoff=0.6) or [
+                t for t in BUILTIN_TYPES if t.lower() == unknown[0].lower()]
+            hint = f"did you mean {near[0]}? " if near else ""
             raise UsageError(
                 f"--fail-on: the built-in parser gives no event of type {', '.join(unknown)} "
-                f"(its types: {', '.join(BUILTIN_TYPES)}; 'any' for every type)")
+                f"({hint}`vrclog types` lists its types; 'any' for every type)")
         self.runtime, self.parsers = build_parsers(opts.parser_spec, self._on_log)
         self.stats.plugins = [p.name for p in self.parsers]
         for parser in self.parsers:
