@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.builtin import HANDLERS, MESSAGE_AT, TYPES, BuiltinParser, local_timestamp
+from vrclog_cli.builtin import BUILTIN_TYPES, HANDLERS, MESSAGE_AT, BuiltinParser, local_timestamp
 from vrclog_cli.events import Event
 
 # VRChat's header: 19 characters of time, the level word padded to column 34.
@@ -294,7 +294,7 @@ def test_join_failed_instance_reset_app_quit() -> None:
         "type": "app_quit", "data": {"at": "3601.52"}}
 
 
-@pytest.mark.parametrize("kind", TYPES, ids=lambda t: t.name)
+@pytest.mark.parametrize("kind", BUILTIN_TYPES, ids=lambda t: t.name)
 def test_each_type_documented_example_gives_its_fields(kind: object) -> None:
     from vrclog_cli.builtin import EventType
 

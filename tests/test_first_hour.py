@@ -3,6 +3,7 @@ itself, --long-lines, one error style, help that agrees with the program, small 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -199,3 +200,25 @@ def test_check_reports_sample_lines_the_plugin_could_never_receive(tmp_path: Pat
     assert over.returncode == 0
     assert (f"warning {sample}:4: line is 1048577 bytes, over the 1 MiB line limit: vrclog parse never "
             "gives it to the plugin") in over.stdout
+
+
+def test_types_lists_every_built_in_type_with_fields_and_an_example() -> None:
+    from vrclog_cli import BUILTIN_TYPES
+
+    shown = vrclog("types", env={"COLUMNS": "200"})
+    assert shown.returncode == 0
+    for kind in BUILTIN_TYPES:
+        assert f" {kind.name} " in shown.stdout and kind.example in shown.stdout
+    listed = json.loads(vrclog("types", "--json").stdout)
+    assert [t["type"] for t in listed] == [t.name for t in BUILTIN_TYPES]
+    assert all([e["type"] for e in t["gives"]] == [t["type"]] for t in listed)
+
+
+@pytest.mark.parametrize(("words", "offered"), [
+    ("vrclog parse --fail-on player_join,wor", ["player_join,world_join", "player_join,world_leave"]),
+    ("vrclog parse --include-types vid", ["video_play", "video_error"]),
+    ("vrclog parse --fail-on an", ["any"]),
+])
+def test_completion_offers_event_types(words: str, offered: list[str]) -> None:
+    result = vrclog(env={"_VRCLOG_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": "3"})
+    assert [line.split(",", 1)[1] for line in result.stdout.splitlines()] == offered

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     # loading and calling plugins
     "Runtime": "plugin", "Plugin": "plugin", "PluginLog": "plugin",
-    "BuiltinParser": "builtin",
+    "BuiltinParser": "builtin", "BUILTIN_TYPES": "builtin", "EventType": "builtin",
     "Event": "events",
     "Limits": "limits",
     # events as an iterator
@@ -44,12 +44,14 @@ _EXPORTS = {
     "LineProblem": "errors", "LineFailed": "errors",
 }
 __all__ = [
+    "BUILTIN_TYPES",
     "BuiltinParser",
     "Cancelled",
     "CheckReport",
     "Diagnostic",
     "Event",
     "EventFilter",
+    "EventType",
     "EventWriter",
     "ExitCode",
     "InputError",
@@ -93,7 +95,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .api import parse_files, parse_lines
-    from .builtin import BuiltinParser
+    from .builtin import BUILTIN_TYPES, BuiltinParser, EventType
     from .capi import wasmtime_version
     from .conformance import CheckReport, check_plugin
     from .discovery import default_log_dirs, find_default_logs, log_files

@@ -5,7 +5,7 @@ level word padded to column 34, ``2025.04.09 21:16:28 Debug      -  ``, the
 level being Log, Debug, Warning, Error or Exception.  Lines without it, such as
 the continuation lines of a multi-line exception, never give events.  The
 message after the header is matched by its start against ``HANDLERS`` (one
-row per line shape, ``TYPES`` documents each event type).
+row per line shape, ``BUILTIN_TYPES`` documents each event type).
 
 Speed: almost no line of a log is an event.  ``str.startswith`` with the tuple
 of every row's prefix, at column 34, is one C call per line: only the few lines
@@ -321,7 +321,7 @@ class EventType:
 
 _P = "2025.06.17 18:28:11 Debug      -  "
 #: Every event type the built-in parser gives, with its fields and a line that gives it.
-TYPES: tuple[EventType, ...] = (
+BUILTIN_TYPES: tuple[EventType, ...] = (
     EventType("world_join", "you entered a world (two lines: its name, then its instance)",
               ("world_name", "world_id", "instance_id", "data.instance_type", "data.region", "data.owner_id"),
               _P + "[Behaviour] Joining wrld_4432ea9b-729c-46e3-8eaf-846aa0a37fdd:12345~private("
@@ -368,7 +368,7 @@ TYPES: tuple[EventType, ...] = (
               _P + "VRCApplication: OnApplicationQuit at 3601.52"),
 )
 #: Every event type the built-in parser gives.
-EVENT_TYPES = tuple(t.name for t in TYPES)
+EVENT_TYPES = tuple(t.name for t in BUILTIN_TYPES)
 
 
 class BuiltinParser:

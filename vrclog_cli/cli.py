@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import (
+    BUILTIN_TYPES,
     Diagnostic,
     EventFilter,
     EventWriter,
@@ -50,6 +51,7 @@ from .console import (
     print_report,
     print_run_end,
     print_stats,
+    print_types,
 )
 
 if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported when used:
@@ -116,6 +118,15 @@ def env_option(*decls: str, **attrs: Any) -> Callable[[F], F]:
     return click.option(*decls, **attrs)
 
 
+def complete_types(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of event type lists: the last comma-separated name is completed."""
+    from click.shell_completion import CompletionItem
+
+    head, comma, last = incomplete.rpartition(",")
+    names = [t.name for t in BUILTIN_TYPES] + (["any"] if param.name == "fail_on" else [])
+    return [CompletionItem(head + comma + name) for name in names if name.startswith(last)]
+
+
 def parse_options(f: F) -> F:
     """The options of `parse`, shared by its `tail` alias."""
     for decorator in reversed([
@@ -137,12 +148,12 @@ def parse_options(f: F) -> F:
         env_option("--format", "fmt", type=click.Choice(["jsonl", "pretty"]), default="jsonl",
                    show_default=True, help="jsonl for machines, pretty for people."),
         env_option("--raw", is_flag=True, help="Add each event's source line as raw_line."),
-        env_option("--fail-on", multiple=True, metavar="TYPE",
+        env_option("--fail-on", multiple=True, metavar="TYPE", shell_complete=complete_types,
                    help="Exit 1 if an event of this type is written; repeatable; 'any' for every type."),
         env_option("--fail-fast", is_flag=True, help="Stop at the first per-line error."),
-        env_option("--include-types", multiple=True, metavar="TYPES",
+        env_option("--include-types", multiple=True, metavar="TYPES", shell_complete=complete_types,
                    help="Write only these event types (comma-separated, repeatable)."),
-        env_option("--exclude-types", multiple=True, metavar="TYPES",
+        env_option("--exclude-types", multiple=True, metavar="TYPES", shell_complete=complete_types,
                    help="Leave out these event types (comma-separated, repeatable)."),
         env_option("--since", metavar="TIME", help="Only events at or after this RFC 3339 time."),
         env_option("--until", metavar="TIME", help="Only events at or before this RFC 3339 time."),
@@ -318,6 +329,24 @@ def run_parse(options: ParseOptions, view: View) -> None:
     if view.stats:
         print_stats(err, run.stats, code)
     raise SystemExit(code)
+
+
+@cli.command(short_help="The built-in parser's event types, their fields and example lines.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def types(as_json: bool) -> None:
+    """List the event types the built-in parser gives (without --plugin): what each
+    means, its fields, and a log line that gives it.  The names are those that
+    --include-types, --exclude-types and --fail-on take."""
+    if as_json:
+        from . import BuiltinParser
+
+        parser = BuiltinParser()
+        click.echo(json.dumps([{"type": t.name, "summary": t.summary, "fields": list(t.fields),
+                                "example": t.example,
+                                "gives": [e.to_dict() for e in parser.call(t.example)]}
+                               for t in BUILTIN_TYPES], indent=2, ensure_ascii=False))
+    else:
+        print_types(make_console(highlight=False), BUILTIN_TYPES)
 
 
 @cli.command(short_help="Print the shell completion script.")

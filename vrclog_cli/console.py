@@ -14,6 +14,7 @@ from .errors import ExitCode
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from .builtin import EventType
     from .conformance import CheckReport
     from .inspection import PluginInfo
     from .plugin import PluginLog
@@ -166,6 +167,25 @@ def print_info(console: Console, details: PluginInfo) -> None:
         console.print("[green]valid[/]: vrclog can load this plugin")
     else:
         console.print(f"[red]invalid[/]: {details.problem}", markup=True)
+
+
+def print_types(console: Console, types: Sequence[EventType]) -> None:
+    """The built-in event types: name, meaning and fields, then a line that gives each."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="event types of the built-in parser (no --plugin)", title_justify="left")
+    for column in ("type", "what", "fields (data.* inside data)"):
+        table.add_column(column)
+    for kind in types:
+        table.add_row(f"[bold]{kind.name}[/]", escape(kind.summary), escape(", ".join(kind.fields) or "-"))
+    console.print(table)
+    console.print("\n[bold]example lines[/]")
+    for kind in types:
+        console.print(f"[bold]{kind.name}[/]")
+        console.print(f"  {escape(kind.example)}", style="dim", soft_wrap=True)
+    console.print("\nEvery event has type and timestamp; fields are left out when empty. "
+                  "Use the names with --include-types, --exclude-types and --fail-on.")
 
 
 def print_report(console: Console, report: CheckReport) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .batch import Batch, LineFailure, LineOutcome, Outcomes, Parser, ParserSpec, build_parsers, process_batch
-from .builtin import EVENT_TYPES as BUILTIN_TYPES
+from .builtin import EVENT_TYPES as BUILTIN_TYPE_NAMES
 from .builtin import BuiltinParser
 from .errors import (
     ExitCode,
@@ -155,9 +155,9 @@ class ParseRun:
         """Loads every plugin; raises PluginLoadError naming the first bad one, or a
         UsageError for a --fail-on type the built-in parser alone can never give."""
         opts = self.options
-        if not opts.plugins and (unknown := sorted(opts.fail_on - {"any"} - set(BUILTIN_TYPES))):
-            near = difflib.get_close_matches(unknown[0], BUILTIN_TYPES, n=1, cutoff=0.6) or [
-                t for t in BUILTIN_TYPES if t.lower() == unknown[0].lower()]
+        if not opts.plugins and (unknown := sorted(opts.fail_on - {"any"} - set(BUILTIN_TYPE_NAMES))):
+            near = difflib.get_close_matches(unknown[0], BUILTIN_TYPE_NAMES, n=1, cutoff=0.6) or [
+                t for t in BUILTIN_TYPE_NAMES if t.lower() == unknown[0].lower()]
             hint = f"did you mean {near[0]}? " if near else ""
             raise UsageError(
                 f"--fail-on: the built-in parser gives no event of type {', '.join(unknown)} "
@@ -268,7 +268,7 @@ class ParseRun:
                  f"first at {hit.first}" for kind, hit in self.fail_on_hits.items()]
         if not self.options.plugins:  # load() refused types the built-in parser never gives
             return lines
-        seen = sorted((set(self.stats.events_by_type) | set(BUILTIN_TYPES)) - {kind for kind in
+        seen = sorted((set(self.stats.events_by_type) | set(BUILTIN_TYPE_NAMES)) - {kind for kind in
                                                                                self.options.fail_on})
         for kind in sorted(self.options.fail_on - {"any"} - set(self.fail_on_hits)):
             near = difflib.get_close_matches(kind, seen, n=1, cutoff=0.6) or [
