@@ -27,8 +27,10 @@ $(VENV)/.plugins: $(BIN)/vrclog
 install: $(BIN)/vrclog
 dev: $(VENV)/.dev
 
-## Runs the VRPoker sample plugin over the bundled sample log.
+## The built-in parser over a VRChat log with every event type, then the VRPoker
+## sample plugin over its sample log.
 demo: install
+	$(BIN)/vrclog parse --format pretty sample_logs/vrchat.log
 	$(BIN)/vrclog parse --plugin sample_plugins/vrpoker.wasm sample_logs/vrpoker.log
 
 ## Runs lint, type checks and the whole test suite (what CI runs).

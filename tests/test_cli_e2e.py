@@ -289,3 +289,13 @@ def test_verbose_shows_plugin_logs(tmp_path: Path, workers: str) -> None:
     verbose = vrclog("parse", "--verbose", "--plugin", tmp_path / "log.wat", "-j", "2", "--workers", workers,
                      stdin=b"x\n")
     assert verbose.stderr.splitlines() == ["log.wat: info: hello", "log.wat: warn: hello"]
+
+
+def test_the_sample_vrchat_log_shows_every_built_in_type() -> None:
+    from vrclog_cli import BUILTIN_TYPES
+
+    result = vrclog("parse", SAMPLE_LOGS / "vrchat.log")
+    assert result.returncode == 0, result.stderr
+    found = events(result.stdout)
+    assert {e["type"] for e in found} == {t.name for t in BUILTIN_TYPES}
+    assert "Ghost" not in result.stdout  # a stack trace's continuation line gives nothing
