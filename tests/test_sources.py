@@ -7,7 +7,8 @@ import gzip
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.sources import Decoder, LineSplitter
+from vrclog_cli.builtin import RAW_PREFIXES_AT, BuiltinParser
+from vrclog_cli.sources import Decoder, LineSplitter, PrefixesAt
 
 
 def inflate(data: bytes, step: int) -> bytes:
@@ -58,9 +59,9 @@ def test_splitter_keeps_at_most_the_cap_of_a_long_line() -> None:
     assert line.too_large == 1_000_000 and line.text == "" and line.number == 1
 
 
-def split_all(data: bytes, step: int, cap: int,
-              needles: tuple[bytes, ...] | None) -> list[tuple[int, str, int]]:
-    splitter = LineSplitter("x", cap, needles)
+def split_all(data: bytes, step: int, cap: int, needles: tuple[bytes, ...] | None,
+              prefixes_at: PrefixesAt | None = None) -> list[tuple[int, str, int]]:
+    splitter = LineSplitter("x", cap, needles, prefixes_at)
     batches = [splitter.feed(data[i:i + step]) for i in range(0, len(data), step)]
     batches.append(splitter.finish())
     return [(line.number, line.text, line.too_large) for b in batches if b is not None for line in b]
@@ -88,3 +89,28 @@ def test_needled_split_decodes_every_line_a_prefilter_can_accept(
             assert fast == text
         else:
             assert fast in ("", text)
+
+
+HEADER = b"2025.06.17 18:20:05 Debug      -  "
+BUILTIN_PIECES = st.sampled_from([HEADER, HEADER.replace(b"05 ", b"0\xc3\xa9 "),
+                                  HEADER.replace(b"Debug", b"D\xc3\xa9bug"), b"\xe6\x97\xa5" + HEADER,
+                                  b"[Behaviour] ", b"OnLeftRoom", b"OnPlayerJoined ", b"Jo (usr_1)",
+                                  b"[VRC Camera] Took screenshot to: ", b"x", b"\n", b"\r\n", b"\xff",
+                                  b"\xef\xbb\xbf", b"\xc3"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(BUILTIN_PIECES, max_size=60), step=st.sampled_from([1, 7, 64, 100_000]),
+       cap=st.sampled_from([40, 10_000]))
+def test_prefixed_split_keeps_every_line_the_builtin_parser_can_use(
+        parts: list[bytes], step: int, cap: int) -> None:
+    """Pinned to the plain split: same lines, numbers and sizes, and the built-in parser
+    finds the same events in what is decoded as in the plain text."""
+    data = b"".join(parts)
+    plain = split_all(data, step, cap, None)
+    prefixed = split_all(data, step, cap, None, RAW_PREFIXES_AT)
+    assert [(n, big) for n, _, big in prefixed] == [(n, big) for n, _, big in plain]
+    parser = BuiltinParser()
+    for (_, fast, _), (_, text, _) in zip(prefixed, plain, strict=True):
+        assert fast in ("", text)
+        assert parser.call(fast) == parser.call(text)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from .batch import Batch, LineFailure, LineOutcome, Outcomes, Parser, ParserSpec, build_parsers, process_batch
 from .builtin import EVENT_TYPES as BUILTIN_TYPE_NAMES
-from .builtin import BuiltinParser
+from .builtin import RAW_PREFIXES_AT, BuiltinParser
 from .errors import (
     ExitCode,
     InputTooLarge,
@@ -437,8 +437,10 @@ class ParseRun:
         def count(n: int) -> None:
             self.stats.bytes_read += n
 
+        builtin_alone = len(self.parsers) == 1 and isinstance(self.parsers[0], BuiltinParser)
         return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count,
-                          needles=raw_needles([p.prefilter for p in self.parsers]))
+                          needles=raw_needles([p.prefilter for p in self.parsers]),
+                          prefixes_at=RAW_PREFIXES_AT if builtin_alone else None)
 
     def _tick(self, force: bool = False) -> None:
         """Every TICK_S: the progress hook, and a look at whether stdout's reader left."""
