@@ -102,6 +102,8 @@ BUILTIN_PIECES = st.sampled_from([HEADER, HEADER.replace(b"05 ", b"0\xc3\xa9 "),
 @settings(max_examples=300, deadline=None)
 @given(parts=st.lists(BUILTIN_PIECES, max_size=60), step=st.sampled_from([1, 7, 64, 100_000]),
        cap=st.sampled_from([40, 10_000]))
+@example(parts=[b"x\n", HEADER.replace(b"05 ", b"0\xc3\xa9 "), b"[Behaviour] ", b"OnLeftRoom", b"\n", b"x"],
+         step=100_000, cap=10_000)  # a non-ASCII header: the line must give no event
 def test_prefixed_split_keeps_every_line_the_builtin_parser_can_use(
         parts: list[bytes], step: int, cap: int) -> None:
     """Pinned to the plain split: same lines, numbers and sizes, and the built-in parser
