@@ -27,6 +27,9 @@ _EXPORTS = {
     "EventFilter": "filters", "split_types": "filters",
     "EventWriter": "writer", "JsonLinesWriter": "writer", "PrettyWriter": "writer",
     "RunStats": "stats",
+    # CI reports of a run's findings
+    "Finding": "reports", "ReportSpec": "reports", "Reports": "reports", "RunOutcome": "reports",
+    "parse_report_spec": "reports", "partial_reason": "reports",
     # where VRChat keeps its logs
     "default_log_dirs": "discovery", "find_default_logs": "discovery", "log_files": "discovery",
     # option values as people type them
@@ -54,6 +57,7 @@ __all__ = [
     "EventType",
     "EventWriter",
     "ExitCode",
+    "Finding",
     "InputError",
     "InputTooLarge",
     "JsonLinesWriter",
@@ -72,6 +76,9 @@ __all__ = [
     "Prefilter",
     "PrefilterError",
     "PrettyWriter",
+    "ReportSpec",
+    "Reports",
+    "RunOutcome",
     "RunStats",
     "Runtime",
     "Terminated",
@@ -87,7 +94,9 @@ __all__ = [
     "parse_duration",
     "parse_files",
     "parse_lines",
+    "parse_report_spec",
     "parse_size",
+    "partial_reason",
     "plugin_info",
     "split_types",
     "wasmtime_version",
@@ -122,6 +131,7 @@ if TYPE_CHECKING:
     from .limits import Limits
     from .plugin import Plugin, PluginLog, Runtime
     from .prefilter import Prefilter, PrefilterError, make_prefilter
+    from .reports import Finding, Reports, ReportSpec, RunOutcome, parse_report_spec, partial_reason
     from .runner import Diagnostic, ParseOptions, ParseRun
     from .stats import RunStats
     from .writer import EventWriter, JsonLinesWriter, PrettyWriter

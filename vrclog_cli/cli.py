@@ -31,6 +31,9 @@ from . import (
     ParseOptions,
     ParseRun,
     PrettyWriter,
+    Reports,
+    ReportSpec,
+    RunOutcome,
     UsageError,
     VrclogError,
     __version__,
@@ -38,7 +41,9 @@ from . import (
     find_default_logs,
     log_files,
     parse_duration,
+    parse_report_spec,
     parse_size,
+    partial_reason,
     split_types,
 )
 from .console import (
@@ -165,6 +170,11 @@ def parse_options(f: F) -> F:
         env_option("--log-dir", type=click.Path(file_okay=False), metavar="DIR",
                    help="Read VRChat's output_log_*.txt files from DIR (oldest first)."),
         env_option("--stats", is_flag=True, help="Print a summary table on stderr at the end."),
+        env_option("--report", "reports", multiple=True, metavar="FORMAT[=PATH]",
+                   type=ParsedParam("FORMAT[=PATH]", parse_report_spec),
+                   help="Also write the findings (--fail-on matches, per-line errors) for CI: "
+                        "github (annotations, on stderr), junit=PATH, sarif=PATH, gitlab=PATH, "
+                        "markdown[=PATH] (default: $GITHUB_STEP_SUMMARY); repeatable."),
         env_option("--progress/--no-progress", default=None,
                    help="Progress on stderr (default: when stderr is a terminal and input is files)."),
         env_option("--memory-limit", type=Size(), default=DEFAULTS.max_memory_bytes,
@@ -264,6 +274,7 @@ class View:
     progress: bool | None = None
     verbose: bool = False
     quiet: bool = False
+    reports: tuple[ReportSpec, ...] = ()
 
 
 def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, View]:
@@ -282,7 +293,7 @@ def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, 
         follow=opts["follow"], workers=opts["workers"], prefilter=opts["prefilter"],
         long_lines=opts["long_lines"])
     view = View(fmt=opts["fmt"], raw=opts["raw"], stats=opts["stats"], progress=opts["progress"],
-                verbose=opts["verbose"], quiet=opts["quiet"])
+                verbose=opts["verbose"], quiet=opts["quiet"], reports=tuple(opts["reports"]))
     return options, view
 
 
@@ -304,7 +315,10 @@ def run_parse(options: ParseOptions, view: View) -> None:
 
     writer: EventWriter = (PrettyWriter(make_console(highlight=False)) if view.fmt == "pretty"
                            else JsonLinesWriter(sys.stdout.buffer, raw_line=view.raw))
-    run = ParseRun(options, writer, report, on_log, on_tick=bar.update if bar else None)
+    reports = Reports(view.reports)
+    reports.open()  # a path that cannot be written is a usage error before any line is read
+    run = ParseRun(options, writer, report, on_log, on_tick=bar.update if bar else None,
+                   on_finding=reports.add if view.reports else None)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if run.interrupted:  # a second Ctrl-C: leave at once
@@ -312,16 +326,26 @@ def run_parse(options: ParseOptions, view: View) -> None:
         run.interrupt(SIGNAL_EXIT.get(signal.Signals(signum), ExitCode.INTERRUPTED))
 
     previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_EXIT}
+    code: int = ExitCode.INTERNAL
+    failure: str | None = "internal error"  # until the run ends as it should
     try:
         run.load()
         if bar:
             bar.start()
         code = run.run()
+        failure = None
+    except VrclogError as exc:
+        code, failure = exc.exit_code, str(exc)
+        raise
     finally:
         if bar:
             bar.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if view.reports:  # every report, whole, however the run ended
+            reports.write(RunOutcome(
+                code, partial_reason(run.stopped_code, failure), paths, run.stats.lines,
+                dict(run.stats.events_by_type), dict(run.stats.errors_by_kind)))
     if run.output_closed:
         silence_stdout()
     else:

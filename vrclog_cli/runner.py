@@ -38,6 +38,7 @@ from .follow import follow_items
 from .limits import MIB, Limits
 from .pool import Inline, OrderedPool
 from .prefilter import raw_needles
+from .reports import Finding, event_message
 from .sources import BATCH_LINES, Idle, Item, Lines, SourceFailed, read_items
 from .stats import RunStats
 from .wakeup import cancel_on_signals
@@ -134,7 +135,8 @@ TICK_S = 0.1  # how often output is flushed, stdout looked at and the progress h
 class ParseRun:
     def __init__(self, options: ParseOptions, writer: EventWriter,
                  report: Callable[[Diagnostic], None], on_log: LogHandler | None = None,
-                 on_tick: Callable[[RunStats], None] | None = None) -> None:
+                 on_tick: Callable[[RunStats], None] | None = None,
+                 on_finding: Callable[[Finding], None] | None = None) -> None:
         self.options = options
         self.writer = writer
         self.report = report
@@ -144,6 +146,7 @@ class ParseRun:
         self.stats = RunStats()
         self._on_log = on_log
         self._on_tick = on_tick
+        self._on_finding = on_finding  # --fail-on matches and per-line errors, for CI reports
         self._last_tick = 0.0
         self._stop_code: int | None = None  # set by interrupt or --fail-fast
         self._halted = False  # set by a Cancelled line: nothing after it is written
@@ -171,6 +174,11 @@ class ParseRun:
     @property
     def interrupted(self) -> bool:
         return self._stop_code is not None
+
+    @property
+    def stopped_code(self) -> int | None:
+        """Why the run stopped before the end of its input (an exit code), or None."""
+        return self._stop_code
 
     def interrupt(self, code: int) -> None:
         """Stops the run (safe from a signal handler): calls in flight are cancelled."""
@@ -255,6 +263,9 @@ class ParseRun:
         fail_on = self.options.fail_on
         for event in events:
             if "any" in fail_on or event.type in fail_on:
+                if self._on_finding is not None:
+                    self._on_finding(Finding(batch.source, batch.first + index, event.type, "error",
+                                             event_message(event.type, event.to_dict())))
                 hit = self.fail_on_hits.get(event.type)
                 if hit is None:
                     self.fail_on_hits[event.type] = FailOnHit(1, f"{batch.source}:{batch.first + index}")
@@ -299,6 +310,10 @@ class ParseRun:
             problem = LineProblem(batch.source, batch.first + outcome.index, failure.plugin,
                                   failure.kind, failure.message, failure.code)
             self.report(Diagnostic(str(problem), per_line=True))
+            if self._on_finding is not None:
+                code = f" ({failure.code})" if failure.code else ""
+                self._on_finding(Finding(batch.source, problem.line, failure.kind, "warning",
+                                         f"{failure.plugin}: {failure.message}{code}"))
 
     def _drain(self, pool: OrderedPool[Lines, Batch]) -> None:
         for batch, result in pool.completed():

@@ -1,0 +1,368 @@
+"""CI reports of a run's findings: GitHub annotations, JUnit, SARIF, GitLab Code Quality, Markdown.
+
+A finding is an event matched by --fail-on (level "error") or a per-line error
+(level "warning": timeout, runtime_error, plugin_error, input_too_large).
+Reports are written in addition to the events, at the end of the run, and
+always whole: after Ctrl-C, --fail-fast or a plugin that did not load, each
+says it is partial where its format has a place for that.  Every path is
+opened before the first line is read, so one that cannot be written is a
+usage error, not a lost report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+from .errors import ExitCode, UsageError
+
+FORMATS = ("github", "junit", "sarif", "gitlab", "markdown")
+#: Findings kept for the reports; past this, they are counted, not listed (memory stays
+#: bounded on a log where --fail-on any matches millions of events).
+MAX_FINDINGS = 10_000
+MAX_ANNOTATIONS = 50  # GitHub shows few per step anyway; the rest are counted in one notice
+SUMMARY_ROWS = 50
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+TOOL_URI = "https://github.com/vrclog/vrclog"
+ERROR_KINDS = {
+    "timeout": "a plugin ran out of its time budget on a line",
+    "runtime_error": "a plugin trapped, broke the ABI or ran out of memory on a line",
+    "plugin_error": "a plugin reported an error for a line",
+    "input_too_large": "a line was too long for a plugin",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    source: str  # the log file as given (relative to the working folder where it lies in it)
+    line: int
+    rule: str  # the event type, or the error kind
+    level: str  # "error" (--fail-on) or "warning" (a per-line error)
+    message: str  # one line
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    format: str
+    path: str | None  # None: the format's default place (stderr, GITHUB_STEP_SUMMARY)
+
+
+def parse_report_spec(text: str) -> ReportSpec:
+    """``FORMAT[=PATH]`` as --report takes it (ValueError names what is wrong)."""
+    kind, eq, path = text.partition("=")
+    if kind not in FORMATS:
+        raise ValueError(f"{kind!r} is not a report format (choose from {', '.join(FORMATS)})")
+    if eq and not path:
+        raise ValueError(f"{kind}=: the path is empty")
+    return ReportSpec(kind, path or None)
+
+
+def source_name(source: str, cwd: Path | None = None) -> str:
+    """A log's name in reports: relative to the working folder when it lies inside it."""
+    if source == "-":
+        return "<stdin>"
+    if source.startswith("<"):  # <stdin>
+        return source
+    base = (cwd or Path.cwd()).resolve()
+    try:
+        return Path(source).resolve().relative_to(base).as_posix()
+    except ValueError:
+        return source
+
+
+def event_message(event_type: str, fields: Mapping[str, Any]) -> str:
+    """One line about a --fail-on event: its type and what identifies it (no timestamp,
+    so the line, and the fingerprints made from it, stay the same from run to run)."""
+    parts = [f"{k}={v}" for k, v in fields.items() if k not in ("type", "timestamp", "data") and v]
+    data = fields.get("data") or {}
+    parts += [f"{k}={v}" for k, v in data.items()]
+    text = f"--fail-on {event_type}" + (": " + ", ".join(parts) if parts else "")
+    return " ".join(text.split())[:500]
+
+
+@dataclass
+class RunOutcome:
+    """What the reports say about the run as a whole."""
+
+    exit_code: int
+    partial_reason: str | None  # None: every input was read to its end
+    sources: Sequence[str] = ()
+    lines: int = 0
+    events_by_type: Mapping[str, int] = field(default_factory=dict)
+    errors_by_kind: Mapping[str, int] = field(default_factory=dict)
+
+
+STOP_REASONS: dict[int, str] = {ExitCode.INTERRUPTED: "interrupted (SIGINT, Ctrl-C)",
+                ExitCode.TERMINATED: "terminated (SIGTERM)",
+                ExitCode.OK: "stopped: standard output was closed"}
+
+
+def partial_reason(stopped_code: int | None, failure: str | None = None) -> str | None:
+    """Why a run did not read every input to its end, in a report's words (None: it did).
+    ``failure``: the error that ended it before or while parsing (a plugin load error)."""
+    if failure is not None:
+        return failure
+    if stopped_code is None:
+        return None
+    return STOP_REASONS.get(stopped_code, "stopped at the first per-line error (--fail-fast)")
+
+
+class Reports:
+    """The reports of one run: opened before it, fed its findings, written after it."""
+
+    def __init__(self, specs: Sequence[ReportSpec], *, cwd: Path | None = None,
+                 environ: Mapping[str, str] | None = None, stderr: IO[str] | None = None) -> None:
+        self.specs = list(specs)
+        self.cwd = cwd or Path.cwd()
+        self.environ = os.environ if environ is None else environ
+        self.stderr = stderr or sys.stderr
+        self.findings: list[Finding] = []
+        self.unlisted = 0  # findings past MAX_FINDINGS
+        self.by_rule: Counter[str] = Counter()
+        self._outputs: list[tuple[ReportSpec, IO[str]]] = []
+        self._names: dict[str, str] = {}  # source -> its name in reports (resolving costs ~10 µs)
+
+    def open(self) -> None:
+        """Opens every report's destination now: a UsageError before any line is read."""
+        for spec in self.specs:
+            self._outputs.append((spec, self._open(spec)))
+
+    def _open(self, spec: ReportSpec) -> IO[str]:
+        path, mode = spec.path, "w"
+        if path is None:
+            if spec.format == "github":
+                return self.stderr  # the runner reads workflow commands there too, apart from the events
+            if spec.format == "markdown" and self.environ.get("GITHUB_STEP_SUMMARY"):
+                path, mode = self.environ["GITHUB_STEP_SUMMARY"], "a"
+            else:
+                need = " (or GITHUB_STEP_SUMMARY set)" if spec.format == "markdown" else ""
+                raise UsageError(f"--report {spec.format} needs a path: --report {spec.format}=PATH{need}")
+        try:
+            return open(path, mode, encoding="utf-8", newline="\n")  # held until the run is written
+        except OSError as exc:
+            raise UsageError(f"--report {spec.format}={path}: cannot write: {exc.strerror}") from None
+
+    def add(self, finding: Finding) -> None:
+        self.by_rule[finding.rule] += 1
+        if len(self.findings) >= MAX_FINDINGS:
+            self.unlisted += 1
+            return
+        name = self._names.get(finding.source)
+        if name is None:
+            name = self._names[finding.source] = source_name(finding.source, self.cwd)
+        self.findings.append(Finding(name, finding.line, finding.rule, finding.level,
+                                     " ".join(finding.message.split())))
+
+    def write(self, outcome: RunOutcome) -> None:
+        """Writes every report, whole, and closes its file; each is written even if
+        another fails (the first OSError is raised after)."""
+        failed: OSError | None = None
+        sources = [source_name(s, self.cwd) for s in outcome.sources] or sorted(
+            {f.source for f in self.findings})
+        for spec, out in self._outputs:
+            try:
+                WRITERS[spec.format](self, outcome, sources, out)
+                out.flush()
+            except OSError as exc:
+                failed = failed or exc
+            finally:
+                if out is not self.stderr:
+                    out.close()
+        self._outputs = []
+        if failed is not None:
+            raise failed
+
+    def fingerprint(self, finding: Finding, salt: str = "") -> str:
+        text = "\0".join((finding.rule, finding.source, str(finding.line), finding.message, salt))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --- GitHub workflow commands ---------------------------------------------------------
+
+def escape_data(text: str) -> str:
+    """As the Actions toolkit escapes a command's message."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """As the Actions toolkit escapes a command's property (file=, title=)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _write_github(reports: Reports, outcome: RunOutcome, sources: list[str], out: IO[str]) -> None:
+    shown: Counter[str] = Counter()
+    hidden = reports.unlisted
+    for f in reports.findings:
+        if shown[f.level] >= MAX_ANNOTATIONS:
+            hidden += 1
+            continue
+        shown[f.level] += 1
+        props = f"file={escape_property(f.source)},line={f.line},title={escape_property('vrclog: ' + f.rule)}"
+        out.write(f"::{f.level} {props}::{escape_data(f.message)}\n")
+    if hidden:
+        out.write(f"::notice title=vrclog::{hidden} more findings not shown as annotations\n")
+    if outcome.partial_reason:
+        out.write(f"::warning title=vrclog::{escape_data('partial run: ' + outcome.partial_reason)}\n")
+
+
+# --- JUnit XML ----------------------------------------------------------------------
+
+def _write_junit(reports: Reports, outcome: RunOutcome, sources: list[str], out: IO[str]) -> None:
+    import xml.etree.ElementTree as ET
+
+    by_source: dict[str, list[Finding]] = {s: [] for s in sources}
+    for f in reports.findings:
+        by_source.setdefault(f.source, []).append(f)
+    root = ET.Element("testsuites", name="vrclog")
+    total = failures = errors = 0
+    for source, found in by_source.items():
+        suite = ET.SubElement(root, "testsuite", name=source, file=source)
+        if outcome.partial_reason or reports.unlisted:
+            props = ET.SubElement(suite, "properties")
+            if outcome.partial_reason:
+                ET.SubElement(props, "property", name="partial", value=outcome.partial_reason)
+            if reports.unlisted:
+                ET.SubElement(props, "property", name="unlisted_findings", value=str(reports.unlisted))
+        suite_failures = suite_errors = 0
+        if not found:  # a suite with no findings still shows the file was checked
+            ET.SubElement(suite, "testcase", name="no findings", classname="vrclog", file=source)
+        for one in found:
+            case = ET.SubElement(suite, "testcase", name=f"{one.source}:{one.line} {one.rule}",
+                                 classname=f"vrclog.{one.rule}", file=one.source, line=str(one.line))
+            tag = "failure" if one.level == "error" else "error"
+            ET.SubElement(case, tag, message=one.message, type=one.rule).text = \
+                f"{one.source}:{one.line}: {one.rule}: {one.message}"
+            if tag == "failure":
+                suite_failures += 1
+            else:
+                suite_errors += 1
+        cases = max(len(found), 1)
+        suite.set("tests", str(cases))
+        suite.set("failures", str(suite_failures))
+        suite.set("errors", str(suite_errors))
+        total += cases
+        failures += suite_failures
+        errors += suite_errors
+    root.set("tests", str(total))
+    root.set("failures", str(failures))
+    root.set("errors", str(errors))
+    ET.indent(root)
+    out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+    out.write(ET.tostring(root, encoding="unicode"))
+    out.write("\n")
+
+
+# --- SARIF 2.1.0 --------------------------------------------------------------------
+
+def _rule_text(rule: str, level: str) -> str:
+    return ERROR_KINDS.get(rule) or f"an event of type {rule} matched --fail-on"
+
+
+def _write_sarif(reports: Reports, outcome: RunOutcome, sources: list[str], out: IO[str]) -> None:
+    from . import __version__
+
+    rules: dict[str, int] = {}
+    levels: dict[str, str] = {}
+    for f in reports.findings:
+        rules.setdefault(f.rule, len(rules))
+        levels.setdefault(f.rule, f.level)
+    results = []
+    for f in reports.findings:
+        results.append({
+            "ruleId": f.rule,
+            "ruleIndex": rules[f.rule],
+            "level": f.level,
+            "message": {"text": f.message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": quote(f.source, safe="/")},
+                "region": {"startLine": max(f.line, 1)},
+            }}],
+            "partialFingerprints": {"vrclogFinding/v1": reports.fingerprint(f)},
+        })
+    invocation: dict[str, Any] = {"executionSuccessful": outcome.partial_reason is None,
+                                  "exitCode": int(outcome.exit_code)}
+    notes = []
+    if outcome.partial_reason:
+        notes.append({"level": "error", "message": {"text": "partial run: " + outcome.partial_reason}})
+    if reports.unlisted:
+        notes.append({"level": "note", "message": {"text": f"{reports.unlisted} more findings not listed"}})
+    if notes:
+        invocation["toolExecutionNotifications"] = notes
+    doc = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "vrclog", "version": __version__, "informationUri": TOOL_URI,
+                "rules": [{"id": rule, "shortDescription": {"text": _rule_text(rule, levels[rule])},
+                           "defaultConfiguration": {"level": levels[rule]}} for rule in rules],
+            }},
+            "invocations": [invocation],
+            "results": results,
+        }],
+    }
+    json.dump(doc, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+# --- GitLab Code Quality ------------------------------------------------------------
+
+def _write_gitlab(reports: Reports, outcome: RunOutcome, sources: list[str], out: IO[str]) -> None:
+    seen: Counter[str] = Counter()
+    issues = []
+    for f in reports.findings:
+        base = reports.fingerprint(f)
+        seen[base] += 1  # the same finding twice (two events of one line) still gets its own
+        issues.append({
+            "description": f"{f.rule}: {f.message}",
+            "check_name": f.rule,
+            "fingerprint": reports.fingerprint(f, salt=str(seen[base])) if seen[base] > 1 else base,
+            "severity": "major" if f.level == "error" else "minor",
+            "location": {"path": f.source, "lines": {"begin": max(f.line, 1)}},
+        })
+    json.dump(issues, out, indent=2, ensure_ascii=False)  # the format has no place for "partial"
+    out.write("\n")
+
+
+# --- Markdown job summary -----------------------------------------------------------
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'")
+
+
+def _write_markdown(reports: Reports, outcome: RunOutcome, sources: list[str], out: IO[str]) -> None:
+    total = sum(reports.by_rule.values())
+    lines = ["## vrclog", ""]
+    if outcome.partial_reason:
+        lines += [f"> **Partial run**: {_cell(outcome.partial_reason)}. Findings below are those "
+                  "of the lines read before it stopped.", ""]
+    lines += [f"{outcome.lines:,} lines from {len(sources)} file{'' if len(sources) == 1 else 's'}, "
+              f"exit code {int(outcome.exit_code)}: **{total} finding{'' if total == 1 else 's'}**.", ""]
+    if outcome.events_by_type or outcome.errors_by_kind:
+        lines += ["| | type or kind | count | findings |", "|---|---|---:|---:|"]
+        for kind, count in sorted(outcome.events_by_type.items(), key=lambda kv: -kv[1]):
+            lines.append(f"| event | `{_cell(kind)}` | {count:,} | {reports.by_rule.get(kind, 0):,} |")
+        for kind, count in sorted(outcome.errors_by_kind.items(), key=lambda kv: -kv[1]):
+            lines.append(f"| error | `{_cell(kind)}` | {count:,} | {reports.by_rule.get(kind, 0):,} |")
+        lines.append("")
+    if reports.findings:
+        shown = reports.findings[:SUMMARY_ROWS]
+        lines += [f"First {len(shown)} of {total}:" if total > len(shown) else "Findings:", "",
+                  "| where | level | rule | message |", "|---|---|---|---|"]
+        lines += [f"| `{_cell(f.source)}:{f.line}` | {f.level} | `{_cell(f.rule)}` | {_cell(f.message)} |"
+                  for f in shown]
+        lines.append("")
+    out.write("\n".join(lines) + "\n")
+
+
+WRITERS = {"github": _write_github, "junit": _write_junit, "sarif": _write_sarif,
+           "gitlab": _write_gitlab, "markdown": _write_markdown}
+
