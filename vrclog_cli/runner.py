@@ -337,10 +337,10 @@ class ParseRun:
         window = max(4, opts.jobs * 4)
         if use_processes(opts):
             # Threads share one interpreter lock; processes scale (see README, Performance).
-            from .workers import ProcessWorkers, run_batch
+            from .workers import ProcessWorkers
 
             workers = ProcessWorkers(opts.parser_spec, opts.jobs)
-            return OrderedPool(workers.executor, run_batch, window, control=workers)
+            return OrderedPool(workers, self._process, window, control=workers)
         if opts.jobs == 1 or not opts.plugins:
             # One job, or only the built-in parser (pure Python: threads would only
             # take turns holding the interpreter lock).
