@@ -120,11 +120,19 @@ class Run:
     returncode: int
 
 
-def run(cmd: list[str]) -> Run:
-    """Runs a command, hashing its stdout; wall time and peak RSS from wait4."""
+def run(cmd: list[str], address_space: int | None = None) -> Run:
+    """Runs a command, hashing its stdout; wall time and peak RSS from wait4.
+    ``address_space``: the limit (ulimit -v) it runs under, in bytes."""
     digest = hashlib.sha256()
+
+    def cap() -> None:
+        import resource
+
+        if address_space is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=cap)
     assert proc.stdout is not None
     for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
         digest.update(chunk)
@@ -401,6 +409,19 @@ def main() -> None:
     m2 = statistics.median(lines_per_second(PLUGINS / "minimal.wasm", slice20k, 2) for _ in range(ROUNDS))
     other.add_row("minimal.wasm, process pool of 2 vs 1 (library API)", f"{m2 / m1:.2f}x",
                   f"{1e6 / m2:.0f} µs/line with 2 processes")
+    # Under ulimit -v 4 GiB the pool cannot reserve wasmtime's 4 GiB per memory: memories
+    # are reserved to --memory-limit and compiled code is bounds-checked (#14).
+    for plugin in ("minimal.wasm", "vrpoker.wasm"):
+        free, capped = [], []
+        for _ in range(RATIO_ROUNDS):
+            free.append(run(vrclog(plugin, slice100k, 1, "--no-prefilter")))
+            capped.append(run(vrclog(plugin, slice100k, 1, "--no-prefilter"), address_space=4 << 30))
+        assert all(r.output_sha == free[0].output_sha for r in free + capped)
+        f = statistics.median(r.seconds for r in free) / lines100k * 1e6
+        c = statistics.median(r.seconds for r in capped) / lines100k * 1e6
+        other.add_row(f"{plugin} under ulimit -v 4 GiB vs none (100k lines, --jobs 1)",
+                      f"{c:.1f} vs {f:.1f} µs/line ({(c / f - 1) * 100:+.1f}%)",
+                      "same output; bounded memories cost (measured)")
     quiet_runs, shown_runs = [], []
     # Alternating, on 100k lines: the machine drifts more than 5 % a minute, and single
     # pairs scatter by ±3 % around an overhead of 2-3 %: as many pairs as the ratios get.

@@ -187,3 +187,35 @@ def test_one_epoch_thread_serves_every_runtime() -> None:
             with pytest.raises(PluginTimeout):
                 slow.call("x")
             assert budget <= time.monotonic() - started < budget + 0.5
+
+
+def test_engine_sizing_takes_the_fastest_that_fits() -> None:
+    gib, mib = 1 << 30, 1 << 20
+    fast = capi.plan_engine(64 * mib, 18, None)
+    assert fast == capi.EngineSizing() and fast.reserves(18) > 70 * gib  # no limit: no bounds checks
+    bounded = capi.plan_engine(64 * mib, 18, 4 * gib)
+    assert bounded.pooled and bounded.reservation == 64 * mib and bounded.reserves(18) < 2 * gib
+    on_demand = capi.plan_engine(64 * mib, 18, 1 * gib)
+    assert not on_demand.pooled and on_demand.reservation == 64 * mib
+    assert capi.plan_engine(64 * mib, 18, 200 * gib) == fast
+    with pytest.raises(capi.AddressSpaceTooSmall, match=r"ulimit -v\) leaves 200 MiB"):
+        capi.plan_engine(64 * mib, 18, 200 * mib)
+    assert len({fast.settings, bounded.settings, on_demand.settings}) == 2  # bounds checks or not
+
+
+def test_bounded_engines_keep_memory_safe() -> None:
+    """With memories reserved only to the limit, code is bounds-checked: an access past
+    the end still traps, and the pool still stops growth past the limit."""
+    engine = capi.make_engine(2 << 20, 2, capi.EngineSizing(True, 2 << 20, 64 << 10))
+    module = wasmtime.Module(engine, """(module (memory (export "m") 1 64)
+      (func (export "peek") (param i32) (result i32) (i32.load (local.get 0)))
+      (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))""")
+    store = wasmtime.Store(engine)
+    store.set_epoch_deadline(1 << 30)
+    exports = wasmtime.Instance(store, module, []).exports(store)
+    peek, grow = exports["peek"], exports["grow"]
+    assert isinstance(peek, wasmtime.Func) and isinstance(grow, wasmtime.Func)
+    assert peek(store, 0) == 0
+    with pytest.raises(wasmtime.Trap, match="out of bounds"):
+        peek(store, 65536)
+    assert grow(store, 1) == 1 and grow(store, 40) == -1  # 2 MiB is 32 pages at most

@@ -14,6 +14,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
@@ -32,6 +33,7 @@ _REQUIRED_SYMBOLS = (
     "wasmtime_pooling_allocation_strategy_set",
     "wasmtime_pooling_allocation_config_linear_memory_keep_resident_set",
     "wasmtime_pooling_allocation_config_table_keep_resident_set",
+    "wasmtime_pooling_allocation_config_total_stacks_set",
     "wasmtime_val_raw", "wasmtime_extern_t",
 )
 
@@ -155,29 +157,124 @@ KEEP_RESIDENT_BYTES = 1 << 20
 TABLE_KEEP_RESIDENT_BYTES = 64 << 10
 
 
-def make_engine(max_memory_bytes: int, instance_slots: int) -> wasmtime.Engine:
-    """An engine with epoch interruption and a pooling allocator.
+# --- how much address space the engine may reserve ---------------------------------
+#
+# By default every memory slot of the pool reserves wasmtime's 4 GiB plus guard
+# regions, so compiled code needs no bounds checks: 18 slots are ~74 GiB of
+# address space.  That is free on a 64-bit host, but a process under an
+# address-space limit (ulimit -v, some batch schedulers and CI containers)
+# would have wasmtime panic inside Engine() (an abort that cannot be caught).
+# So the sizing is chosen before: the fast one where the limit allows it, else
+# memories reserved only up to --memory-limit (bounds-checked code: see README,
+# Performance, for what it costs), else instances allocated on demand; below
+# that, a load error that names the limit.
+
+MIB = 1 << 20
+GIB = 1 << 30
+WASMTIME_RESERVATION = 4 * GIB  # wasmtime's default on 64-bit hosts
+WASMTIME_GUARD = 32 * MIB
+SMALL_GUARD = 64 << 10
+SLOT_OVERHEAD = 4 * MIB  # a slot's table and instance data, rounded up (measured ~0.2 MiB)
+#: What the rest of the process may still map: threads' stacks, malloc arenas, code.
+HEADROOM = 384 * MIB
+
+
+class AddressSpaceTooSmall(RuntimeApiError):
+    """The process's address-space limit leaves too little for even one instance."""
+
+
+@dataclass(frozen=True)
+class EngineSizing:
+    pooled: bool = True
+    #: Address space reserved per linear memory; None: wasmtime's default (no bounds checks).
+    reservation: int | None = None
+    guard: int | None = None
+
+    @property
+    def settings(self) -> str:
+        """What of the sizing shapes compiled code (bounds checks): part of the cache key."""
+        if self.reservation is None:
+            return "reservation=default"
+        return f"reservation={self.reservation},guard={self.guard}"
+
+    def reserves(self, slots: int) -> int:
+        """Address space the engine reserves (pooled), or its instances at once (on demand)."""
+        per_memory = (self.reservation or WASMTIME_RESERVATION) + 2 * (self.guard or WASMTIME_GUARD)
+        return (slots if self.pooled else 2) * (per_memory + SLOT_OVERHEAD)
+
+
+def address_space_room() -> int | None:
+    """Bytes this process may still map under its address-space limit; None: no limit."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return soft - _mapped_now()
+
+
+def _mapped_now() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return GIB  # no /proc (macOS): a generous guess of what is mapped already
+
+
+def plan_engine(max_memory_bytes: int, slots: int, room: int | None) -> EngineSizing:
+    """The fastest sizing that fits in ``room`` bytes of address space (None: no limit)."""
+    small = -(-max_memory_bytes // SMALL_GUARD) * SMALL_GUARD  # whole wasm pages
+    for sizing in (EngineSizing(), EngineSizing(True, small, SMALL_GUARD),
+                   EngineSizing(False, small, SMALL_GUARD)):
+        if room is None or sizing.reserves(slots) + HEADROOM <= room:
+            return sizing
+    assert room is not None  # without a limit the first sizing fits
+    raise AddressSpaceTooSmall(
+        f"the address-space limit (ulimit -v) leaves {max(room, 0) // MIB} MiB to map: too little "
+        f"for plugin instances of {max_memory_bytes // MIB} MiB (--memory-limit) and the rest of "
+        f"vrclog (~{(HEADROOM + EngineSizing(False, small, SMALL_GUARD).reserves(1)) // MIB} MiB); "
+        "raise the limit or lower --memory-limit")
+
+
+def make_engine(max_memory_bytes: int, instance_slots: int,
+                sizing: EngineSizing | None = None) -> wasmtime.Engine:
+    """An engine with epoch interruption and (normally) a pooling allocator.
 
     The pool makes instantiation a slot reuse with copy-on-write memory
     instead of fresh mappings; slots bound how many instances live at once.
+    ``sizing``: from ``plan_engine`` (the default plans for this process's limit).
     """
     check_api()
+    if sizing is None:
+        sizing = plan_engine(max_memory_bytes, instance_slots, address_space_room())
     config = wasmtime.Config()
     config.epoch_interruption = True
     config.cranelift_opt_level = "speed"
-    pool = ffi.wasmtime_pooling_allocation_config_new()
-    try:
-        ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, instance_slots)
-        ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, instance_slots)
-        ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, instance_slots)
-        ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, max_memory_bytes)
-        ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(
-            pool, KEEP_RESIDENT_BYTES)
-        ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(
-            pool, TABLE_KEEP_RESIDENT_BYTES)
-        ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
-    finally:
-        ffi.wasmtime_pooling_allocation_config_delete(pool)
+    if sizing.reservation is not None:
+        config.memory_reservation = sizing.reservation
+        config.memory_reservation_for_growth = 0
+        config.memory_guard_size = sizing.guard or 0
+    if sizing.pooled:
+        pool = ffi.wasmtime_pooling_allocation_config_new()
+        try:
+            ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, instance_slots)
+            ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, instance_slots)
+            ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, instance_slots)
+            # No async calls: without this the pool reserves 1000 fiber stacks (2 GiB).
+            ffi.wasmtime_pooling_allocation_config_total_stacks_set(pool, 0)
+            ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, max_memory_bytes)
+            ffi.wasmtime_pooling_allocation_config_linear_memory_keep_resident_set(
+                pool, KEEP_RESIDENT_BYTES)
+            ffi.wasmtime_pooling_allocation_config_table_keep_resident_set(
+                pool, TABLE_KEEP_RESIDENT_BYTES)
+            ffi.wasmtime_pooling_allocation_strategy_set(config.ptr(), pool)
+        finally:
+            ffi.wasmtime_pooling_allocation_config_delete(pool)
     return wasmtime.Engine(config)
 
 
@@ -417,14 +514,15 @@ class LineCaller:
     v2: the same, but the input goes where ``alloc(len)`` says, and no free.
     """
 
-    __slots__ = ("_engine", "_engine_ptr", "_init", "_init_len", "_min_memory", "_needs_wasi",
-                 "_pre_keep", "_pre_ptr", "_stderr_token")
+    __slots__ = ("_engine", "_engine_ptr", "_init", "_init_len", "_max_memory", "_min_memory",
+                 "_needs_wasi", "_pre_keep", "_pre_ptr", "_stderr_token")
 
     def __init__(self, engine: wasmtime.Engine, pre: wasmtime.InstancePre,
                  init: bytes | None, needs_wasi: bool, stderr_token: int | None,
-                 min_memory_bytes: int = 0) -> None:
-        """``engine`` must come from make_engine: its pool caps every memory at the limit,
-        so these stores need no limiter of their own (one call less per line).
+                 min_memory_bytes: int = 0, max_memory_bytes: int | None = None) -> None:
+        """``engine`` must come from make_engine.  A pooled one caps every memory at the
+        limit, so these stores need no limiter of their own (one call less per line);
+        for one that allocates on demand, ``max_memory_bytes`` is that cap.
         ``min_memory_bytes``: the memory's declared minimum, which every instance has
         from the start (memory never shrinks): input inside it needs no size query."""
         self._engine = engine  # keeps the engine alive as long as the pointer is used
@@ -436,12 +534,13 @@ class LineCaller:
         self._needs_wasi = needs_wasi
         self._stderr_token = _token(stderr_token)
         self._min_memory = min_memory_bytes
+        self._max_memory = None if max_memory_bytes is None else ctypes.c_int64(max_memory_bytes)
 
     def _instantiate(self, store: _Handle, hot: tuple[Any, ...]) -> Any:
         """A fresh instance in ``store``, its init export run and its memory looked up
         (into the scratch); returns the store's context."""
         inst_ref, item_ref, func_ref, mem_item_ref, _mem_ref, trap, trap_ref, _a0, _a1, raw = hot
-        ctx = _prepare_store(store, None, self._needs_wasi, self._stderr_token)
+        ctx = _prepare_store(store, self._max_memory, self._needs_wasi, self._stderr_token)
         err = _instantiate(self._pre_ptr, ctx, inst_ref, trap_ref)
         if err:
             raise _error_text(err)

@@ -205,11 +205,14 @@ def declared_prefilter(path: Path, wasm: bytes) -> Declared:
         raise PluginLoadError(f"{path}: custom section {PREFILTER_SECTION}: {exc}") from None
 
 
-def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits) -> CompiledPlugin:
+def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits,
+                   engine_settings: str = "") -> CompiledPlugin:
+    """The plugin compiled for ``engine`` (from the cache when it holds it); ``engine_settings``:
+    what of the engine's configuration shapes compiled code, for the cache key."""
     data = to_wasm_binary(path, read_plugin_file(path, limits.max_plugin_bytes))
     declared = declared_prefilter(path, data)
     digest = hashlib.sha256(data).hexdigest()
-    key = module_cache.cache_key(digest, f"max_memory={limits.max_memory_bytes}")
+    key = module_cache.cache_key(digest, f"max_memory={limits.max_memory_bytes},{engine_settings}")
     module = module_cache.load(engine, key)
     from_cache = module is not None
     if module is None:

@@ -186,7 +186,10 @@ class Runtime:
         self.capture_stderr = capture_stderr
         _install_hooks()
         try:
-            self.engine = capi.make_engine(self.limits.max_memory_bytes, instance_slots)
+            # Planned before the engine is made: a reservation over the limit would abort there.
+            self.sizing = capi.plan_engine(self.limits.max_memory_bytes, instance_slots,
+                                           capi.address_space_room())
+            self.engine = capi.make_engine(self.limits.max_memory_bytes, instance_slots, self.sizing)
         except capi.RuntimeApiError as exc:
             raise PluginLoadError(str(exc)) from None
         self.linker = wasmtime.Linker(self.engine)
@@ -201,7 +204,8 @@ class Runtime:
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
         its ``vrclog.prefilter`` section declares."""
-        plugin = Plugin(self, compile_plugin(Path(path), self.engine, self.limits), prefilter=prefilter)
+        plugin = Plugin(self, compile_plugin(Path(path), self.engine, self.limits, self.sizing.settings),
+                        prefilter=prefilter)
         self._plugins.add(plugin)
         return plugin
 
@@ -314,7 +318,7 @@ class Plugin:
             raise PluginLoadError(f"{self.path}: cannot link: {error_gist(str(exc))}") from None
         self._caller = capi.LineCaller(
             runtime.engine, self._pre, self._init, compiled.needs_wasi, self._stderr_token,
-            compiled.min_memory_bytes)
+            compiled.min_memory_bytes, None if runtime.sizing.pooled else self.limits.max_memory_bytes)
         # Read on every line: kept flat rather than looked up through self.limits.
         self._timeout = self.limits.timeout_s
         self._max_input = self.limits.max_input_bytes

@@ -185,12 +185,9 @@ class ProcessWorkers(Executor):
                         task.future.cancel()
                 self._queue.clear()
         self._wake()
-        if wait:
+        if wait:  # the manager closes every pipe as it ends: a worker exits when its control pipe closes
             self._manager.join()
-        for worker in self._workers:
-            for conn in (worker.tasks, worker.control):
-                conn.close()  # the worker exits when its control pipe closes
-            if wait:
+            for worker in self._workers:
                 worker.process.join(timeout=5)
         atexit.unregister(self.kill)
 
@@ -220,10 +217,27 @@ class ProcessWorkers(Executor):
     def _wake(self) -> None:
         try:
             self._wake_w.send_bytes(b"w")
-        except OSError:
+        except OSError:  # the manager is gone: nothing to wake
             pass
 
     def _manage(self) -> None:
+        """The manager thread: the only one that touches the workers' pipes after start."""
+        try:
+            self._serve()
+        except BaseException as exc:  # noqa: BLE001 - a pool that broke: every waiting batch is told
+            with self._lock:
+                self._closed = True
+                tasks = [t for w in self._workers for t in w.running] + list(self._queue)
+                self._queue.clear()
+            for task in tasks:
+                _fail_whole(task, f"worker pool failed: {exc!r}", self._finish)
+        finally:
+            for worker in self._workers:
+                for conn in (worker.tasks, worker.control):
+                    conn.close()
+            self._wake_r.close()
+
+    def _serve(self) -> None:
         while True:
             with self._lock:
                 self._dispatch()
