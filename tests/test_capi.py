@@ -7,6 +7,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import wasmtime
@@ -219,3 +220,19 @@ def test_bounded_engines_keep_memory_safe() -> None:
     with pytest.raises(wasmtime.Trap, match="out of bounds"):
         peek(store, 65536)
     assert grow(store, 1) == 1 and grow(store, 40) == -1  # 2 MiB is 32 pages at most
+
+
+def test_a_wasmtime_without_a_symbol_is_a_load_error_not_a_crash(tmp_path: Path) -> None:
+    """capi binds C names at import: a missing one must be exit 3 and one line, not exit 70."""
+    script = textwrap.dedent(f"""
+        import sys
+        import wasmtime._ffi as ffi
+        del ffi.wasmtime_caller_context
+        from vrclog_cli.cli import main
+        sys.exit(main(["parse", "--plugin", {str(SAMPLES / "vrpoker.wasm")!r}, {str(tmp_path / "x.log")!r}]))
+    """)
+    (tmp_path / "x.log").write_text("x\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("vrclog: error: wasmtime ") and "wasmtime_caller_context" in result.stderr
+    assert len(result.stderr.splitlines()) == 1

@@ -87,7 +87,118 @@ def test_cli_second_run_uses_cache(cache: Path, tmp_path: Path) -> None:
     env_cmd = [str(vrclog), "parse", "--plugin", str(SAMPLES / "vrpoker.wasm"), str(empty)]
     assert subprocess.run(env_cmd, capture_output=True, timeout=60).returncode == 0
     (entry,) = entries(cache)
-    before = entry.stat().st_mtime_ns
+    before = entry.stat().st_ino  # a rewrite is a new file (written aside, then renamed)
     assert subprocess.run(env_cmd, capture_output=True, timeout=60).returncode == 0
-    assert entries(cache) == [entry] and entry.stat().st_mtime_ns == before
+    assert entries(cache) == [entry] and entry.stat().st_ino == before
     assert module_cache.cache_dir() == cache
+
+
+
+# --- the cache holds machine code that will run: who may write it, how big, crashes ---
+
+def test_the_folder_is_made_private(cache: Path) -> None:
+    Runtime().load(SAMPLES / "vrpoker.wasm")
+    assert cache.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("how", ["world-writable", "another user's", "read-only"])
+def test_an_untrusted_or_read_only_folder_is_not_used(cache: Path, how: str) -> None:
+    import os
+
+    cache.mkdir(mode=0o700)
+    if how == "world-writable":
+        cache.chmod(0o777)
+    elif how == "another user's":
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give the folder away")
+        os.chown(cache, 65534, 65534)
+    else:
+        cache.chmod(0o500)
+    plugin = Runtime().load(SAMPLES / "vrpoker.wasm")
+    assert plugin.call(LINE)[0].data == {"round": "7"} and not plugin.from_cache
+    if how != "read-only":
+        assert module_cache.problem(cache) is not None and entries(cache) == []
+        assert not Runtime().load(SAMPLES / "vrpoker.wasm").from_cache
+
+
+def test_an_untrusted_folder_is_one_verbose_note(cache: Path, tmp_path: Path) -> None:
+    import os
+
+    cache.mkdir(mode=0o777)
+    cache.chmod(0o777)
+    log = tmp_path / "log.txt"
+    log.write_text(LINE + "\n" + LINE + "\n")
+    vrclog = Path(sys.executable).parent / "vrclog"
+    args = [str(vrclog), "parse", "--plugin", str(SAMPLES / "vrpoker.wasm"), "--plugin",
+            str(SAMPLES / "echo.wasm"), str(log)]
+    env = {**os.environ, "VRCLOG_CACHE_DIR": str(cache)}
+    loud = subprocess.run([*args, "--verbose"], capture_output=True, text=True, timeout=60, env=env)
+    assert loud.returncode == 0
+    assert loud.stderr.count("compiled-module cache not used") == 1
+    assert f"{cache} is writable by others (plugins are compiled in memory)" in loud.stderr
+    quiet = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_an_entry_someone_else_placed_is_not_loaded(cache: Path) -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the entry away")
+    Runtime().load(SAMPLES / "vrpoker.wasm")
+    (entry,) = entries(cache)
+    os.chown(entry, 65534, 65534)
+    assert not Runtime().load(SAMPLES / "vrpoker.wasm").from_cache
+
+
+def test_the_cache_keeps_the_newest_entries(cache: Path, monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    from .conftest import wat_plugin
+
+    monkeypatch.setattr(module_cache, "MAX_ENTRIES", 3)
+    for i in range(6):
+        path = tmp_path / f"p{i}.wat"
+        path.write_text(wat_plugin(extra=f'(global i32 (i32.const {i}))'))
+        Runtime().load(path)
+    assert len(entries(cache)) == 3
+    assert Runtime().load(tmp_path / "p5.wat").from_cache  # the newest stayed
+    assert not Runtime().load(tmp_path / "p0.wat").from_cache
+
+
+def test_a_writer_killed_mid_write_leaves_no_temporary_file(cache: Path) -> None:
+    """A real process is SIGKILLed while its entry is written aside; the next writer sweeps."""
+    import os
+    import signal
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import os, time
+from vrclog_cli import module_cache
+from vrclog_cli.plugin import Runtime
+os.replace = lambda *a: time.sleep(600)  # killed between writing and renaming
+Runtime().load({str(SAMPLES / "vrpoker.wasm")!r})
+"""], env={**os.environ, "VRCLOG_CACHE_DIR": str(cache)})
+    deadline = time.monotonic() + 60
+    while not list(cache.glob(".tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(cache.glob(".tmp-*")), "the writer never started its write"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    Runtime().load(SAMPLES / "minimal.wasm")  # the next writer
+    assert list(cache.glob(".tmp-*")) == []
+    assert len(entries(cache)) == 1
+
+
+def test_two_processes_fill_the_cache_at_once(cache: Path, tmp_path: Path) -> None:
+    import os
+
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    vrclog = Path(sys.executable).parent / "vrclog"
+    procs = [subprocess.Popen([str(vrclog), "parse", *[a for p in plugins for a in ("--plugin", str(p))],
+                               str(empty)], env={**os.environ, "VRCLOG_CACHE_DIR": str(cache)})
+             for plugins in ([SAMPLES / "vrpoker.wasm", SAMPLES / "echo.wasm"],
+                             [SAMPLES / "echo.wasm", SAMPLES / "vrpoker.wasm"])]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    assert len(entries(cache)) == 2 and list(cache.glob(".tmp-*")) == []
+    assert all(Runtime().load(SAMPLES / name).from_cache for name in ("vrpoker.wasm", "echo.wasm"))

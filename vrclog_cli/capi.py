@@ -21,6 +21,8 @@ import wasmtime
 from wasmtime import _ffi as ffi
 
 from .abi import unpack_result
+from .errors import PluginLoadError
+from .limits import format_size
 
 _REQUIRED_SYMBOLS = (
     "wasmtime_store_new", "wasmtime_store_delete", "wasmtime_store_context",
@@ -34,19 +36,24 @@ _REQUIRED_SYMBOLS = (
     "wasmtime_pooling_allocation_config_linear_memory_keep_resident_set",
     "wasmtime_pooling_allocation_config_table_keep_resident_set",
     "wasmtime_pooling_allocation_config_total_stacks_set",
-    "wasmtime_val_raw", "wasmtime_extern_t",
+    "wasmtime_val_raw", "wasmtime_extern_t", "wasmtime_caller_context", "wasmtime_context_t",
+    "wasmtime_update_deadline_kind_t", "WASMTIME_EXTERN_FUNC", "WASMTIME_EXTERN_MEMORY",
+    "wasmtime_error_t", "wasm_trap_t", "wasmtime_instance_t", "wasmtime_func_unchecked_callback_t",
+    "wasmtime_linker_define_func_unchecked", "dll",
 )
 
 
-class RuntimeApiError(RuntimeError):
-    """The installed wasmtime does not offer the C API this module relies on."""
+class RuntimeApiError(PluginLoadError):
+    """The installed wasmtime does not offer the C API this module relies on (exit 3,
+    one line: a clear load error, not a crash)."""
 
 
 def check_api() -> None:
     missing = [name for name in _REQUIRED_SYMBOLS if not hasattr(ffi, name)]
     if missing:
         raise RuntimeApiError(
-            f"wasmtime {wasmtime_version()} lacks C API symbols vrclog needs: {', '.join(missing)}"
+            f"wasmtime {wasmtime_version()} lacks C API symbols vrclog needs: {', '.join(missing)} "
+            "(vrclog supports the wasmtime versions its pyproject.toml allows)"
         )
 
 
@@ -84,6 +91,7 @@ def wasmtime_version() -> str:
 # worker threads do not hand the GIL back and forth ~20 times per line.  Only
 # the calls that run wasm (instantiation, function calls) release it, which
 # they must: a spinning plugin would otherwise stall every other thread.
+check_api()  # before the names below are bound: a missing one is a load error, not exit 70
 _gil_held = ctypes.PyDLL(ffi.dll._name)
 _gil_released = ctypes.CDLL(ffi.dll._name)
 
@@ -235,9 +243,9 @@ def plan_engine(max_memory_bytes: int, slots: int, room: int | None) -> EngineSi
             return sizing
     assert room is not None  # without a limit the first sizing fits
     raise AddressSpaceTooSmall(
-        f"the address-space limit (ulimit -v) leaves {max(room, 0) // MIB} MiB to map: too little "
-        f"for plugin instances of {max_memory_bytes // MIB} MiB (--memory-limit) and the rest of "
-        f"vrclog (~{(HEADROOM + EngineSizing(False, small, SMALL_GUARD).reserves(1)) // MIB} MiB); "
+        f"the address-space limit (ulimit -v) leaves {format_size(max(room, 0))} to map: too little "
+        f"for plugin instances of {format_size(max_memory_bytes)} (--memory-limit) and the rest of "
+        f"vrclog (~{format_size(HEADROOM + EngineSizing(False, small, SMALL_GUARD).reserves(1))}); "
         "raise the limit or lower --memory-limit")
 
 

@@ -69,10 +69,13 @@ SIGNAL_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TER
 
 
 def version_text() -> str:
-    from . import wasmtime_version  # wasmtime only when asked: built-in runs never load it
+    try:
+        from . import wasmtime_version  # wasmtime only when asked: built-in runs never load it
 
-    return (f"vrclog {__version__} (wasmtime {wasmtime_version()}, "
-            f"Python {sys.version.split()[0]})")
+        wasmtime = wasmtime_version()
+    except VrclogError as exc:  # a wasmtime without the C API vrclog needs
+        wasmtime = f"unusable: {exc}"
+    return f"vrclog {__version__} (wasmtime {wasmtime}, Python {sys.version.split()[0]})"
 
 
 def show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

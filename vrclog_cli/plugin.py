@@ -24,7 +24,7 @@ from pathlib import Path
 
 import wasmtime
 
-from . import capi
+from . import capi, module_cache
 from .abi import (
     FREE_EXPORT,
     INPUT_OFFSET,
@@ -42,7 +42,8 @@ from .loader import CompiledPlugin, compile_plugin
 from .prefilter import Declared, Prefilter
 
 STDERR_LEVEL = -1
-LEVEL_NAMES = {STDERR_LEVEL: "stderr", 0: "debug", 1: "info", 2: "warn", 3: "error"}
+INFO_LEVEL = 1
+LEVEL_NAMES = {STDERR_LEVEL: "stderr", 0: "debug", INFO_LEVEL: "info", 2: "warn", 3: "error"}
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,8 @@ class Runtime:
         its ``vrclog.prefilter`` section declares."""
         plugin = Plugin(self, compile_plugin(Path(path), self.engine, self.limits, self.sizing.settings),
                         prefilter=prefilter)
+        if self.on_log is not None and (note := module_cache.unsafe_note()) is not None:
+            self.on_log(PluginLog(Path(path), INFO_LEVEL, note))  # shown with --verbose
         self._plugins.add(plugin)
         return plugin
 
