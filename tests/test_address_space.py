@@ -47,7 +47,7 @@ COMMANDS: list[tuple[str, list[str | Path], bytes]] = [
 ]
 
 
-@pytest.mark.parametrize("limit", [4 * GIB, 1 * GIB], ids=["4GiB", "1GiB"])
+@pytest.mark.parametrize("limit", [16 * GIB, 4 * GIB, 1 * GIB], ids=["16GiB", "4GiB", "1GiB"])
 @pytest.mark.parametrize(("name", "args", "stdin"), COMMANDS, ids=[c[0] for c in COMMANDS])
 def test_commands_give_the_same_output_under_a_limit(name: str, args: list[str | Path], stdin: bytes,
                                                      limit: int) -> None:

@@ -199,6 +199,9 @@ def test_engine_sizing_takes_the_fastest_that_fits() -> None:
     on_demand = capi.plan_engine(64 * mib, 18, 1 * gib)
     assert not on_demand.pooled and on_demand.reservation == 64 * mib
     assert capi.plan_engine(64 * mib, 18, 200 * gib) == fast
+    few = capi.plan_engine(64 * mib, 18, 16 * gib, min_slots=3)  # ulimit -v 16 GiB, --jobs 2
+    assert few == capi.EngineSizing(slots=3) and few.settings == fast.settings
+    assert capi.plan_engine(64 * mib, 18, 16 * gib, min_slots=5) == bounded
     with pytest.raises(capi.AddressSpaceTooSmall, match=r"ulimit -v\) leaves 200 MiB"):
         capi.plan_engine(64 * mib, 18, 200 * mib)
     assert len({fast.settings, bounded.settings, on_demand.settings}) == 2  # bounds checks or not

@@ -121,7 +121,7 @@ def _parsers(plugins: Sequence[str | Path | Plugin], builtin: bool, jobs: int, l
         raise TypeError("give plugins as paths or as loaded Plugins, not both")
     if paths or not plugins:
         return build_parsers(ParserSpec(paths, builtin, limits, prefilter=prefilter,
-                                        instance_slots=jobs + 16), None)
+                                        instance_slots=jobs + 16, min_instance_slots=jobs + 1), None)
     loaded: list[Parser] = [p for p in plugins if not isinstance(p, (str, Path))]
     return None, ([BuiltinParser()] if builtin else []) + loaded
 

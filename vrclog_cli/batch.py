@@ -181,6 +181,9 @@ class ParserSpec:
     prefilter: bool = True
     #: Instances alive at once in one process (the pool's slots).
     instance_slots: int = 17
+    #: The fewest it can work with (its calls at once): under an address-space limit, the
+    #: pool may shrink to this rather than give up code without bounds checks.
+    min_instance_slots: int = 2
 
 
 def build_parsers(spec: ParserSpec, on_log: LogHandler | None) -> tuple[Runtime | None, list[Parser]]:
@@ -193,7 +196,7 @@ def build_parsers(spec: ParserSpec, on_log: LogHandler | None) -> tuple[Runtime 
         from .plugin import Runtime
 
         runtime = Runtime(spec.limits, on_log=on_log, capture_stderr=spec.capture_plugin_stderr,
-                          instance_slots=spec.instance_slots)
+                          instance_slots=spec.instance_slots, min_instance_slots=spec.min_instance_slots)
         parsers.extend(runtime.load(path, prefilter=spec.prefilter) for path in spec.plugins)
     return runtime, parsers
 

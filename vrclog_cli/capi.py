@@ -197,6 +197,8 @@ class EngineSizing:
     #: Address space reserved per linear memory; None: wasmtime's default (no bounds checks).
     reservation: int | None = None
     guard: int | None = None
+    #: Pool slots, when fewer than asked for (the fast sizing with fewer instances at once).
+    slots: int | None = None
 
     @property
     def settings(self) -> str:
@@ -234,12 +236,21 @@ def _mapped_now() -> int:
     return GIB  # no /proc (macOS): a generous guess of what is mapped already
 
 
-def plan_engine(max_memory_bytes: int, slots: int, room: int | None) -> EngineSizing:
-    """The fastest sizing that fits in ``room`` bytes of address space (None: no limit)."""
+def plan_engine(max_memory_bytes: int, slots: int, room: int | None,
+                min_slots: int | None = None) -> EngineSizing:
+    """The fastest sizing that fits in ``room`` bytes of address space (None: no limit).
+    ``min_slots``: the fewest slots the caller can work with (its calls at once); the fast
+    sizing with as many slots as fit, down to that, comes before bounds-checked code."""
     small = -(-max_memory_bytes // SMALL_GUARD) * SMALL_GUARD  # whole wasm pages
-    for sizing in (EngineSizing(), EngineSizing(True, small, SMALL_GUARD),
-                   EngineSizing(False, small, SMALL_GUARD)):
-        if room is None or sizing.reserves(slots) + HEADROOM <= room:
+    fast = EngineSizing()
+    if room is None or fast.reserves(slots) + HEADROOM <= room:
+        return fast
+    if min_slots is not None and min_slots < slots:
+        fit = (room - HEADROOM) // fast.reserves(1)
+        if fit >= min_slots:
+            return EngineSizing(slots=min(fit, slots))
+    for sizing in (EngineSizing(True, small, SMALL_GUARD), EngineSizing(False, small, SMALL_GUARD)):
+        if sizing.reserves(slots) + HEADROOM <= room:
             return sizing
     assert room is not None  # without a limit the first sizing fits
     raise AddressSpaceTooSmall(
@@ -260,6 +271,7 @@ def make_engine(max_memory_bytes: int, instance_slots: int,
     check_api()
     if sizing is None:
         sizing = plan_engine(max_memory_bytes, instance_slots, address_space_room())
+    instance_slots = sizing.slots or instance_slots
     config = wasmtime.Config()
     config.epoch_interruption = True
     config.cranelift_opt_level = "speed"

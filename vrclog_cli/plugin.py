@@ -181,7 +181,8 @@ class Runtime:
     """Engine, linker and epoch ticker shared by every plugin of a process."""
 
     def __init__(self, limits: Limits | None = None, *, on_log: LogHandler | None = None,
-                 capture_stderr: bool = False, instance_slots: int = 256) -> None:
+                 capture_stderr: bool = False, instance_slots: int = 256,
+                 min_instance_slots: int | None = None) -> None:
         self.limits = limits or Limits()
         self.on_log = on_log
         self.capture_stderr = capture_stderr
@@ -189,7 +190,7 @@ class Runtime:
         try:
             # Planned before the engine is made: a reservation over the limit would abort there.
             self.sizing = capi.plan_engine(self.limits.max_memory_bytes, instance_slots,
-                                           capi.address_space_room())
+                                           capi.address_space_room(), min_instance_slots)
             self.engine = capi.make_engine(self.limits.max_memory_bytes, instance_slots, self.sizing)
         except capi.RuntimeApiError as exc:
             raise PluginLoadError(str(exc)) from None

@@ -74,7 +74,7 @@ class ParseOptions:
     @property
     def parser_spec(self) -> ParserSpec:
         return ParserSpec(tuple(self.plugins), self.builtin, self.limits, self.capture_plugin_stderr,
-                          self.prefilter, instance_slots=self.jobs + 16)
+                          self.prefilter, instance_slots=self.jobs + 16, min_instance_slots=self.jobs + 1)
     event_filter: EventFilter = field(default_factory=EventFilter)
     #: Follow the one path (a file, or a folder of VRChat logs) like tail -F.
     follow: bool = False
