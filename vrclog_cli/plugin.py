@@ -230,9 +230,17 @@ class Runtime:
         self.close()
 
 
+@dataclass(slots=True)
+class _Ticking:
+    engine: weakref.ref[wasmtime.Engine]
+    tick: float
+    due: float  # when its epoch is next advanced (time.monotonic)
+
+
 class _EpochTicker:
-    """One thread advances the epoch of every live runtime's engine, at the shortest
-    tick any of them asks for; it ends when none is left and starts again with the next.
+    """One thread advances the epoch of every live runtime's engine, each at its own tick
+    (its budget / 10: a call's epoch callback, which takes the GIL, runs no more often
+    than that); it ends when none is left and starts again with the next.
 
     One thread per process, not per Runtime: a program that keeps several runtimes
     (a bot with a plugin set per server) would otherwise wake a thread for each every
@@ -241,14 +249,14 @@ class _EpochTicker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._engines: dict[int, tuple[weakref.ref[wasmtime.Engine], float]] = {}
+        self._engines: dict[int, _Ticking] = {}
         self._next_id = 0
         self._running = False
 
     def add(self, engine: wasmtime.Engine, tick: float) -> int:
         with self._lock:
             self._next_id += 1
-            self._engines[self._next_id] = (weakref.ref(engine), tick)
+            self._engines[self._next_id] = _Ticking(weakref.ref(engine), tick, time.monotonic() + tick)
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._run, name="vrclog-epoch", daemon=True).start()
@@ -268,20 +276,25 @@ class _EpochTicker:
 
     def _run(self) -> None:
         while True:
+            now = time.monotonic()
+            due: list[weakref.ref[wasmtime.Engine]] = []
             with self._lock:
-                for key in [k for k, (ref, _) in self._engines.items() if ref() is None]:
+                for key in [k for k, t in self._engines.items() if t.engine() is None]:
                     del self._engines[key]
                 if not self._engines:
                     self._running = False
                     return
-                refs = [ref for ref, _ in self._engines.values()]
-                tick = min(t for _, t in self._engines.values())
-            time.sleep(tick)
-            for ref in refs:
+                for ticking in self._engines.values():
+                    if ticking.due <= now:
+                        due.append(ticking.engine)
+                        ticking.due = max(ticking.due + ticking.tick, now)
+                wake = min(t.due for t in self._engines.values())
+            for ref in due:
                 engine = ref()
                 if engine is not None:
                     engine.increment_epoch()
                 del engine
+            time.sleep(max(wake - time.monotonic(), 0.0005))
 
 
 _TICKER = _EpochTicker()
