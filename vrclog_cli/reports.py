@@ -11,8 +11,6 @@ usage error, not a lost report.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import sys
 from collections import Counter
@@ -20,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
 
 from .errors import ExitCode, UsageError
 
@@ -181,6 +178,8 @@ class Reports:
             raise failed
 
     def fingerprint(self, finding: Finding, salt: str = "") -> str:
+        import hashlib  # reports are written once, at the end: start-up does not pay for these
+
         text = "\0".join((finding.rule, finding.source, str(finding.line), finding.message, salt))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -267,6 +266,9 @@ def _rule_text(rule: str, level: str) -> str:
 
 
 def _write_sarif(reports: Reports, outcome: RunOutcome, sources: list[str], out: IO[str]) -> None:
+    import json
+    from urllib.parse import quote
+
     from . import __version__
 
     rules: dict[str, int] = {}
@@ -316,6 +318,8 @@ def _write_sarif(reports: Reports, outcome: RunOutcome, sources: list[str], out:
 # --- GitLab Code Quality ------------------------------------------------------------
 
 def _write_gitlab(reports: Reports, outcome: RunOutcome, sources: list[str], out: IO[str]) -> None:
+    import json
+
     seen: Counter[str] = Counter()
     issues = []
     for f in reports.findings:
