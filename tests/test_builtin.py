@@ -305,3 +305,31 @@ def test_each_type_documented_example_gives_its_fields(kind: object) -> None:
     given_fields |= {f"data.{k}" for k in event.get("data", {})}  # type: ignore[attr-defined]
     assert given_fields <= set(kind.fields), given_fields - set(kind.fields)
     json.dumps(event)
+
+
+@pytest.mark.skipif(not hasattr(__import__("time"), "tzset"), reason="POSIX: TZ set at run time")
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "Asia/Tokyo"])
+def test_timestamps_across_offset_changes(zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-hour offsets are a shortcut: every minute of days with DST changes (Lord Howe's
+    is half an hour) matches what datetime gives for that minute."""
+    import time
+    from datetime import date, timedelta
+
+    from vrclog_cli import builtin
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        builtin._convert_minute.cache_clear()
+        builtin._hour.cache_clear()
+        for day in (date(2024, 3, 30), date(2024, 3, 31), date(2024, 4, 6), date(2024, 4, 7),
+                    date(2024, 10, 6), date(2024, 10, 27), date(2024, 11, 3)):
+            for minute in range(0, 24 * 60, 1):
+                when = datetime(day.year, day.month, day.day) + timedelta(minutes=minute)
+                line = when.strftime("%Y.%m.%d %H:%M:") + "07 Log        -  x"
+                assert local_timestamp(line) == reference_timestamp(line), line
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+        builtin._convert_minute.cache_clear()
+        builtin._hour.cache_clear()

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import compress, repeat
 
 from .events import Event
@@ -33,6 +33,7 @@ _LEVEL_FIELDS = frozenset(f"{level:<11}-  " for level in LEVELS)
 # ASCII digits only: re's \d and str.isdigit also take other scripts' digits ("١٣"),
 # which VRChat never writes and which must not end up in an RFC 3339 timestamp.
 _MINUTE = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2})\Z", re.ASCII)
+_HOUR = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2})\Z", re.ASCII)
 _SECONDS = {f":{s:02d}": f"{s:02d}" for s in range(60)}  # the ":SS" after a minute -> "SS"
 
 
@@ -50,9 +51,46 @@ def _convert_minute(prefix: str) -> tuple[str, str] | None:
     """("YYYY-MM-DDTHH:MM:", local offset) of a ``YYYY.MM.DD HH:MM`` prefix.
 
     Cached per minute, not per second: a busy log has a new second on most
-    lines.  The offset is the one at the minute's start; offsets change only
-    on whole minutes.
+    lines.  The offset is the one at the minute's start.  A new minute costs
+    string slicing only when its hour has one offset throughout (see _hour).
     """
+    minute = prefix[14:16]
+    hour = _hour(prefix[:13]) if prefix[13:14] == ":" and minute in _MINUTES_OF_HOUR else None
+    if hour is None:
+        return None
+    stamp, offset = hour
+    if offset is not None:
+        return f"{stamp}{minute}:", offset
+    return _minute_slowly(prefix)  # an hour with an offset change in it (DST)
+
+
+_MINUTES_OF_HOUR = frozenset(f"{m:02d}" for m in range(60))
+
+
+@functools.lru_cache(maxsize=256)
+def _hour(prefix: str) -> tuple[str, str | None] | None:
+    """("YYYY-MM-DDTHH:", the local offset when it is the same at the hour's start and
+    at the next hour's (None otherwise)) of a ``YYYY.MM.DD HH`` prefix; None when it
+    is no valid time.  Two conversions an hour instead of one a minute: a busy log
+    has a new minute every ~60 lines, and each conversion costs ~5 µs."""
+    match = _HOUR.match(prefix)
+    if match is None:
+        return None
+    try:
+        year, month, day, hour = (int(g) for g in match.groups())
+        start = datetime(year, month, day, hour)
+    except ValueError:
+        return None
+    here = start.astimezone()
+    try:
+        after = (start + timedelta(hours=1)).astimezone()
+    except (OverflowError, ValueError):  # 9999-12-31 23:xx
+        after = here
+    stamp = here.isoformat()
+    return stamp[:14], (stamp[19:] if here.utcoffset() == after.utcoffset() else None)
+
+
+def _minute_slowly(prefix: str) -> tuple[str, str] | None:
     match = _MINUTE.match(prefix)
     if match is None:
         return None
@@ -399,8 +437,14 @@ class BuiltinParser:
     def find_events(self, lines: list[str]) -> list[tuple[int, list[Event]]]:
         """(index, events) of each line that has events: what ``call`` gives, line by line,
         with one C-level ``startswith`` for each of the many lines that cannot be events."""
-        candidates = compress(range(len(lines)), map(str.startswith, lines, repeat(_PREFIXES),
-                                                     repeat(MESSAGE_AT)))
+        filled = list(compress(range(len(lines)), lines))
+        if len(filled) * 4 < len(lines):
+            # The reader left the lines we cannot use undecoded (""): look at the rest only
+            # (~3x faster than a startswith on each of 200 000 mostly empty lines).
+            candidates: Iterable[int] = [i for i in filled if lines[i].startswith(_PREFIXES, MESSAGE_AT)]
+        else:
+            candidates = compress(range(len(lines)), map(str.startswith, lines, repeat(_PREFIXES),
+                                                         repeat(MESSAGE_AT)))
         return [(i, events) for i in candidates if (events := message_events(lines[i]))]
 
     def call(self, line: str) -> list[Event]:

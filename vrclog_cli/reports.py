@@ -261,7 +261,7 @@ def _write_junit(reports: Reports, outcome: RunOutcome, sources: list[str], out:
 
 # --- SARIF 2.1.0 --------------------------------------------------------------------
 
-def _rule_text(rule: str, level: str) -> str:
+def _rule_text(rule: str) -> str:
     return ERROR_KINDS.get(rule) or f"an event of type {rule} matched --fail-on"
 
 
@@ -304,7 +304,7 @@ def _write_sarif(reports: Reports, outcome: RunOutcome, sources: list[str], out:
         "runs": [{
             "tool": {"driver": {
                 "name": "vrclog", "version": __version__, "informationUri": TOOL_URI,
-                "rules": [{"id": rule, "shortDescription": {"text": _rule_text(rule, levels[rule])},
+                "rules": [{"id": rule, "shortDescription": {"text": _rule_text(rule)},
                            "defaultConfiguration": {"level": levels[rule]}} for rule in rules],
             }},
             "invocations": [invocation],
