@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -222,3 +224,43 @@ def test_types_lists_every_built_in_type_with_fields_and_an_example() -> None:
 def test_completion_offers_event_types(words: str, offered: list[str]) -> None:
     result = vrclog(env={"_VRCLOG_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": "3"})
     assert [line.split(",", 1)[1] for line in result.stdout.splitlines()] == offered
+
+
+def test_log_discovery_finds_the_windows_locallow_folder(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """%LOCALAPPDATA% is ...\\AppData\\Local; VRChat writes to ...\\AppData\\LocalLow\\VRChat\\VRChat."""
+    from vrclog_cli import find_default_logs
+
+    local = tmp_path / "AppData" / "Local"
+    logs = tmp_path / "AppData" / "LocalLow" / "VRChat" / "VRChat"
+    logs.mkdir(parents=True)
+    local.mkdir()
+    older, newer = logs / "output_log_2025-06-17_18-00-00.txt", logs / "output_log_2025-06-18_09-00-00.txt"
+    newer.write_text("b\n")
+    older.write_text("a\n")
+    os.utime(older, (1_700_000_000, 1_700_000_000))
+    (logs / "Player.log").write_text("not a session log\n")
+    monkeypatch.setenv("LOCALAPPDATA", str(local))
+    assert find_default_logs() == (logs, [older, newer])
+
+
+def test_the_cache_folder_is_where_the_os_keeps_caches(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    from platformdirs import user_cache_path
+
+    from vrclog_cli import module_cache
+
+    monkeypatch.delenv("VRCLOG_CACHE_DIR")
+    assert module_cache.cache_dir() == user_cache_path("vrclog", appauthor=False)
+    if sys.platform.startswith("linux"):
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        assert module_cache.cache_dir() == tmp_path / "vrclog"
+
+
+def test_stop_signals_are_ctrl_c_and_a_clean_termination() -> None:
+    from vrclog_cli import stop_signals
+
+    stops = stop_signals()
+    assert stops[signal.SIGINT] == 130 and stops[signal.SIGTERM] == 143
+    if sys.platform == "win32":
+        assert stops[signal.SIGBREAK] == 143

@@ -42,7 +42,8 @@ _EXPORTS = {
     "wasmtime_version": "capi",
     # errors, and the exit code each maps to
     "ExitCode": "errors", "VrclogError": "errors", "UsageError": "errors", "InputError": "errors",
-    "PluginLoadError": "errors", "LineError": "errors", "PluginRuntimeError": "errors",
+    "PluginLoadError": "errors", "stop_signals": "errors", "LineError": "errors",
+    "PluginRuntimeError": "errors",
     "InputTooLarge": "errors", "PluginTimeout": "errors", "Cancelled": "errors", "Terminated": "errors",
     "LineProblem": "errors", "LineFailed": "errors",
 }
@@ -99,6 +100,7 @@ __all__ = [
     "partial_reason",
     "plugin_info",
     "split_types",
+    "stop_signals",
     "wasmtime_version",
 ]
 
@@ -124,6 +126,7 @@ if TYPE_CHECKING:
         Terminated,
         UsageError,
         VrclogError,
+        stop_signals,
     )
     from .events import Event
     from .filters import EventFilter, split_types

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -215,14 +216,14 @@ class EngineSizing:
 
 def address_space_room() -> int | None:
     """Bytes this process may still map under its address-space limit; None: no limit."""
-    try:
-        import resource
-    except ImportError:  # Windows: no such limit
+    if sys.platform == "win32":  # no such limit
         return None
+    import resource
+
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return None
-    return soft - _mapped_now()
+    return int(soft) - _mapped_now()
 
 
 def _mapped_now() -> int:

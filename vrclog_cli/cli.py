@@ -45,6 +45,7 @@ from . import (
     parse_size,
     partial_reason,
     split_types,
+    stop_signals,
 )
 from .console import (
     LazyStderr,
@@ -65,7 +66,7 @@ if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported wh
     from . import PluginLog
 
 F = TypeVar("F", bound=Callable[..., Any])
-SIGNAL_EXIT = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
+SIGNAL_EXIT = stop_signals()
 
 
 def version_text() -> str:
@@ -325,8 +326,8 @@ def run_parse(options: ParseOptions, view: View) -> None:
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if run.interrupted:  # a second Ctrl-C: leave at once
-            os._exit(SIGNAL_EXIT.get(signal.Signals(signum), ExitCode.INTERRUPTED))
-        run.interrupt(SIGNAL_EXIT.get(signal.Signals(signum), ExitCode.INTERRUPTED))
+            os._exit(SIGNAL_EXIT.get(signum, ExitCode.INTERRUPTED))
+        run.interrupt(SIGNAL_EXIT.get(signum, ExitCode.INTERRUPTED))
 
     previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_EXIT}
     code: int = ExitCode.INTERNAL

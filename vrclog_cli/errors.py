@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -18,6 +19,17 @@ class ExitCode(IntEnum):
     INTERNAL = 70  # a bug in vrclog itself (sysexits EX_SOFTWARE)
     INTERRUPTED = 130  # SIGINT, Ctrl-C
     TERMINATED = 143  # SIGTERM (Ctrl-Break or a closed console on Windows)
+
+
+def stop_signals() -> dict[int, ExitCode]:
+    """The signals that stop a run cleanly, and the exit code of each.  Windows has no
+    SIGTERM to receive: Ctrl-Break (SIGBREAK) is its clean stop, with SIGTERM's code."""
+    import signal
+
+    stops = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
+    if sys.platform == "win32":
+        stops[signal.SIGBREAK] = ExitCode.TERMINATED
+    return {int(sig): code for sig, code in stops.items()}
 
 
 class VrclogError(Exception):

@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,9 +77,22 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
     """The file's bytes, refusing anything that is not a regular file or is too big.
 
     O_NONBLOCK keeps a FIFO from blocking the open; the size is enforced by
-    reading at most max_bytes + 1 bytes, never by trusting stat.
+    reading at most max_bytes + 1 bytes, never by trusting stat.  Windows has no
+    O_NONBLOCK: there the path is looked at before it is opened (a named pipe or
+    a device such as CON is refused unopened), and checked again once open.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    if sys.platform == "win32":
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            raise PluginLoadError(f"{path}: cannot open: {exc.strerror}") from None
+        if stat.S_ISDIR(mode):
+            raise PluginLoadError(f"{path}: is a directory, not a plugin file")
+        if not stat.S_ISREG(mode):
+            raise PluginLoadError(f"{path}: is {describe_file_type(mode)}, not a plugin file")
+        flags = os.O_RDONLY | os.O_BINARY | os.O_NOINHERIT
+    else:
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
     except OSError as exc:

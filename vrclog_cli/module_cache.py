@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import os
 import stat
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,11 +32,15 @@ MAGIC = b"vrclog-module-cache-1\n"
 
 
 def cache_dir() -> Path | None:
+    """``$VRCLOG_CACHE_DIR`` (``off`` for none), else the user cache folder each OS's users
+    expect: ``$XDG_CACHE_HOME/vrclog`` or ``~/.cache/vrclog``, ``~/Library/Caches/vrclog``
+    on macOS, ``%LOCALAPPDATA%\\vrclog\\Cache`` on Windows (platformdirs knows them)."""
     configured = os.environ.get("VRCLOG_CACHE_DIR")
     if configured:
         return None if configured.lower() in ("off", "0", "none") else Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "vrclog"
+    from platformdirs import user_cache_path
+
+    return user_cache_path("vrclog", appauthor=False)
 
 
 def cache_key(digest: str, engine_settings: str) -> str:
@@ -61,7 +66,7 @@ def problem(directory: Path) -> str | None:
     not someone who can write there.  POSIX only: Windows folders under
     %LOCALAPPDATA% are the user's own by their ACL.
     """
-    if os.name != "posix":
+    if sys.platform == "win32":
         return None
     try:
         info = directory.lstat()
@@ -103,7 +108,7 @@ def load(engine: wasmtime.Engine, key: str) -> wasmtime.Module | None:
     path = directory / f"{key}.cwasm"
     try:
         with open(path, "rb") as f:
-            if os.name == "posix" and os.fstat(f.fileno()).st_uid != os.getuid():
+            if sys.platform != "win32" and os.fstat(f.fileno()).st_uid != os.getuid():
                 return None  # placed there by someone else
             blob = f.read()
     except OSError:

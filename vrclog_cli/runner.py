@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import os
 import queue
-import signal
 import stat
 import threading
 import time
@@ -31,6 +30,7 @@ from .errors import (
     InputTooLarge,
     LineProblem,
     UsageError,
+    stop_signals,
 )
 from .events import Event
 from .filters import EventFilter
@@ -391,7 +391,7 @@ class ParseRun:
         # Lines run on this thread: a signal must cancel the call in flight from outside it.
         armed: AbstractContextManager[object] = nullcontext()
         if inline and self.runtime is not None:
-            armed = cancel_on_signals((signal.SIGINT, signal.SIGTERM), self._cancel_calls)
+            armed = cancel_on_signals(tuple(stop_signals()), self._cancel_calls)
         try:
             with armed:
                 self._loop(pool, next_item)

@@ -10,8 +10,8 @@ handler then runs as usual.
 
 from __future__ import annotations
 
-import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -27,18 +27,20 @@ def arm(signals: Collection[int], cancel: Callable[[], None]) -> Callable[[], No
     """
     if threading.current_thread() is not threading.main_thread():
         return None
-    read_end, write_end = os.pipe()
+    # A socket pair, not a pipe: Windows takes only a socket as the wakeup fd, and one
+    # mechanism everywhere means what Windows runs is what the tests here run.
+    read_end, write_end = socket.socketpair()
     try:
-        os.set_blocking(write_end, False)
-        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-    except (OSError, ValueError):  # e.g. Windows, where the wakeup fd must be a socket
-        os.close(read_end)
-        os.close(write_end)
+        write_end.setblocking(False)
+        previous = signal.set_wakeup_fd(write_end.fileno(), warn_on_full_buffer=False)
+    except (OSError, ValueError):
+        read_end.close()
+        write_end.close()
         return None
     if previous != -1:
         signal.set_wakeup_fd(previous)
-        os.close(read_end)
-        os.close(write_end)
+        read_end.close()
+        write_end.close()
         return None
     wanted = frozenset(int(sig) for sig in signals)
     watcher = threading.Thread(target=_watch, args=(read_end, wanted, cancel),
@@ -47,10 +49,11 @@ def arm(signals: Collection[int], cancel: Callable[[], None]) -> Callable[[], No
 
     def disarm() -> None:
         signal.set_wakeup_fd(-1)
-        os.close(write_end)  # the watcher reads end-of-file and returns
+        write_end.shutdown(socket.SHUT_WR)  # the watcher reads end-of-stream and returns
+        write_end.close()
         watcher.join(timeout=1.0)
         if not watcher.is_alive():
-            os.close(read_end)
+            read_end.close()
 
     return disarm
 
@@ -66,10 +69,10 @@ def cancel_on_signals(signals: Collection[int], cancel: Callable[[], None]) -> I
             disarm()
 
 
-def _watch(read_end: int, wanted: frozenset[int], cancel: Callable[[], None]) -> None:
+def _watch(read_end: socket.socket, wanted: frozenset[int], cancel: Callable[[], None]) -> None:
     while True:
         try:
-            data = os.read(read_end, 64)
+            data = read_end.recv(64)
         except OSError:
             return
         if not data:

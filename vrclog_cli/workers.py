@@ -30,16 +30,22 @@ import atexit
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any, cast
 
 from .batch import Batch, LineFailure, LineOutcome, Outcomes
 from .errors import ExitCode
+
+if sys.platform == "win32":  # what Pipe() gives there
+    from multiprocessing.connection import PipeConnection as Connection
+else:
+    from multiprocessing.connection import Connection
 
 if TYPE_CHECKING:
     from multiprocessing.context import SpawnContext

@@ -8,6 +8,7 @@ input.  Whole lines are written at once, so a stop never leaves half a line.
 from __future__ import annotations
 
 import select
+import sys
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
@@ -65,12 +66,11 @@ def reader_gone(stream: object) -> bool:
     output buffer fills (minutes of work on a big log with few events).  Windows has
     no poll(): there the first flush after the reader left tells (BrokenPipeError).
     """
-    poll = getattr(select, "poll", None)
     fileno = getattr(stream, "fileno", None)
-    if poll is None or fileno is None:
+    if sys.platform == "win32" or fileno is None:
         return False
     try:
-        poller = poll()
+        poller = select.poll()
         poller.register(fileno(), select.POLLOUT)
         return any(events & select.POLLERR for _, events in poller.poll(0))
     except (OSError, ValueError):  # no descriptor (a test's BytesIO), or closed
