@@ -227,7 +227,8 @@ class ProcessWorkers(Executor):
             pass
 
     def _manage(self) -> None:
-        """The manager thread: the only one that touches the workers' pipes after start."""
+        """The manager thread: the only one that reads or closes the workers' pipes (the main
+        thread only writes a cancel to their control pipes, and a closed one is skipped)."""
         try:
             self._serve()
         except BaseException as exc:  # noqa: BLE001 - a pool that broke: every waiting batch is told
