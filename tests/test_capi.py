@@ -184,10 +184,10 @@ def test_one_epoch_thread_serves_every_runtime() -> None:
         assert len(tickers) == 1
         for runtime, budget in ((short, 0.02), (long, 0.2)):
             slow = runtime.load(SAMPLES / "slow.wasm")
-            started = time.monotonic()
+            started = time.thread_time()  # the budget is CPU time: load elsewhere does not count
             with pytest.raises(PluginTimeout):
                 slow.call("x")
-            assert budget <= time.monotonic() - started < budget + 0.5
+            assert budget <= time.thread_time() - started < budget + 0.1
 
 
 def test_engine_sizing_takes_the_fastest_that_fits() -> None:
