@@ -24,11 +24,11 @@ SAMPLES = ROOT / "sample_plugins"
 SAMPLE_LOGS = ROOT / "sample_logs"
 
 def vrclog(*args: str | Path, stdin: bytes = b"", env: dict[str, str] | None = None,
-           timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`vrclog ARGS` run to its end: stdin fed (empty by default, never the terminal's),
-    ``env`` added to the environment, stdout and stderr decoded (bad bytes replaced)."""
+           timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`vrclog ARGS` run to its end (in ``cwd``): stdin fed (empty by default, never the
+    terminal's), ``env`` added to the environment, stdout and stderr decoded (bad bytes replaced)."""
     done = subprocess.run([VRCLOG_BIN, *map(str, args)], input=stdin, capture_output=True,
-                          timeout=timeout, env={**os.environ, **env} if env else None)
+                          timeout=timeout, env={**os.environ, **env} if env else None, cwd=cwd)
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
                                        done.stderr.decode(errors="replace"))
 

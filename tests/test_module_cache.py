@@ -12,7 +12,7 @@ import pytest
 from vrclog_cli import module_cache
 from vrclog_cli.plugin import Runtime
 
-from .conftest import SAMPLES
+from .conftest import SAMPLES, VRCLOG_BIN, vrclog
 
 LINE = "2024.01.15 23:59:59 Log        -  [VRPoker] Round 7 begins"
 
@@ -83,8 +83,8 @@ def test_no_temporary_files_left(cache: Path) -> None:
 def test_cli_second_run_uses_cache(cache: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty.log"
     empty.write_text("")
-    vrclog = Path(sys.executable).parent / "vrclog"
-    env_cmd = [str(vrclog), "parse", "--plugin", str(SAMPLES / "vrpoker.wasm"), str(empty)]
+    binary = Path(sys.executable).parent / "vrclog"
+    env_cmd = [str(binary), "parse", "--plugin", str(SAMPLES / "vrpoker.wasm"), str(empty)]
     assert subprocess.run(env_cmd, capture_output=True, timeout=60).returncode == 0
     (entry,) = entries(cache)
     before = entry.stat().st_ino  # a rewrite is a new file (written aside, then renamed)
@@ -122,21 +122,19 @@ def test_an_untrusted_or_read_only_folder_is_not_used(cache: Path, how: str) -> 
 
 
 def test_an_untrusted_folder_is_one_verbose_note(cache: Path, tmp_path: Path) -> None:
-    import os
 
     cache.mkdir(mode=0o777)
     cache.chmod(0o777)
     log = tmp_path / "log.txt"
     log.write_text(LINE + "\n" + LINE + "\n")
-    vrclog = Path(sys.executable).parent / "vrclog"
-    args = [str(vrclog), "parse", "--plugin", str(SAMPLES / "vrpoker.wasm"), "--plugin",
-            str(SAMPLES / "echo.wasm"), str(log)]
-    env = {**os.environ, "VRCLOG_CACHE_DIR": str(cache)}
-    loud = subprocess.run([*args, "--verbose"], capture_output=True, text=True, timeout=60, env=env)
+    args: list[str | Path] = ["parse", "--plugin", SAMPLES / "vrpoker.wasm", "--plugin",
+                              SAMPLES / "echo.wasm", log]
+    env = {"VRCLOG_CACHE_DIR": str(cache)}
+    loud = vrclog(*args, "--verbose", env=env)
     assert loud.returncode == 0
     assert loud.stderr.count("compiled-module cache not used") == 1
     assert f"{cache} is writable by others (plugins are compiled in memory)" in loud.stderr
-    quiet = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    quiet = vrclog(*args, env=env)
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 
@@ -194,8 +192,7 @@ def test_two_processes_fill_the_cache_at_once(cache: Path, tmp_path: Path) -> No
 
     empty = tmp_path / "empty.log"
     empty.write_text("")
-    vrclog = Path(sys.executable).parent / "vrclog"
-    procs = [subprocess.Popen([str(vrclog), "parse", *[a for p in plugins for a in ("--plugin", str(p))],
+    procs = [subprocess.Popen([VRCLOG_BIN, "parse", *[a for p in plugins for a in ("--plugin", str(p))],
                                str(empty)], env={**os.environ, "VRCLOG_CACHE_DIR": str(cache)})
              for plugins in ([SAMPLES / "vrpoker.wasm", SAMPLES / "echo.wasm"],
                              [SAMPLES / "echo.wasm", SAMPLES / "vrpoker.wasm"])]

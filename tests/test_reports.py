@@ -69,18 +69,8 @@ def run_reports(project: Path, *extra: str, env: dict[str, str] | None = None
                 ) -> subprocess.CompletedProcess[str]:
     specs = [f"--report={f}=out/{f}.report" for f in FORMATS]
     (project / "out").mkdir(exist_ok=True)
-    return subprocess_run(project, ["parse", "--plugin", "p.wat", "--jobs", "1", "--fail-on", "echo",
-                                    "--report", "github", *specs, *extra, LOG_NAME], env)
-
-
-def subprocess_run(cwd: Path, args: list[str], env: dict[str, str] | None = None
-                   ) -> subprocess.CompletedProcess[str]:
-    import os
-
-    done = subprocess.run([VRCLOG_BIN, *args], cwd=cwd, capture_output=True, timeout=120,
-                          env={**os.environ, **(env or {})})
-    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
-                                       done.stderr.decode(errors="replace"))
+    return vrclog("parse", "--plugin", "p.wat", "--jobs", "1", "--fail-on", "echo", "--report", "github",
+                  *specs, *extra, LOG_NAME, env=env, cwd=project)
 
 
 def test_every_format_from_one_run(project: Path) -> None:
@@ -201,8 +191,8 @@ def test_ctrl_c_writes_complete_partial_reports(project: Path) -> None:
 
 
 def test_unwritable_report_path_is_a_usage_error_before_any_line(project: Path) -> None:
-    result = subprocess_run(project, ["parse", "--plugin", "p.wat", "--report", "sarif=no/such/dir/x.sarif",
-                                      LOG_NAME])
+    result = vrclog("parse", "--plugin", "p.wat", "--report", "sarif=no/such/dir/x.sarif", LOG_NAME,
+                    cwd=project)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == ("vrclog: error: --report sarif=no/such/dir/x.sarif: cannot write: "
                              "No such file or directory\n")
@@ -222,8 +212,8 @@ def test_report_usage_errors(spec: str, message: str) -> None:
 def test_markdown_appends_to_the_github_step_summary(project: Path) -> None:
     summary = project / "summary.md"
     summary.write_text("# earlier step\n", encoding="utf-8")
-    result = subprocess_run(project, ["parse", "--plugin", "p.wat", "--fail-on", "echo", "--report",
-                                      "markdown", LOG_NAME], {"GITHUB_STEP_SUMMARY": str(summary)})
+    result = vrclog("parse", "--plugin", "p.wat", "--fail-on", "echo", "--report", "markdown", LOG_NAME,
+                    env={"GITHUB_STEP_SUMMARY": str(summary)}, cwd=project)
     assert result.returncode == 5
     text = summary.read_text(encoding="utf-8")
     assert text.startswith("# earlier step\n## vrclog\n") and "**6 findings**" in text
