@@ -78,6 +78,13 @@ class Outcomes:
     skipped: list[int] | None = None
 
 
+def sole_builtin(parsers: Sequence[Parser]) -> BuiltinParser | None:
+    """The built-in parser when it is the only parser: it never fails or blocks, and can
+    skim a batch (and the reader can skip decoding the lines it cannot use)."""
+    only = parsers[0] if len(parsers) == 1 else None
+    return only if isinstance(only, BuiltinParser) else None
+
+
 def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[], bool],
                   max_line_bytes: int) -> Outcomes:
     """Every parser on every line of a batch it selects; stops at the first cancelled line.
@@ -89,12 +96,12 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
     """
     texts = batch.texts
     too_large = batch.too_large
-    if len(parsers) == 1 and isinstance(parsers[0], BuiltinParser) and not too_large:
+    if (builtin := sole_builtin(parsers)) is not None and not too_large:
         # The built-in parser alone: it never fails or blocks, and skips a whole batch at once.
         if stopped():
             return Outcomes([LineOutcome(0, _NO_EVENTS, _NO_ERRORS, True)], 0)
         return Outcomes([LineOutcome(i, events, _NO_ERRORS)
-                         for i, events in parsers[0].find_events(texts)], len(texts))
+                         for i, events in builtin.find_events(texts)], len(texts))
     chosen = _select(parsers, texts, too_large)
     selected = [mine for mine in chosen if mine is not None] if chosen is not None else []
     if chosen is None or len(selected) < len(chosen):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ExitCode, UsageError
+from .sources import STDIN_NAME
 
 FORMATS = ("github", "junit", "sarif", "gitlab", "markdown")
 #: Findings kept for the reports; past this, they are counted, not listed (memory stays
@@ -64,10 +65,8 @@ def parse_report_spec(text: str) -> ReportSpec:
 
 def source_name(source: str, cwd: Path | None = None) -> str:
     """A log's name in reports: relative to the working folder when it lies inside it."""
-    if source == "-":
-        return "<stdin>"
-    if source.startswith("<"):  # <stdin>
-        return source
+    if source in ("-", STDIN_NAME):
+        return STDIN_NAME
     base = (cwd or Path.cwd()).resolve()
     try:
         return Path(source).resolve().relative_to(base).as_posix()

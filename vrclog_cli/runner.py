@@ -22,7 +22,17 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .batch import Batch, LineFailure, LineOutcome, Outcomes, Parser, ParserSpec, build_parsers, process_batch
+from .batch import (
+    Batch,
+    LineFailure,
+    LineOutcome,
+    Outcomes,
+    Parser,
+    ParserSpec,
+    build_parsers,
+    process_batch,
+    sole_builtin,
+)
 from .builtin import EVENT_TYPES as BUILTIN_TYPE_NAMES
 from .builtin import RAW_PREFIXES_AT, BuiltinParser
 from .errors import (
@@ -452,10 +462,9 @@ class ParseRun:
         def count(n: int) -> None:
             self.stats.bytes_read += n
 
-        builtin_alone = len(self.parsers) == 1 and isinstance(self.parsers[0], BuiltinParser)
         return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count,
                           needles=raw_needles([p.prefilter for p in self.parsers]),
-                          prefixes_at=RAW_PREFIXES_AT if builtin_alone else None)
+                          prefixes_at=RAW_PREFIXES_AT if sole_builtin(self.parsers) is not None else None)
 
     def _tick(self, force: bool = False) -> None:
         """Every TICK_S: the progress hook, and a look at whether stdout's reader left."""
