@@ -90,6 +90,7 @@ stamps = st.builds(lambda y, mo, d, h, mi, s, sep, tail: f"{y}.{mo}.{d} {h}:{mi}
 @example("2024.01.15 23:58:1")
 @example("2024.01.15 23:58:1٣")
 @example("２０２４.01.15 23:58:13")
+@example("0001.01.01 00:00:00")  # before local time can go (the hourly path raised here)
 def test_timestamps_are_what_datetime_gives(line: str) -> None:
     assert local_timestamp(line) == reference_timestamp(line)
 

@@ -79,9 +79,9 @@ def _hour(prefix: str) -> tuple[str, str | None] | None:
     try:
         year, month, day, hour = (int(g) for g in match.groups())
         start = datetime(year, month, day, hour)
-    except ValueError:
+        here = start.astimezone()  # year 1 can fall to year 0 in local time: no valid time
+    except (ValueError, OverflowError):
         return None
-    here = start.astimezone()
     try:
         after = (start + timedelta(hours=1)).astimezone()
     except (OverflowError, ValueError):  # 9999-12-31 23:xx
