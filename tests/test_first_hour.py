@@ -264,3 +264,21 @@ def test_stop_signals_are_ctrl_c_and_a_clean_termination() -> None:
     assert stops[signal.SIGINT] == 130 and stops[signal.SIGTERM] == 143
     if sys.platform == "win32":
         assert stops[signal.SIGBREAK] == 143
+
+
+def test_a_bug_in_the_batch_core_is_an_internal_error_not_a_short_output(tmp_path: Path) -> None:
+    """An exception from parsing a batch must end the run as exit 70 with one line, never
+    as a run that just stopped writing (before, it halted the output and exited 0)."""
+    log = tmp_path / "log.txt"
+    log.write_text("2025.06.17 18:20:05 Debug      -  [Behaviour] OnLeftRoom\n")
+    script = (
+        "import sys\n"
+        "from vrclog_cli import builtin\n"
+        "def broken(self, lines): raise ValueError('a bug')\n"
+        "builtin.BuiltinParser.find_events = broken\n"
+        "from vrclog_cli.cli import main\n"
+        f"sys.exit(main(['parse', {str(log)!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 70 and result.stdout == ""
+    assert result.stderr == ("vrclog: internal error: ValueError: a bug "
+                             "(run with --debug for a traceback)\n")

@@ -327,8 +327,12 @@ class ParseRun:
 
     def _drain(self, pool: OrderedPool[Lines, Batch]) -> None:
         for batch, result in pool.completed():
-            if isinstance(result, BaseException):  # a worker was stopped: nothing of it is written
-                self._halted = True
+            if isinstance(result, BaseException):
+                if self._stop_code is None:
+                    # Not a worker stopped at the run's end: a bug in the batch core.  Raised,
+                    # it is an internal error (exit 70), never a silently shortened output.
+                    raise result
+                self._halted = True  # a worker was stopped: nothing of it is written
                 continue
             outcomes, logs = result
             if self._on_log is not None:
