@@ -157,20 +157,40 @@ def test_runtimes_are_freed() -> None:
 
     from vrclog_cli.plugin import Runtime
 
-    refs = []
+    refs, engines = [], []
     for _ in range(40):
         rt = Runtime(on_log=lambda _log: None)
         plugin = rt.load(SAMPLES / "vrpoker.wasm")
         plugin.call("x [VRPoker] Round 1 begins")
         refs.append(weakref.ref(rt))
+        engines.append(weakref.ref(rt.engine))
         del rt, plugin
     gc.collect()
     assert all(ref() is None for ref in refs)
     deadline = time.monotonic() + 2
+    while any(ref() is not None for ref in engines) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the ticker lets go of a dropped runtime's engine at its next pass
+    assert all(ref() is None for ref in engines)
     while any(t.name == "vrclog-epoch" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.01)
     alive = [t for t in threading.enumerate() if t.name == "vrclog-epoch"]
     assert len(alive) <= 1  # one ticker per process, for runtimes other tests still hold
+
+
+def test_a_dropped_runtime_never_frees_its_engine_under_the_ticker() -> None:
+    """Runtimes dropped unclosed just as their epoch is due (a plugin that failed to load):
+    the engine was freed under the ticker's call, a segfault in about one CLI run in 200."""
+    script = textwrap.dedent("""
+        import random, time
+        from vrclog_cli.limits import Limits
+        from vrclog_cli.plugin import Runtime
+        for _ in range(2000):
+            runtime = Runtime(Limits(timeout_s=0.01))  # ticked every 1 ms
+            time.sleep(0.0008 + random.random() * 0.0004)
+            del runtime
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
 
 
 def test_one_epoch_thread_serves_every_runtime() -> None:

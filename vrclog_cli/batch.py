@@ -204,7 +204,11 @@ def build_parsers(spec: ParserSpec, on_log: LogHandler | None) -> tuple[Runtime 
 
         runtime = Runtime(spec.limits, on_log=on_log, capture_stderr=spec.capture_plugin_stderr,
                           instance_slots=spec.instance_slots, min_instance_slots=spec.min_instance_slots)
-        parsers.extend(runtime.load(path, prefilter=spec.prefilter) for path in spec.plugins)
+        try:
+            parsers.extend(runtime.load(path, prefilter=spec.prefilter) for path in spec.plugins)
+        except BaseException:
+            runtime.close()
+            raise
     return runtime, parsers
 
 

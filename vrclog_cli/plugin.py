@@ -198,10 +198,7 @@ class Runtime:
         define_wasi(self.linker)
         define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
-        # Not removed in __del__: the collector may run it inside the ticker's own lock.
-        # A dropped runtime's engine dies with it, and the ticker forgets dead engines.
-        self._ticker = _TICKER
-        self._ticking = self._ticker.add(self.engine, max(0.001, min(0.005, self.limits.timeout_s / 10)))
+        self._ticking = _TICKER.add(self.engine, max(0.001, min(0.005, self.limits.timeout_s / 10)))
 
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
@@ -221,7 +218,13 @@ class Runtime:
 
     def close(self) -> None:
         """Stops ticking this runtime's epoch; plugins loaded here must not be called afterwards."""
-        self._ticker.remove(self._ticking)
+        self._ticking.ended = True
+
+    def __del__(self) -> None:
+        # A flag, not a removal: the collector may run this inside the ticker's own lock.
+        # The ticker drops its engine at its next pass, and the engine is freed then.
+        if (ticking := getattr(self, "_ticking", None)) is not None:
+            ticking.ended = True
 
     def __enter__(self) -> Runtime:
         return self
@@ -232,9 +235,10 @@ class Runtime:
 
 @dataclass(slots=True)
 class _Ticking:
-    engine: weakref.ref[wasmtime.Engine]
+    engine: wasmtime.Engine
     tick: float
     due: float  # when its epoch is next advanced (time.monotonic)
+    ended: bool = False  # set by its runtime's close or collection; the ticker then lets go
 
 
 class _EpochTicker:
@@ -244,27 +248,27 @@ class _EpochTicker:
 
     One thread per process, not per Runtime: a program that keeps several runtimes
     (a bot with a plugin set per server) would otherwise wake a thread for each every
-    1-5 ms.  Engines are held weakly, so a dropped Runtime is freed even unclosed.
+    1-5 ms.
+
+    The ticker holds each engine strongly and is the one to let go of it, so an engine
+    is never freed while its epoch is being advanced.  Held weakly, it segfaulted about
+    one run in 200: a weak reference still answers while the engine's ``__del__`` runs,
+    and that ``__del__`` freed the engine under the ticker's call.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._engines: dict[int, _Ticking] = {}
-        self._next_id = 0
+        self._engines: list[_Ticking] = []
         self._running = False
 
-    def add(self, engine: wasmtime.Engine, tick: float) -> int:
+    def add(self, engine: wasmtime.Engine, tick: float) -> _Ticking:
+        ticking = _Ticking(engine, tick, time.monotonic() + tick)
         with self._lock:
-            self._next_id += 1
-            self._engines[self._next_id] = _Ticking(weakref.ref(engine), tick, time.monotonic() + tick)
+            self._engines.append(ticking)
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._run, name="vrclog-epoch", daemon=True).start()
-            return self._next_id
-
-    def remove(self, ticking: int) -> None:
-        with self._lock:
-            self._engines.pop(ticking, None)
+        return ticking
 
     def after_fork(self) -> None:
         """A forked child has none of its parent's threads: start its own if it needs one."""
@@ -277,23 +281,20 @@ class _EpochTicker:
     def _run(self) -> None:
         while True:
             now = time.monotonic()
-            due: list[weakref.ref[wasmtime.Engine]] = []
             with self._lock:
-                for key in [k for k, t in self._engines.items() if t.engine() is None]:
-                    del self._engines[key]
+                ended = [t for t in self._engines if t.ended]
+                self._engines = [t for t in self._engines if not t.ended]
                 if not self._engines:
                     self._running = False
                     return
-                for ticking in self._engines.values():
-                    if ticking.due <= now:
-                        due.append(ticking.engine)
-                        ticking.due = max(ticking.due + ticking.tick, now)
-                wake = min(t.due for t in self._engines.values())
-            for ref in due:
-                engine = ref()
-                if engine is not None:
-                    engine.increment_epoch()
-                del engine
+                due = [t for t in self._engines if t.due <= now]
+                for ticking in due:
+                    ticking.due = max(ticking.due + ticking.tick, now)
+                wake = min(t.due for t in self._engines)
+            del ended  # engines let go of outside the lock: freeing one runs Python code
+            for ticking in due:
+                ticking.engine.increment_epoch()
+            del due
             time.sleep(max(wake - time.monotonic(), 0.0005))
 
 
