@@ -183,8 +183,8 @@ def parse_options(f: F) -> F:
                    help="Progress on stderr (default: when stderr is a terminal and input is files)."),
         env_option("--memory-limit", type=Size(), default=DEFAULTS.max_memory_bytes,
                    show_default="64MiB", help="Linear memory per plugin instance."),
-        env_option("--plugin-size-limit", type=Size(), default=DEFAULTS.max_plugin_bytes,
-                   show_default="10MiB", help="Largest plugin file accepted."),
+        env_option("--plugin-size-limit", type=Size(), default=None,
+                   show_default="10MiB, components 64MiB", help="Largest plugin file accepted."),
         env_option("--output-limit", type=Size(), default=DEFAULTS.max_output_bytes, show_default="1MiB",
                    help="Largest plugin output per line."),
         env_option("--line-limit", type=Size(), default=DEFAULTS.max_line_bytes, show_default="1MiB",
@@ -286,8 +286,10 @@ def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, 
     if opts["verbose"] and opts["quiet"]:
         raise UsageError("--verbose and --quiet cannot be used together")
     limits = replace(DEFAULTS, timeout_s=opts["timeout"], max_memory_bytes=opts["memory_limit"],
-                     max_plugin_bytes=opts["plugin_size_limit"], max_output_bytes=opts["output_limit"],
-                     max_line_bytes=opts["line_limit"])
+                     max_output_bytes=opts["output_limit"], max_line_bytes=opts["line_limit"])
+    if opts["plugin_size_limit"] is not None:  # one limit for both kinds when given
+        limits = replace(limits, max_plugin_bytes=opts["plugin_size_limit"],
+                         max_component_bytes=opts["plugin_size_limit"])
     options = ParseOptions(
         paths=resolve_inputs(files, opts["log_dir"], opts["follow"]), plugins=list(opts["plugins"]),
         builtin=opts["builtin"], limits=limits, jobs=opts["jobs"], fail_on=split_types(opts["fail_on"]),

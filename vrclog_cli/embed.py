@@ -14,7 +14,7 @@ from pathlib import Path
 from .abi import PREFILTER_SECTION
 from .errors import InputError, PluginLoadError
 from .limits import Limits
-from .loader import declared_prefilter, read_plugin_file, to_wasm_binary
+from .loader import declared_prefilter, read_plugin, to_wasm_binary
 from .prefilter import Prefilter
 from .sections import MalformedBinary, with_custom_section
 
@@ -24,7 +24,7 @@ def embed_prefilter(source: Path, target: Path, prefilter: Prefilter | None,
     """Writes ``source`` with its prefilter section set to ``prefilter`` (None: removed)
     to ``target``, atomically; returns the bytes written."""
     limits = limits or Limits()
-    wasm = to_wasm_binary(source, read_plugin_file(source, limits.max_plugin_bytes))
+    wasm = to_wasm_binary(source, read_plugin(source, limits))
     try:
         out = with_custom_section(wasm, PREFILTER_SECTION,
                                   prefilter.encode() if prefilter is not None else None)

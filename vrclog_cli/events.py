@@ -179,10 +179,12 @@ def decode_output(raw: bytes) -> list[Event]:
         return []
     if not isinstance(events, list):
         raise _fail(f'"events" must be an array, got {json_type(events)}')
-    return [_decode_event(i, item) for i, item in enumerate(events)]
+    return [decode_event(i, item) for i, item in enumerate(events)]
 
 
-def _decode_event(index: int, item: Any) -> Event:
+def decode_event(index: int, item: Any) -> Event:
+    """Event ``index`` of an answer, as a JSON object (a component's events come as the
+    same dicts, so both kinds are validated alike)."""
     if not isinstance(item, dict):
         raise _fail(f"event {index} is {json_type(item)}, not an object")
     kind = item.get("type")

@@ -13,7 +13,7 @@ import functools
 import time
 from collections.abc import Callable
 from json.encoder import encode_basestring as _json_string  # type: ignore[attr-defined]
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import re2
 import wasmtime
@@ -22,6 +22,9 @@ from re2 import _re2
 from . import capi
 from .abi import HOST_MODULE, HOST_SIGNATURES, WASI_MODULE
 from .limits import Limits
+
+if TYPE_CHECKING:
+    from .capi.components import HostCalls
 
 ENOTSUP = 58  # WASI errno
 NO_FIT = -1  # 0xFFFFFFFF as a signed i32: the submatch array does not fit
@@ -148,6 +151,32 @@ def define_host_functions(linker: wasmtime.Linker, limits: Limits,
         "regex_match": match, "regex_find_submatch": submatch, "log": log, "now_ms": now_ms}
     for name, (params, results) in HOST_SIGNATURES.items():
         capi.define_host_func(linker, HOST_MODULE, name, params, results, impls[name])
+
+
+def component_host_calls(limits: Limits, allow_log: Callable[[], bool], on_log: LogSink) -> HostCalls:
+    """The ``vrclog:plugin/host`` interface for components: the functions above, on
+    strings instead of memory ranges (a ``capi.components.HostCalls``)."""
+    from .capi.components import HostCalls
+
+    def log(level: int, message: bytes) -> None:
+        if allow_log():
+            on_log(level, message[: limits.log_message_bytes])
+
+    def match(text: bytes, pattern: bytes) -> bool:
+        regex = compile_pattern(pattern) if len(pattern) <= limits.max_pattern_bytes else None
+        return regex is not None and _spans(regex, text) is not None
+
+    def find(text: bytes, pattern: bytes) -> list[bytes] | None:
+        regex = compile_pattern(pattern) if len(pattern) <= limits.max_pattern_bytes else None
+        spans = _spans(regex, text) if regex is not None else None
+        if spans is None:
+            return None
+        return [text[a:b] if a >= 0 else b"" for a, b in spans]
+
+    def now_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    return HostCalls(log, match, find, now_ms)
 
 
 def define_wasi(linker: wasmtime.Linker) -> None:

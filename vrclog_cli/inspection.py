@@ -12,7 +12,7 @@ import wasmtime
 from .abi import format_signature
 from .errors import PluginLoadError
 from .limits import Limits
-from .loader import declared_prefilter, read_plugin_file, to_wasm_binary
+from .loader import declared_prefilter, read_plugin, to_wasm_binary
 from .plugin import Runtime
 
 
@@ -68,7 +68,7 @@ def plugin_info(path: Path, limits: Limits | None = None) -> PluginInfo:
     Raises PluginLoadError only when the file cannot be read or compiled at all.
     """
     limits = limits or Limits()
-    raw = read_plugin_file(path, limits.max_plugin_bytes)
+    raw = read_plugin(path, limits)
     info = PluginInfo(path=str(path), size_bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
     wasm = to_wasm_binary(path, raw)
     try:

@@ -13,6 +13,8 @@ MIB = 1024 * KIB
 @dataclass(frozen=True)
 class Limits:
     max_plugin_bytes: int = 10 * MIB
+    #: Components carry their language's runtime (an interpreter: 2-20 MB).
+    max_component_bytes: int = 64 * MIB
     timeout_s: float = 0.050
     max_memory_bytes: int = 64 * MIB
     #: ABI v1 only: the input JSON must fit the input region.

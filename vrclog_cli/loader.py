@@ -33,6 +33,7 @@ from .abi import (
     Signature,
     format_signature,
 )
+from .component import CompiledComponent, compile_component, is_component
 from .errors import PluginLoadError
 from .limits import Limits, format_size
 from .prefilter import Declared, PrefilterError, read_prefilter
@@ -119,6 +120,16 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
         raise PluginLoadError(f"{path}: cannot read: {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+def read_plugin(path: Path, limits: Limits) -> bytes:
+    """The plugin's bytes under its kind's size limit (a component's is the larger)."""
+    data = read_plugin_file(path, max(limits.max_plugin_bytes, limits.max_component_bytes))
+    limit = limits.max_component_bytes if is_component(data) else limits.max_plugin_bytes
+    if len(data) > limit:
+        kind = "component " if is_component(data) else ""
+        raise PluginLoadError(f"{path}: larger than the {format_size(limit)} {kind}plugin size limit")
+    return data
 
 
 def to_wasm_binary(path: Path, data: bytes) -> bytes:
@@ -220,11 +231,13 @@ def declared_prefilter(path: Path, wasm: bytes) -> Declared:
 
 
 def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits,
-                   engine_settings: str = "") -> CompiledPlugin:
+                   engine_settings: str = "") -> CompiledPlugin | CompiledComponent:
     """The plugin compiled for ``engine`` (from the cache when it holds it); ``engine_settings``:
     what of the engine's configuration shapes compiled code, for the cache key."""
-    data = to_wasm_binary(path, read_plugin_file(path, limits.max_plugin_bytes))
+    data = to_wasm_binary(path, read_plugin(path, limits))
     declared = declared_prefilter(path, data)
+    if is_component(data):
+        return compile_component(path, data, engine, limits.max_memory_bytes, engine_settings, declared)
     digest = hashlib.sha256(data).hexdigest()
     key = module_cache.cache_key(digest, f"max_memory={limits.max_memory_bytes},{engine_settings}")
     module = module_cache.load(engine, key)

@@ -22,11 +22,21 @@ import stat
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import wasmtime
 
 from .capi import wasmtime_version
+
+T = TypeVar("T")
+
+
+class Serializable(Protocol):
+    """A compiled module or component."""
+
+    def serialize(self) -> bytearray: ...
 
 MAGIC = b"vrclog-module-cache-1\n"
 
@@ -102,6 +112,12 @@ def _trusted_dir() -> Path | None:
 
 def load(engine: wasmtime.Engine, key: str) -> wasmtime.Module | None:
     """The cached module, or None when absent, damaged, unusable or in an untrusted folder."""
+    return load_with(wasmtime.Module.deserialize, engine, key)
+
+
+def load_with(deserialize: Callable[[wasmtime.Engine, bytes], T], engine: wasmtime.Engine,
+              key: str) -> T | None:
+    """``load`` for what ``deserialize`` makes (a module or a component)."""
     directory = _trusted_dir()
     if directory is None:
         return None
@@ -120,7 +136,7 @@ def load(engine: wasmtime.Engine, key: str) -> wasmtime.Module | None:
     if hashlib.sha256(payload).digest() != checksum:
         return None
     try:
-        module = wasmtime.Module.deserialize(engine, payload)
+        module = deserialize(engine, payload)
     except wasmtime.WasmtimeError:
         return None
     with contextlib.suppress(OSError):
@@ -128,7 +144,7 @@ def load(engine: wasmtime.Engine, key: str) -> wasmtime.Module | None:
     return module
 
 
-def store(module: wasmtime.Module, key: str) -> Path | None:
+def store(module: Serializable, key: str) -> Path | None:
     """Writes the module atomically, then trims the cache; a cache that cannot be
     written (or is not trusted) is skipped silently."""
     directory = cache_dir()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
@@ -34,12 +35,16 @@ from .abi import (
     requires_free,
     supported_text,
 )
+from .component import EXPORT, HOST_INTERFACE, CompiledComponent
 from .errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
-from .events import Event, decode_output, one_line
-from .hostfuncs import LogLimiter, define_host_functions, define_wasi
+from .events import Event, decode_event, decode_output, one_line
+from .hostfuncs import LogLimiter, component_host_calls, define_host_functions, define_wasi
 from .limits import Limits, format_size
 from .loader import CompiledPlugin, compile_plugin
 from .prefilter import Declared, Prefilter
+
+if TYPE_CHECKING:
+    from .capi.components import ComponentLinker
 
 STDERR_LEVEL = -1
 INFO_LEVEL = 1
@@ -198,6 +203,8 @@ class Runtime:
         define_wasi(self.linker)
         define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
+        self._component_linker: ComponentLinker | None = None
+        self._component_lock = threading.Lock()
         self._ticking = _TICKER.add(self.engine, max(0.001, min(0.005, self.limits.timeout_s / 10)))
 
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
@@ -209,6 +216,20 @@ class Runtime:
             self.on_log(PluginLog(Path(path), INFO_LEVEL, note))  # shown with --verbose
         self._plugins.add(plugin)
         return plugin
+
+    def component_linker(self) -> ComponentLinker:
+        """WASI 0.2 and the host interface for component plugins, made on first need."""
+        with self._component_lock:
+            if self._component_linker is None:
+                try:
+                    from .capi.components import ComponentLinker
+                except (ImportError, AttributeError) as exc:
+                    raise PluginLoadError(f"wasmtime {capi.wasmtime_version()} lacks the component "
+                                          f"C API vrclog needs ({exc})") from None
+                self._component_linker = ComponentLinker(
+                    self.engine, HOST_INTERFACE,
+                    component_host_calls(self.limits, _allow_host_log, _on_host_log))
+            return self._component_linker
 
     def cancel(self) -> None:
         """Interrupts every call in flight in every plugin, and refuses new ones."""
@@ -306,7 +327,8 @@ if hasattr(os, "register_at_fork"):  # POSIX only; Windows never forks
 class Plugin:
     """A validated plugin, callable from many threads; one fresh instance per call."""
 
-    def __init__(self, runtime: Runtime, compiled: CompiledPlugin, *, prefilter: bool = True) -> None:
+    def __init__(self, runtime: Runtime, compiled: CompiledPlugin | CompiledComponent, *,
+                 prefilter: bool = True) -> None:
         self.runtime = runtime
         self.path = compiled.path
         #: SHA-256 (hex) of the module's bytes.
@@ -324,12 +346,56 @@ class Plugin:
         if prefilter and compiled.declared.warning:
             self.warnings.append(f"{self.path}: custom section {PREFILTER_SECTION}: "
                                  f"{compiled.declared.warning}")
-        self._init = compiled.init_export.encode() if compiled.init_export else None
         self._log_limiter = LogLimiter(self.limits.log_per_second)
         self._stderr_token: int | None = None
         if runtime.capture_stderr:
             self._stderr_token = id(self)
             _stderr_owners[self._stderr_token] = self
+        # Read on every line: kept flat rather than looked up through self.limits.
+        self._timeout = self.limits.timeout_s
+        self._max_input = self.limits.max_input_bytes
+        self._max_line = self.limits.max_line_bytes
+        self._max_output = self.limits.max_output_bytes
+        #: "core" (ABI v1/v2) or "component" (the vrclog:plugin world).
+        self.kind = "core"
+        #: A component's imports (WASI interfaces, the host's), for ``plugin info``.
+        self.imports: tuple[str, ...] = ()
+        self.abi_version: int | None
+        #: The events of one line, prefilter or not; raises a LineError subclass or Cancelled.
+        self.parse: Callable[[str], list[Event]]
+        if isinstance(compiled, CompiledComponent):
+            self._init_component(runtime, compiled)
+        else:
+            self._init_core(runtime, compiled)
+
+    def _init_component(self, runtime: Runtime, compiled: CompiledComponent) -> None:
+        from .capi.components import ComponentCaller
+
+        self.kind = "component"
+        self.imports = compiled.imports
+        self.abi_version = None
+        try:
+            self._component = ComponentCaller(
+                runtime.engine, runtime.component_linker(), compiled.component, EXPORT,
+                self._stderr_token, None if runtime.sizing.pooled else self.limits.max_memory_bytes)
+        except capi.CallFailed as exc:
+            raise PluginLoadError(f"{self.path}: {error_gist(str(exc))}") from None
+        state = _CallState(self, time.thread_time() + self.limits.timeout_s)
+        _local.call = state
+        try:  # the probe: it must link and instantiate within the budget
+            self._component.instantiate_only()
+        except capi.CallFailed as exc:
+            if state.reason == "timeout":
+                raise PluginLoadError(f"{self.path}: instantiation did not finish within "
+                                      f"{self.limits.timeout_s * 1000:g} ms") from None
+            raise PluginLoadError(f"{self.path}: cannot instantiate: {error_gist(str(exc))}") from None
+        finally:
+            _local.call = None
+            state.emit_logs()
+        self.parse = self._parse_component
+
+    def _init_core(self, runtime: Runtime, compiled: CompiledPlugin) -> None:
+        self._init: bytes | None = compiled.init_export.encode() if compiled.init_export else None
         try:
             self._pre = runtime.linker.instantiate_pre(compiled.module)
         except wasmtime.WasmtimeError as exc:
@@ -337,15 +403,8 @@ class Plugin:
         self._caller = capi.LineCaller(
             runtime.engine, self._pre, self._init, compiled.needs_wasi, self._stderr_token,
             compiled.min_memory_bytes, None if runtime.sizing.pooled else self.limits.max_memory_bytes)
-        # Read on every line: kept flat rather than looked up through self.limits.
-        self._timeout = self.limits.timeout_s
-        self._max_input = self.limits.max_input_bytes
-        self._max_line = self.limits.max_line_bytes
-        self._max_output = self.limits.max_output_bytes
         self.abi_version = self._probe(compiled)
-        #: The events of one line, prefilter or not; raises a LineError subclass or Cancelled.
-        self.parse: Callable[[str], list[Event]] = (
-            self._parse_v1 if self.abi_version == 1 else self._parse_v2)
+        self.parse = self._parse_v1 if self.abi_version == 1 else self._parse_v2
 
     @property
     def name(self) -> str:
@@ -370,7 +429,9 @@ class Plugin:
 
     def new_instance(self) -> capi.Instance:
         """A fresh instance, its init export run, for inspecting the module (its probe,
-        ``plugin check``'s memory-layout checks); the caller closes it."""
+        ``plugin check``'s memory-layout checks); the caller closes it.  Core plugins only."""
+        if self.kind != "core":
+            raise TypeError("new_instance: a component has no core instance to inspect")
         inst = capi.Instance(self.runtime.engine, self._pre, self.limits.max_memory_bytes,
                              self._stderr_token)
         if self._init is not None:
@@ -446,24 +507,43 @@ class Plugin:
                 f"line is {len(raw)} bytes, over the {format_size(self._max_line)} line limit")
         return decode_output(self._checked(self._caller.run_v2, raw, self._max_output))
 
+    def _parse_component(self, line: str) -> list[Event]:
+        try:
+            raw = line.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: wasmtime aborts on a string that is not UTF-8
+            raw = line.encode("utf-8", "replace")
+        if len(raw) > self._max_line:
+            raise InputTooLarge(
+                f"line is {len(raw)} bytes, over the {format_size(self._max_line)} line limit")
+        ok, value = self._guarded(self._component.run, raw, self._max_output)
+        if ok:
+            return [decode_event(i, item) for i, item in enumerate(value)]
+        message, code = value
+        raise PluginRuntimeError(one_line(message) if message else "plugin reported an error",
+                                 code=one_line(code, 100) if code else None, from_plugin=True)
+
     def call_raw(self, payload: bytes) -> bytes:
         """ABI v1: the raw output bytes of parse_line for an already encoded input document."""
         return self._checked(self._caller.run, INPUT_OFFSET, payload, self._max_output)
 
-    def _checked(self, run: Callable[..., tuple[int, int, bytes | None]], *args: object) -> bytes:
-        """One call under the budget, its failures classified; the output bytes."""
+    def _guarded(self, run: Callable[..., Any], *args: object) -> Any:
+        """One call under the budget, its failures classified; what ``run`` returns."""
         if self.cancelled:
             raise Cancelled("cancelled")
         state = _CallState(self, time.thread_time() + self._timeout)
         _local.call = state
         try:
-            out_ptr, out_len, output = run(*args)
+            return run(*args)
         except capi.CallFailed as exc:
             raise self._classify(exc, state) from None
         finally:
             _local.call = None
             if state.logs is not None:
                 state.emit_logs()
+
+    def _checked(self, run: Callable[..., tuple[int, int, bytes | None]], *args: object) -> bytes:
+        """A core plugin's call under the budget; the output bytes."""
+        out_ptr, out_len, output = self._guarded(run, *args)
         if output is None:
             if out_len > self.limits.max_output_bytes:
                 raise PluginRuntimeError(
@@ -471,6 +551,7 @@ class Plugin:
                     f"{format_size(self.limits.max_output_bytes)} limit")
             raise PluginRuntimeError(
                 f"bad plugin output: range [{out_ptr:#x}, {out_ptr + out_len:#x}) is outside memory")
+        assert isinstance(output, bytes)
         return output
 
     def _classify(self, exc: capi.CallFailed, state: _CallState) -> Exception:
@@ -481,6 +562,9 @@ class Plugin:
                 f"plugin ran longer than the {self.limits.timeout_s * 1000:g} ms budget")
         if exc.exit_code is not None:
             return PluginRuntimeError(f"plugin exited with code {exc.exit_code}")
+        if isinstance(exc, capi.OutputTooLarge):
+            return PluginRuntimeError(
+                f"output is over the {format_size(self.limits.max_output_bytes)} limit")
         if exc.during is not None:
             message = f"{exc.during}: {error_gist(str(exc))}"
             if message.endswith("returned 0"):

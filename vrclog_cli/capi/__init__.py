@@ -21,9 +21,9 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
-from .abi import unpack_result
-from .errors import PluginLoadError
-from .limits import format_size
+from ..abi import unpack_result
+from ..errors import PluginLoadError
+from ..limits import format_size
 
 _REQUIRED_SYMBOLS = (
     "wasmtime_store_new", "wasmtime_store_delete", "wasmtime_store_context",
@@ -150,6 +150,10 @@ class CallFailed(Exception):
         super().__init__(message)
         self.exit_code = exit_code
         self.during = during
+
+
+class OutputTooLarge(CallFailed):
+    """A component's answer holds more text than the output limit."""
 
 
 #: Per memory slot, how much of a freed instance's memory wasmtime resets in

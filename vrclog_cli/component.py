@@ -1,0 +1,143 @@
+"""Loading and validating a component plugin (design.md 2d): the ``vrclog:plugin`` world.
+
+A component is told from a core module by its header.  Its world is checked at
+load against the WIT shipped in ``wit/plugin.wit``, and each failure names the
+export or import that is missing or mistyped (exit 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import wasmtime
+from wasmtime import component as wc
+
+from . import module_cache
+from .errors import PluginLoadError
+from .prefilter import Declared
+
+#: The header's version and layer fields: core modules are 01 00 00 00.
+COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
+WIT_PACKAGE = "vrclog:plugin@1.0.0"
+HOST_INTERFACE = "vrclog:plugin/host@1.0.0"
+TYPES_INTERFACE = "vrclog:plugin/types@1.0.0"
+EXPORT = "parse-line"
+WIT_FILE = Path(__file__).with_name("wit") / "plugin.wit"
+
+_EVENT = ("record{kind: string, timestamp: option<string>, player-name: option<string>, "
+          "player-id: option<string>, world-id: option<string>, world-name: option<string>, "
+          "instance-id: option<string>, data: list<tuple<string, string>>}")
+_PLUGIN_ERROR = "record{message: string, code: option<string>}"
+#: The export's type as ``describe`` writes it.
+EXPORT_TYPE = f"func(string) -> result<list<{_EVENT}>, {_PLUGIN_ERROR}>"
+#: The host interface's functions, each optional.
+HOST_FUNCS = {
+    "log": "func(u8, string)",
+    "regex-match": "func(string, string) -> bool",
+    "regex-find-submatch": "func(string, string) -> option<list<string>>",
+    "now-ms": "func() -> s64",
+}
+
+
+def is_component(data: bytes) -> bool:
+    return data.startswith(COMPONENT_HEADER[:4]) and data[6:8] == COMPONENT_HEADER[6:8]
+
+
+@dataclass(frozen=True)
+class CompiledComponent:
+    path: Path
+    component: wc.Component
+    #: The import names, WASI's and the host's, for ``plugin info``.
+    imports: tuple[str, ...]
+    exports: tuple[str, ...]
+    from_cache: bool = False
+    sha256: str = ""
+    declared: Declared = field(default_factory=lambda: Declared(None))
+
+
+_SCALARS: dict[type, str] = {
+    wc.Bool: "bool", wc.S8: "s8", wc.U8: "u8", wc.S16: "s16", wc.U16: "u16", wc.S32: "s32",
+    wc.U32: "u32", wc.S64: "s64", wc.U64: "u64", wc.F32: "f32", wc.F64: "f64", wc.Char: "char",
+    wc.String: "string"}
+
+
+def describe(ty: object) -> str:
+    """A WIT-like spelling of a component type, for comparing and for messages."""
+    scalar = _SCALARS.get(type(ty))
+    if scalar is not None:
+        return scalar
+    if isinstance(ty, wc.ListType):
+        return f"list<{describe(ty.element)}>"
+    if isinstance(ty, wc.OptionType):
+        return f"option<{describe(ty.payload)}>"
+    if isinstance(ty, wc.ResultType):
+        ok = describe(ty.ok) if ty.ok is not None else "_"
+        err = describe(ty.err) if ty.err is not None else "_"
+        return f"result<{ok}, {err}>"
+    if isinstance(ty, wc.TupleType):
+        return f"tuple<{', '.join(describe(t) for t in ty.elements)}>"
+    if isinstance(ty, wc.RecordType):
+        return "record{" + ", ".join(f"{name}: {describe(t)}" for name, t in ty.fields) + "}"
+    if isinstance(ty, wc.FuncType):
+        params = ", ".join(describe(t) for _, t in ty.params)
+        result = ty.result
+        return f"func({params})" + (f" -> {describe(result)}" if result is not None else "")
+    return type(ty).__name__.removesuffix("Type").lower()
+
+
+def _is_wasi_p2(name: str) -> bool:
+    return name.startswith("wasi:") and "@0.2." in name
+
+
+def validate_world(path: Path, ctype: wc.ComponentType, engine: wasmtime.Engine) -> tuple[
+        tuple[str, ...], tuple[str, ...]]:
+    """Checks the component against the world; (imports, exports) by name."""
+    exports = ctype.exports(engine)
+    found = exports.get(EXPORT)
+    if found is None:
+        raise PluginLoadError(f"{path}: component does not export {EXPORT} (world {WIT_PACKAGE} "
+                              f"plugin; exports: {', '.join(exports) or 'none'})")
+    got = describe(found.ty)
+    if got != EXPORT_TYPE:
+        raise PluginLoadError(f"{path}: export {EXPORT} has type {got}, expected {EXPORT_TYPE}")
+    imports = ctype.imports(engine)
+    for name, item in imports.items():
+        if name == HOST_INTERFACE:
+            ty = item.ty
+            if not isinstance(ty, wc.ComponentInstanceType):
+                raise PluginLoadError(f"{path}: import {name} must be an instance")
+            for func_name, func in ty.exports(engine).items():
+                wanted = HOST_FUNCS.get(func_name)
+                if wanted is None:
+                    raise PluginLoadError(f"{path}: import {name}#{func_name} is not a host function "
+                                          f"(there are: {', '.join(HOST_FUNCS)})")
+                if describe(func.ty) != wanted:
+                    raise PluginLoadError(f"{path}: import {name}#{func_name} has type "
+                                          f"{describe(func.ty)}, expected {wanted}")
+        elif name != TYPES_INTERFACE and not _is_wasi_p2(name):
+            raise PluginLoadError(
+                f"{path}: import {name} is not available (components may import WASI 0.2 "
+                f"interfaces and {HOST_INTERFACE})")
+    return tuple(imports), tuple(exports)
+
+
+def compile_component(path: Path, data: bytes, engine: wasmtime.Engine, max_memory_bytes: int,
+                      engine_settings: str, declared: Declared) -> CompiledComponent:
+    """The component compiled for ``engine`` (from the cache when it holds it), its world checked."""
+    digest = hashlib.sha256(data).hexdigest()
+    key = module_cache.cache_key(digest, f"component,max_memory={max_memory_bytes},{engine_settings}")
+    compiled = module_cache.load_with(wc.Component.deserialize, engine, key)
+    from_cache = compiled is not None
+    if compiled is None:
+        try:
+            compiled = wc.Component(engine, data)
+        except wasmtime.WasmtimeError as exc:
+            detail = " ".join(str(exc).split())
+            raise PluginLoadError(f"{path}: invalid WebAssembly component: {detail}") from None
+    imports, exports = validate_world(path, compiled.type, engine)
+    if not from_cache:
+        module_cache.store(compiled, key)
+    return CompiledComponent(path=path, component=compiled, imports=imports, exports=exports,
+                             from_cache=from_cache, sha256=digest, declared=declared)
