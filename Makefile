@@ -48,9 +48,12 @@ lint: dev
 	$(BIN)/mypy --platform win32 vrclog_cli
 	$(BIN)/mypy --platform darwin vrclog_cli
 
-## Rebuilds the sample plugins from source with the pinned ziglang package.
+## Rebuilds the sample plugins from source: C with the pinned ziglang, the Python
+## component with componentize-py, the JS one with jco (npm, pinned in package.json).
 plugins: $(VENV)/.plugins
 	$(MAKE) -B -C sample_plugins PYTHON=$(abspath $(BIN)/python)
+	$(MAKE) -B -C sample_plugins/python PYTHON=$(abspath $(BIN)/python) VRCLOG=$(abspath $(BIN)/vrclog)
+	$(MAKE) -B -C sample_plugins/js VRCLOG=$(abspath $(BIN)/vrclog)
 
 ## Benchmarks: throughput, ratios vs a plain wasmtime-py host, memory, Ctrl-C.
 bench: install

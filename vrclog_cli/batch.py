@@ -19,6 +19,7 @@ from .prefilter import Prefilter
 from .sources import Lines
 
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
+    from .component import CompileNotice
     from .plugin import LogHandler, PluginLog, Runtime
 
 
@@ -193,7 +194,8 @@ class ParserSpec:
     min_instance_slots: int = 2
 
 
-def build_parsers(spec: ParserSpec, on_log: LogHandler | None) -> tuple[Runtime | None, list[Parser]]:
+def build_parsers(spec: ParserSpec, on_log: LogHandler | None,
+                  on_compile: CompileNotice | None = None) -> tuple[Runtime | None, list[Parser]]:
     """The built-in parser (when asked for, or without plugins) and every plugin, loaded."""
     parsers: list[Parser] = []
     if spec.builtin or not spec.plugins:
@@ -203,7 +205,8 @@ def build_parsers(spec: ParserSpec, on_log: LogHandler | None) -> tuple[Runtime 
         from .plugin import Runtime
 
         runtime = Runtime(spec.limits, on_log=on_log, capture_stderr=spec.capture_plugin_stderr,
-                          instance_slots=spec.instance_slots, min_instance_slots=spec.min_instance_slots)
+                          instance_slots=spec.instance_slots, min_instance_slots=spec.min_instance_slots,
+                          on_compile=on_compile)
         try:
             parsers.extend(runtime.load(path, prefilter=spec.prefilter) for path in spec.plugins)
         except BaseException:

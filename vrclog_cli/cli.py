@@ -8,6 +8,7 @@ shown as one line on stderr; a traceback appears only with --debug.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -50,6 +51,7 @@ from . import (
 from .console import (
     LazyStderr,
     ProgressDisplay,
+    compile_notice,
     make_console,
     print_diagnostic,
     print_info,
@@ -324,7 +326,8 @@ def run_parse(options: ParseOptions, view: View) -> None:
     reports = Reports(view.reports)
     reports.open()  # a path that cannot be written is a usage error before any line is read
     run = ParseRun(options, writer, report, on_log, on_tick=bar.update if bar else None,
-                   on_finding=reports.add if view.reports else None)
+                   on_finding=reports.add if view.reports else None,
+                   on_compile=None if view.quiet else functools.partial(compile_notice, err))
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if run.interrupted:  # a second Ctrl-C: leave at once

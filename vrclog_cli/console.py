@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ExitCode
@@ -52,6 +54,29 @@ class LazyStderr:
 
     def print(self, *objects: Any, **options: Any) -> None:
         self.console.print(*objects, **options)
+
+
+@contextmanager
+def compile_notice(err: LazyStderr, path: Path, size: int) -> Iterator[None]:
+    """While a component compiles on first use (seconds): one line saying so, and on a
+    terminal a spinner with the time so far, then how long it took."""
+    from .limits import format_size
+
+    what = f"vrclog: compiling {path} ({format_size(size)} component) for its first use"
+    if not err.is_terminal:
+        err.print(what + "; later runs load it from the cache", markup=False)
+        yield
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    started = time.monotonic()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=err.console, transient=True) as progress:
+        progress.add_task(f"vrclog: compiling {path.name} ({format_size(size)} component, first use)",
+                          total=None)
+        yield
+    err.print(f"vrclog: compiled {path.name} in {time.monotonic() - started:.1f} s "
+              "(cached: later runs start at once)", markup=False)
 
 
 class ProgressDisplay:
@@ -147,8 +172,11 @@ def print_info(console: Console, details: PluginInfo) -> None:
     console.print(f"[bold]{escape(details.path)}[/]  {details.size_bytes} bytes  sha256 {details.sha256}")
     memory = (f"{details.memory_min_pages}..{details.memory_max_pages or 'unbounded'} pages"
               if details.memory_min_pages is not None else "none exported")
-    console.print(f"ABI version: {details.abi_version or '-'}   WASI model: {details.wasi_model}   "
-                  f"memory: {memory}")
+    if details.kind == "component":
+        console.print(f"component, world {details.world}   {details.wasi_model}", markup=False)
+    else:
+        console.print(f"ABI version: {details.abi_version or '-'}   WASI model: {details.wasi_model}   "
+                      f"memory: {memory}")
     if details.prefilter is not None:
         console.print("prefilter: " + json.dumps(details.prefilter, ensure_ascii=False), markup=False)
     elif details.prefilter_problem:
@@ -160,7 +188,8 @@ def print_info(console: Console, details: PluginInfo) -> None:
         for column in ("name", "kind", "type"):
             table.add_column(column)
         for item in items:
-            name = f"{item.module}.{item.name}" if item.module else item.name
+            name = (f"{item.module}#{item.name}" if details.kind == "component" else
+                    f"{item.module}.{item.name}") if item.module else item.name
             table.add_row(name, item.kind, item.type)
         console.print(table)
     if details.valid:

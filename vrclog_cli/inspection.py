@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import wasmtime
+from wasmtime.component import Component
 
 from .abi import format_signature
+from .component import WIT_PACKAGE, externs, is_component
 from .errors import PluginLoadError
 from .limits import Limits
 from .loader import declared_prefilter, read_plugin, to_wasm_binary
@@ -36,6 +38,10 @@ class PluginInfo:
     #: "reactor" (_initialize), "command" (_start) or "library" (neither).
     wasi_model: str = "library"
     abi_version: int | None = None
+    #: "core" (a module, ABI v1/v2) or "component".
+    kind: str = "core"
+    #: A component's world.
+    world: str | None = None
     #: The declared prefilter as its section's JSON; None: the plugin sees every line.
     prefilter: dict[str, Any] | None = None
     #: Why a declared prefilter is ignored, or invalid.
@@ -71,21 +77,10 @@ def plugin_info(path: Path, limits: Limits | None = None) -> PluginInfo:
     raw = read_plugin(path, limits)
     info = PluginInfo(path=str(path), size_bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
     wasm = to_wasm_binary(path, raw)
-    try:
-        module = wasmtime.Module(wasmtime.Engine(), wasm)
-    except wasmtime.WasmtimeError as exc:
-        raise PluginLoadError(f"{path}: invalid WebAssembly module: {' '.join(str(exc).split())}") from None
-    for exp in module.exports:
-        kind, text = _describe(exp.type)
-        info.exports.append(Extern(None, exp.name, kind, text))
-        if exp.name == "memory" and isinstance(exp.type, wasmtime.MemoryType):
-            info.memory_min_pages = exp.type.limits.min
-            info.memory_max_pages = exp.type.limits.max
-    for imp in module.imports:
-        kind, text = _describe(imp.type)
-        info.imports.append(Extern(imp.module, imp.name or "", kind, text))
-    names = {e.name for e in info.exports}
-    info.wasi_model = "reactor" if "_initialize" in names else "command" if "_start" in names else "library"
+    if is_component(wasm):
+        _component_externs(path, wasm, info)
+    else:
+        _module_externs(path, wasm, info)
     try:
         declared = declared_prefilter(path, wasm)
         info.prefilter = declared.prefilter.to_json() if declared.prefilter else None
@@ -101,3 +96,36 @@ def plugin_info(path: Path, limits: Limits | None = None) -> PluginInfo:
     finally:
         runtime.close()
     return info
+
+
+def _component_externs(path: Path, wasm: bytes, info: PluginInfo) -> None:
+    engine = wasmtime.Engine()
+    try:
+        ctype = Component(engine, wasm).type
+    except wasmtime.WasmtimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise PluginLoadError(f"{path}: invalid WebAssembly component: {detail}") from None
+    info.kind = "component"
+    info.world = f"{WIT_PACKAGE} plugin"
+    info.wasi_model = "component (WASI 0.2)"
+    imports, exports = externs(ctype, engine)
+    info.imports = [Extern(*row) for row in imports]
+    info.exports = [Extern(*row) for row in exports]
+
+
+def _module_externs(path: Path, wasm: bytes, info: PluginInfo) -> None:
+    try:
+        module = wasmtime.Module(wasmtime.Engine(), wasm)
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(f"{path}: invalid WebAssembly module: {' '.join(str(exc).split())}") from None
+    for exp in module.exports:
+        kind, text = _describe(exp.type)
+        info.exports.append(Extern(None, exp.name, kind, text))
+        if exp.name == "memory" and isinstance(exp.type, wasmtime.MemoryType):
+            info.memory_min_pages = exp.type.limits.min
+            info.memory_max_pages = exp.type.limits.max
+    for imp in module.imports:
+        kind, text = _describe(imp.type)
+        info.imports.append(Extern(imp.module, imp.name or "", kind, text))
+    names = {e.name for e in info.exports}
+    info.wasi_model = "reactor" if "_initialize" in names else "command" if "_start" in names else "library"

@@ -33,7 +33,7 @@ from .abi import (
     Signature,
     format_signature,
 )
-from .component import CompiledComponent, compile_component, is_component
+from .component import CompiledComponent, CompileNotice, compile_component, is_component
 from .errors import PluginLoadError
 from .limits import Limits, format_size
 from .prefilter import Declared, PrefilterError, read_prefilter
@@ -230,14 +230,16 @@ def declared_prefilter(path: Path, wasm: bytes) -> Declared:
         raise PluginLoadError(f"{path}: custom section {PREFILTER_SECTION}: {exc}") from None
 
 
-def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits,
-                   engine_settings: str = "") -> CompiledPlugin | CompiledComponent:
+def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits, engine_settings: str = "",
+                   notice: CompileNotice | None = None) -> CompiledPlugin | CompiledComponent:
     """The plugin compiled for ``engine`` (from the cache when it holds it); ``engine_settings``:
-    what of the engine's configuration shapes compiled code, for the cache key."""
+    what of the engine's configuration shapes compiled code, for the cache key; ``notice``:
+    what tells a person about a compilation that takes seconds."""
     data = to_wasm_binary(path, read_plugin(path, limits))
     declared = declared_prefilter(path, data)
     if is_component(data):
-        return compile_component(path, data, engine, limits.max_memory_bytes, engine_settings, declared)
+        return compile_component(path, data, engine, limits.max_memory_bytes, engine_settings, declared,
+                                 notice)
     digest = hashlib.sha256(data).hexdigest()
     key = module_cache.cache_key(digest, f"max_memory={limits.max_memory_bytes},{engine_settings}")
     module = module_cache.load(engine, key)

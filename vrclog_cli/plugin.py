@@ -35,7 +35,7 @@ from .abi import (
     requires_free,
     supported_text,
 )
-from .component import EXPORT, HOST_INTERFACE, CompiledComponent
+from .component import EXPORT, HOST_INTERFACE, CompiledComponent, CompileNotice
 from .errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
 from .events import Event, decode_event, decode_output, one_line
 from .hostfuncs import LogLimiter, component_host_calls, define_host_functions, define_wasi
@@ -187,9 +187,10 @@ class Runtime:
 
     def __init__(self, limits: Limits | None = None, *, on_log: LogHandler | None = None,
                  capture_stderr: bool = False, instance_slots: int = 256,
-                 min_instance_slots: int | None = None) -> None:
+                 min_instance_slots: int | None = None, on_compile: CompileNotice | None = None) -> None:
         self.limits = limits or Limits()
         self.on_log = on_log
+        self.on_compile = on_compile
         self.capture_stderr = capture_stderr
         _install_hooks()
         try:
@@ -210,8 +211,9 @@ class Runtime:
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
         its ``vrclog.prefilter`` section declares."""
-        plugin = Plugin(self, compile_plugin(Path(path), self.engine, self.limits, self.sizing.settings),
-                        prefilter=prefilter)
+        compiled = compile_plugin(Path(path), self.engine, self.limits, self.sizing.settings,
+                                  self.on_compile)
+        plugin = Plugin(self, compiled, prefilter=prefilter)
         if self.on_log is not None and (note := module_cache.unsafe_note()) is not None:
             self.on_log(PluginLog(Path(path), INFO_LEVEL, note))  # shown with --verbose
         self._plugins.add(plugin)

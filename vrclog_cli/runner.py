@@ -55,6 +55,7 @@ from .wakeup import cancel_on_signals
 from .writer import EventWriter
 
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
+    from .component import CompileNotice
     from .plugin import LogHandler, Runtime
 
 #: Batches where few lines reach a parser: the built-in parser alone, or plugins that
@@ -146,8 +147,10 @@ class ParseRun:
     def __init__(self, options: ParseOptions, writer: EventWriter,
                  report: Callable[[Diagnostic], None], on_log: LogHandler | None = None,
                  on_tick: Callable[[RunStats], None] | None = None,
-                 on_finding: Callable[[Finding], None] | None = None) -> None:
+                 on_finding: Callable[[Finding], None] | None = None,
+                 on_compile: CompileNotice | None = None) -> None:
         self.options = options
+        self._on_compile = on_compile  # a component's first compilation takes seconds
         self.writer = writer
         self.report = report
         self.runtime: Runtime | None = None
@@ -175,7 +178,7 @@ class ParseRun:
             raise UsageError(
                 f"--fail-on: the built-in parser gives no event of type {', '.join(unknown)} "
                 f"({hint}`vrclog types` lists its types; 'any' for every type)")
-        self.runtime, self.parsers = build_parsers(opts.parser_spec, self._on_log)
+        self.runtime, self.parsers = build_parsers(opts.parser_spec, self._on_log, self._on_compile)
         self.stats.plugins = [p.name for p in self.parsers]
         for parser in self.parsers:
             for warning in getattr(parser, "warnings", ()):
