@@ -1,0 +1,168 @@
+"""Component plugins end to end: the Python and JS samples, a Python component built here
+with componentize-py as an author would, the host interface, the budget, Ctrl-C, the
+cache and the library (design.md 2d)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from vrclog_cli import Limits, Runtime, parse_lines
+from vrclog_cli.component import WIT_FILE, is_component
+from vrclog_cli.plugin import Plugin
+
+from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, vrclog
+
+PY_SAMPLE = SAMPLES / "python" / "vrpoker_py.wasm"
+JS_SAMPLE = SAMPLES / "js" / "vrpoker_js.wasm"
+SPIN_SOURCE = Path(__file__).parent / "plugins" / "spin_py"
+
+
+@pytest.fixture(scope="session")
+def spin_py(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/plugins/spin_py built with componentize-py (the dev extra pins it)."""
+    out = tmp_path_factory.mktemp("spin") / "spin_py.wasm"
+    tool = Path(sys.executable).parent / "componentize-py"
+    subprocess.run([str(tool), "-d", str(WIT_FILE.parent), "-w", "plugin", "componentize", "app",
+                    "-p", str(SPIN_SOURCE), "-o", str(out)], check=True, capture_output=True, timeout=300)
+    return out
+
+
+def events_of(stdout: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.mark.parametrize("sample", [PY_SAMPLE, JS_SAMPLE], ids=["python", "js"])
+@pytest.mark.parametrize(("jobs", "workers"), [("1", "threads"), ("2", "processes")])
+def test_the_samples_give_what_the_core_plugin_gives(sample: Path, jobs: str, workers: str) -> None:
+    log = SAMPLE_LOGS / "vrpoker.log"
+    core = vrclog("parse", "--plugin", SAMPLES / "vrpoker.wasm", log)
+    got = vrclog("parse", "--plugin", sample, "--jobs", jobs, "--workers", workers, log)
+    assert got.returncode == 0, got.stderr
+    assert core.stdout.count("\n") == 10 and got.stdout == core.stdout
+
+
+@pytest.mark.parametrize("sample", [PY_SAMPLE, JS_SAMPLE], ids=["python", "js"])
+def test_plugin_info_shows_the_world_imports_and_prefilter(sample: Path) -> None:
+    result = vrclog("plugin", "info", "--json", sample)
+    info = json.loads(result.stdout)
+    assert result.returncode == 0 and info["valid"] and info["kind"] == "component"
+    assert info["world"] == "vrclog:plugin@1.0.0 plugin"
+    assert info["prefilter"] == {"substrings": ["[VRPoker]"]}
+    assert "parse-line" in {e["name"] for e in info["exports"]}
+    imports = {e["name"] for e in info["imports"]}
+    assert any(name.startswith("wasi:cli/") for name in imports)
+
+
+def test_plugin_check_passes_the_js_sample() -> None:
+    result = vrclog("plugin", "check", JS_SAMPLE, "--sample", SAMPLE_LOGS / "vrpoker.log")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout and "the prefilter skips 12 of 22 sample lines" in result.stdout
+
+
+def test_a_python_component_built_here_uses_the_host_interface(spin_py: Path) -> None:
+    result = vrclog("parse", "--plugin", spin_py, stdin=b"one\nhost abc 12\nhostile\n")
+    assert result.returncode == 0, result.stderr
+    assert events_of(result.stdout) == [
+        {"type": "echo", "data": {"line": "one"}},
+        {"type": "host", "data": {"matched": "True", "groups": "['host abc 12', 'abc', '12']",
+                                  "clock": "True"}},
+        {"type": "host", "data": {"matched": "False", "groups": "None", "clock": "True"}},
+    ]
+    assert "spin_py.wasm: warn: asked about host abc 12" in result.stderr  # host log, level warn
+
+
+@pytest.mark.parametrize(("jobs", "workers"), [("1", "threads"), ("2", "threads"), ("2", "processes")])
+def test_a_spinning_python_component_times_out_its_line_only(spin_py: Path, jobs: str, workers: str) -> None:
+    result = vrclog("parse", "--plugin", spin_py, "--jobs", jobs, "--workers", workers,
+                    stdin=b"one\nspin\ntwo\n")
+    assert result.returncode == 5
+    assert [e["data"] for e in events_of(result.stdout)] == [{"line": "one"}, {"line": "two"}]
+    assert "<stdin>:2: timeout: spin_py.wasm: plugin ran longer than the 50 ms budget" in result.stderr
+
+
+@pytest.mark.parametrize(("jobs", "workers"), [("1", "threads"), ("2", "processes")])
+def test_ctrl_c_during_a_slow_python_component(spin_py: Path, jobs: str, workers: str) -> None:
+    vrclog("parse", "--plugin", spin_py, stdin=b"warm the cache\n")
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(spin_py), "--timeout", "60s",
+                             "--jobs", jobs, "--workers", workers],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(b"one\ntwo\nspin\n")
+    proc.stdin.flush()
+    time.sleep(3.0 if workers == "processes" else 1.5)  # now spinning on line 3
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    elapsed = time.monotonic() - sent
+    assert proc.returncode == 130, err
+    assert [e["data"] for e in events_of(out.decode())] == [{"line": "one"}, {"line": "two"}]
+    assert err.decode() == "vrclog: interrupted after 2 lines (2 events written)\n"
+    assert elapsed < 1.0  # measured 0.05 s (threads) and 0.11 s (processes)
+
+
+def test_the_first_compilation_is_announced_once(tmp_path: Path) -> None:
+    env = {"VRCLOG_CACHE_DIR": str(tmp_path / "cache")}
+    first = vrclog("parse", "--plugin", JS_SAMPLE, SAMPLE_LOGS / "vrpoker.log", env=env)
+    assert first.returncode == 0
+    assert first.stderr == (f"vrclog: compiling {JS_SAMPLE} (1.5 MiB component) for its first use; "
+                            "later runs load it from the cache\n")
+    again = vrclog("parse", "--plugin", JS_SAMPLE, SAMPLE_LOGS / "vrpoker.log", env=env)
+    assert again.returncode == 0 and again.stderr == "" and again.stdout == first.stdout
+    quiet = vrclog("parse", "--quiet", "--plugin", JS_SAMPLE, SAMPLE_LOGS / "vrpoker.log",
+                   env={"VRCLOG_CACHE_DIR": str(tmp_path / "other")})
+    assert quiet.stderr == ""
+
+
+def test_components_have_their_own_size_limit() -> None:
+    assert PY_SAMPLE.stat().st_size > 10 << 20  # over the core limit, under the component one
+    refused = vrclog("parse", "--plugin", PY_SAMPLE, "--plugin-size-limit", "10MiB", stdin=b"x\n")
+    assert refused.returncode == 3
+    assert refused.stderr == f"vrclog: error: {PY_SAMPLE}: larger than the 10 MiB plugin size limit\n"
+
+
+def test_the_library_loads_calls_and_pickles_a_component() -> None:
+    with Runtime() as runtime:
+        plugin = runtime.load(JS_SAMPLE)
+        _check_the_library_call(plugin)
+
+
+def _check_the_library_call(plugin: Plugin) -> None:
+    assert plugin.kind == "component" and plugin.abi_version is None
+    line = "2024.01.15 23:58:44 Log        -  [VRPoker] Player Alice wins with Two Pair"
+    [event] = plugin.call(line)
+    assert event.type == "vrpoker_winner" and event.data == {"player": "Alice", "hand": "Two Pair"}
+    assert plugin.call("no tag here") == [] and not plugin.accepts("no tag here")
+    again = pickle.loads(pickle.dumps(plugin))
+    assert again.kind == "component" and again.call(line) == [event]
+    lines = (SAMPLE_LOGS / "vrpoker.log").read_text(encoding="utf-8").splitlines()
+    assert [e.type for e in parse_lines(lines, plugins=[JS_SAMPLE], jobs=2)] == [
+        e.type for e in parse_lines(lines, plugins=[SAMPLES / "vrpoker.wasm"])]
+
+
+def test_a_component_comes_from_the_cache_the_second_time(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VRCLOG_CACHE_DIR", str(tmp_path))
+    with Runtime(Limits()) as runtime:
+        assert not runtime.load(JS_SAMPLE).from_cache
+    with Runtime(Limits()) as runtime:
+        assert runtime.load(JS_SAMPLE).from_cache
+
+
+def test_components_are_told_by_their_header() -> None:
+    assert is_component(PY_SAMPLE.read_bytes()[:8]) and is_component(JS_SAMPLE.read_bytes()[:8])
+    assert not is_component((SAMPLES / "vrpoker.wasm").read_bytes()[:8])
+
+
+def test_the_wit_is_shipped_in_the_package() -> None:
+    assert WIT_FILE.is_file() and WIT_FILE.parent.parent.name == "vrclog_cli"
+    assert "package vrclog:plugin@1.0.0;" in WIT_FILE.read_text(encoding="utf-8")
+    assert os.path.relpath(WIT_FILE, ROOT) == os.path.join("vrclog_cli", "wit", "plugin.wit")
