@@ -59,17 +59,30 @@ plugins: $(VENV)/.plugins
 bench: install
 	$(BIN)/python benchmarks/bench.py
 
-## Copies the plugin template into the folder NAME (a name or a path; relative to
-## this folder), ready to build: make plugin-template NAME=~/plugins/myparser
+## Copies a plugin template into the folder NAME (a name or a path; relative to this
+## folder), ready to build: make plugin-template NAME=~/plugins/myparser [LANG=c|python|js]
+# LANG only from the command line: the environment's LANG is the locale.
+TEMPLATE_LANG := $(if $(filter command line,$(origin LANG)),$(LANG),c)
 plugin-template: $(VENV)/.plugins
-	@test -n "$(NAME)" || { echo "usage: make plugin-template NAME=myparser (or a path)" >&2; exit 2; }
+	@test -n "$(NAME)" || { echo "usage: make plugin-template NAME=myparser [LANG=c|python|js]" >&2; exit 2; }
 	@test ! -e "$(NAME)" || { echo "$(abspath $(NAME)) already exists" >&2; exit 2; }
-	mkdir -p "$(NAME)"
-	cp sample_plugins/template/plugin.c sample_plugins/template/Makefile \
+	@case "$(TEMPLATE_LANG)" in c|python|js) ;; \
+	  *) echo "LANG=$(TEMPLATE_LANG): the templates are c, python and js" >&2; exit 2;; esac
+	@mkdir -p "$(NAME)"
+ifeq ($(TEMPLATE_LANG),c)
+	@cp sample_plugins/template/plugin.c sample_plugins/template/Makefile \
 	   sample_plugins/template/README.md sample_plugins/include/vrclog_plugin.h "$(NAME)/"
-	sed -i -e 's|^NAME   ?= plugin$$|NAME   ?= $(notdir $(NAME))|' \
+	@sed -i -e 's|^NAME   ?= plugin$$|NAME   ?= $(notdir $(NAME))|' \
 	       -e 's|^PYTHON ?= python3$$|PYTHON ?= $(abspath $(BIN)/python)|' "$(NAME)/Makefile"
-	sed -i 's|NAME\.wasm|$(notdir $(NAME)).wasm|g' "$(NAME)/plugin.c" "$(NAME)/README.md"
+	@sed -i 's|NAME\.wasm|$(notdir $(NAME)).wasm|g' "$(NAME)/plugin.c" "$(NAME)/README.md"
+else
+	@cp -R sample_plugins/template-$(TEMPLATE_LANG)/. "$(NAME)/"
+	@mkdir -p "$(NAME)/wit" && cp vrclog_cli/wit/plugin.wit "$(NAME)/wit/"
+	@sed -i -e 's|^NAME   ?= plugin$$|NAME   ?= $(notdir $(NAME))|' \
+	       -e 's|^PYTHON ?= python3$$|PYTHON ?= $(abspath $(BIN)/python)|' \
+	       -e 's|^VRCLOG ?= vrclog$$|VRCLOG ?= $(abspath $(BIN)/vrclog)|' "$(NAME)/Makefile"
+	@sed -i 's|NAME\.wasm|$(notdir $(NAME)).wasm|g' "$(NAME)/README.md" "$(NAME)"/app.*
+endif
 	@echo "created $(abspath $(NAME))/ - build it with: cd $(abspath $(NAME)) && make"
 
 ## Soak (not in CI): 2 M lines with 1 % hostile lines; memory must not grow.

@@ -163,3 +163,29 @@ def test_template_builds_and_passes_check(tmp_path: Path) -> None:
     assert "the prefilter skips 1 of 2 sample lines" in result.stdout
     events = [json.loads(x) for x in vrclog("parse", "--plugin", wasm, log).stdout.splitlines()]
     assert [(e["type"], e["data"]) for e in events] == [("myworld_score", {"score": "42", "player": "Alice"})]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+@pytest.mark.parametrize("lang", ["python", "js"])
+def test_component_templates_build_and_pass_check(tmp_path: Path, lang: str) -> None:
+    """`make plugin-template LANG=...`, then plain `make` in the new folder, as its README says
+    (js: npm fetches the jco and componentize-js that package.json pins)."""
+    if lang == "js" and shutil.which("npm") is None:
+        pytest.skip("npm not installed")
+    target = tmp_path / f"my{lang}"
+    made = subprocess.run(
+        ["make", "-s", "plugin-template", f"NAME={target}", f"LANG={lang}",
+         f"BIN={Path(sys.executable).parent}"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    assert (target / "wit" / "plugin.wit").read_text() == (ROOT / "vrclog_cli/wit/plugin.wit").read_text()
+    built = subprocess.run(["make", "-s"], cwd=target, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout + built.stderr
+    wasm = target / f"my{lang}.wasm"
+    log = tmp_path / "my.log"
+    log.write_text("2024.01.15 23:59:59 Log        -  [MyWorld] Score 42 by Alice\nother line\n")
+    result = vrclog("plugin", "check", wasm, "--sample", log)
+    assert result.returncode == 0, result.stdout
+    assert "the prefilter skips 1 of 2 sample lines" in result.stdout
+    events = [json.loads(x) for x in vrclog("parse", "--plugin", wasm, log).stdout.splitlines()]
+    assert [(e["type"], e["timestamp"][:19], e["data"]) for e in events] == [
+        ("myworld_score", "2024-01-15T23:59:59", {"score": "42", "player": "Alice"})]
