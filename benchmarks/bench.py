@@ -222,6 +222,56 @@ def prefilter_table(log: Path, lines: int) -> Table:
     return table
 
 
+def components_table(log: Path, lines: int) -> Table:
+    """#20's targets, at --jobs 1 against the core v2 vrpoker.wasm in the same run: the JS
+    and Python samples per line without their prefilter (3 000 lines; the start-up, an empty
+    log with the same plugin, taken off), and with it on the 2 %-match log (whole processes)."""
+    table = Table(title=f"component plugins, --jobs 1, median of {RATIO_ROUNDS} alternating runs")
+    for col in ("run", "figure", "each run", "target"):
+        table.add_column(col)
+    empty = CACHE / "empty.log"
+    empty.write_bytes(b"")
+    head = head_of(log, 3_000)
+    head_lines = count_lines(head)
+    samples = {"core": "vrpoker.wasm", "js": "js/vrpoker_js.wasm", "python": "python/vrpoker_py.wasm"}
+    for plugin in samples.values():  # compile once into the cache (seconds for Python)
+        run(vrclog(plugin, empty, 1))
+    per_line: dict[str, list[float]] = {k: [] for k in samples}
+    whole: dict[str, list[float]] = {k: [] for k in samples}
+    outputs: dict[str, set[str]] = {k: set() for k in samples}
+    for _ in range(RATIO_ROUNDS):
+        for key, plugin in samples.items():
+            start = run(vrclog(plugin, empty, 1)).seconds
+            raw = run(vrclog(plugin, head, 1, "--no-prefilter"))
+            per_line[key].append((raw.seconds - start) / head_lines)
+            full = run(vrclog(plugin, log, 1))
+            assert raw.returncode == full.returncode == 0, key
+            whole[key].append(full.seconds)
+            outputs[key].add(full.output_sha)
+    med_line = {k: statistics.median(v) for k, v in per_line.items()}
+    med_whole = {k: statistics.median(v) for k, v in whole.items()}
+    limits = {"js": 300e-6, "python": 1.5e-3}
+    for key in samples:
+        target = ""
+        if key in limits:
+            met = med_line[key] <= limits[key]
+            target = f"≤ {limits[key] * 1e6:,.0f} µs " + ("[green]met[/]" if met else "[red]not met[/]")
+        table.add_row(f"{samples[key]} --no-prefilter, µs/line", f"{med_line[key] * 1e6:,.1f}",
+                      " ".join(f"{t * 1e6:.0f}" for t in per_line[key]), target)
+    for key in samples:
+        rate = lines / med_whole[key]
+        target = ""
+        if key != "core":
+            ratio = med_whole["core"] / med_whole[key]
+            target = f"{ratio:.2f}x the core plugin; ≥ 0.5x " + ("[green]met[/]" if ratio >= 0.5
+                                                                 else "[red]not met[/]")
+        table.add_row(f"{samples[key]} with its prefilter, {lines:,} lines, lines/s", f"{rate:,.0f}",
+                      " ".join(f"{t:.2f}" for t in whole[key]), target)
+    same = len(set().union(*outputs.values())) == 1
+    table.add_row("output equal (core, JS, Python)", "yes" if same else "[red]NO[/]", "", "")
+    return table
+
+
 def builtin_table(log: Path, lines: int) -> Table:
     """#17's target: the built-in parser (all its types) against a bare Python loop that only
     reads and decodes the same file; both whole processes, alternating, median."""
@@ -369,6 +419,7 @@ def main() -> None:
     console.print(ratios)
     console.print(prefilter_table(log200k, lines200k))
     console.print(builtin_table(log200k, lines200k))
+    console.print(components_table(log200k, lines200k))
     console.print(long_line_table())
 
     other = Table(title="memory, Ctrl-C, scaling")

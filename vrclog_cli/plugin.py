@@ -205,22 +205,42 @@ class Runtime:
         define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
         self._component_linker: ComponentLinker | None = None
+        self._component_engine: wasmtime.Engine | None = None
+        self._component_ticking: _Ticking | None = None
         self._component_lock = threading.Lock()
-        self._ticking = _TICKER.add(self.engine, max(0.001, min(0.005, self.limits.timeout_s / 10)))
+        self._instance_slots = instance_slots
+        self._tick = max(0.001, min(0.005, self.limits.timeout_s / 10))
+        self._ticking = _TICKER.add(self.engine, self._tick)
 
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
         its ``vrclog.prefilter`` section declares."""
         compiled = compile_plugin(Path(path), self.engine, self.limits, self.sizing.settings,
-                                  self.on_compile)
+                                  self.on_compile, self.component_engine)
         plugin = Plugin(self, compiled, prefilter=prefilter)
         if self.on_log is not None and (note := module_cache.unsafe_note()) is not None:
             self.on_log(PluginLog(Path(path), INFO_LEVEL, note))  # shown with --verbose
         self._plugins.add(plugin)
         return plugin
 
+    def component_engine(self) -> wasmtime.Engine:
+        """The engine component plugins run in, made on first need: a pool that keeps more
+        of each memory resident (capi.COMPONENT_KEEP_RESIDENT_BYTES).  Under an address-space
+        limit a second pool would not fit: components then share the runtime's engine."""
+        with self._component_lock:
+            if self._component_engine is None:
+                if self.sizing != capi.EngineSizing():
+                    self._component_engine = self.engine
+                else:
+                    self._component_engine = capi.make_engine(
+                        self.limits.max_memory_bytes, self._instance_slots, self.sizing,
+                        keep_resident=capi.COMPONENT_KEEP_RESIDENT_BYTES)
+                    self._component_ticking = _TICKER.add(self._component_engine, self._tick)
+            return self._component_engine
+
     def component_linker(self) -> ComponentLinker:
         """WASI 0.2 and the host interface for component plugins, made on first need."""
+        engine = self.component_engine()
         with self._component_lock:
             if self._component_linker is None:
                 try:
@@ -229,7 +249,7 @@ class Runtime:
                     raise PluginLoadError(f"wasmtime {capi.wasmtime_version()} lacks the component "
                                           f"C API vrclog needs ({exc})") from None
                 self._component_linker = ComponentLinker(
-                    self.engine, HOST_INTERFACE,
+                    engine, HOST_INTERFACE,
                     component_host_calls(self.limits, _allow_host_log, _on_host_log))
             return self._component_linker
 
@@ -238,16 +258,21 @@ class Runtime:
         for plugin in list(self._plugins):
             plugin.cancelled = True
         self.engine.increment_epoch()
+        if self._component_engine is not None:
+            self._component_engine.increment_epoch()
 
     def close(self) -> None:
         """Stops ticking this runtime's epoch; plugins loaded here must not be called afterwards."""
         self._ticking.ended = True
+        if self._component_ticking is not None:
+            self._component_ticking.ended = True
 
     def __del__(self) -> None:
         # A flag, not a removal: the collector may run this inside the ticker's own lock.
         # The ticker drops its engine at its next pass, and the engine is freed then.
-        if (ticking := getattr(self, "_ticking", None)) is not None:
-            ticking.ended = True
+        for name in ("_ticking", "_component_ticking"):
+            if (ticking := getattr(self, name, None)) is not None:
+                ticking.ended = True
 
     def __enter__(self) -> Runtime:
         return self
@@ -377,8 +402,9 @@ class Plugin:
         self.imports = compiled.imports
         self.abi_version = None
         try:
+            self._engine = compiled.engine
             self._component = ComponentCaller(
-                runtime.engine, runtime.component_linker(), compiled.component, EXPORT,
+                compiled.engine, runtime.component_linker(), compiled.component, EXPORT,
                 self._stderr_token, None if runtime.sizing.pooled else self.limits.max_memory_bytes)
         except capi.CallFailed as exc:
             raise PluginLoadError(f"{self.path}: {error_gist(str(exc))}") from None
@@ -397,6 +423,7 @@ class Plugin:
         self.parse = self._parse_component
 
     def _init_core(self, runtime: Runtime, compiled: CompiledPlugin) -> None:
+        self._engine = runtime.engine
         self._init: bytes | None = compiled.init_export.encode() if compiled.init_export else None
         try:
             self._pre = runtime.linker.instantiate_pre(compiled.module)
@@ -420,7 +447,7 @@ class Plugin:
     def cancel(self) -> None:
         """Interrupts this plugin's calls in flight; later calls raise Cancelled at once."""
         self.cancelled = True
-        self.runtime.engine.increment_epoch()
+        self._engine.increment_epoch()
 
     def _emit_log(self, level: int, message: bytes) -> None:
         handler = self.runtime.on_log
