@@ -50,6 +50,18 @@ def test_the_samples_give_what_the_core_plugin_gives(sample: Path, jobs: str, wo
     assert core.stdout.count("\n") == 10 and got.stdout == core.stdout
 
 
+def test_many_python_components_at_once_fit_the_pool(tmp_path: Path) -> None:
+    """componentize-py's component is 14 core instances: the components' pool holds room for
+    that many per slot (a pool sized for core modules ran out after one line at a time)."""
+    log = tmp_path / "poker.log"
+    log.write_text("".join(f"2024.01.15 23:58:{i % 60:02d} Log        -  [VRPoker] Round {i} begins\n"
+                           for i in range(3000)))
+    core = vrclog("parse", "--plugin", SAMPLES / "vrpoker.wasm", log)
+    got = vrclog("parse", "--plugin", PY_SAMPLE, "--jobs", "4", "--workers", "threads", log)
+    assert got.returncode == 0, got.stderr[-500:]
+    assert got.stdout == core.stdout and got.stdout.count("\n") == 3000
+
+
 @pytest.mark.parametrize("sample", [PY_SAMPLE, JS_SAMPLE], ids=["python", "js"])
 def test_plugin_info_shows_the_world_imports_and_prefilter(sample: Path) -> None:
     result = vrclog("plugin", "info", "--json", sample)

@@ -232,17 +232,19 @@ def declared_prefilter(path: Path, wasm: bytes) -> Declared:
 
 def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits, engine_settings: str = "",
                    notice: CompileNotice | None = None,
-                   component_engine: Callable[[], wasmtime.Engine] | None = None,
+                   component_engine: Callable[[], tuple[wasmtime.Engine, str]] | None = None,
                    ) -> CompiledPlugin | CompiledComponent:
     """The plugin compiled for ``engine`` (from the cache when it holds it); ``engine_settings``:
     what of the engine's configuration shapes compiled code, for the cache key; ``notice``:
     what tells a person about a compilation that takes seconds; ``component_engine``: the
-    engine for a component, when not ``engine``."""
+    engine for a component and its settings, when not ``engine``'s."""
     data = to_wasm_binary(path, read_plugin(path, limits))
     declared = declared_prefilter(path, data)
     if is_component(data):
-        return compile_component(path, data, component_engine() if component_engine else engine,
-                                 limits.max_memory_bytes, engine_settings, declared, notice)
+        if component_engine is not None:
+            engine, engine_settings = component_engine()
+        return compile_component(path, data, engine, limits.max_memory_bytes, engine_settings, declared,
+                                 notice)
     digest = hashlib.sha256(data).hexdigest()
     key = module_cache.cache_key(digest, f"max_memory={limits.max_memory_bytes},{engine_settings}")
     module = module_cache.load(engine, key)

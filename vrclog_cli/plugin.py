@@ -206,6 +206,9 @@ class Runtime:
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
         self._component_linker: ComponentLinker | None = None
         self._component_engine: wasmtime.Engine | None = None
+        self._component_settings = ""
+        #: Whether the components' engine pools its instances (set with that engine).
+        self.components_pooled = False
         self._component_ticking: _Ticking | None = None
         self._component_lock = threading.Lock()
         self._instance_slots = instance_slots
@@ -223,24 +226,28 @@ class Runtime:
         self._plugins.add(plugin)
         return plugin
 
-    def component_engine(self) -> wasmtime.Engine:
-        """The engine component plugins run in, made on first need: a pool that keeps more
-        of each memory resident (capi.COMPONENT_KEEP_RESIDENT_BYTES).  Under an address-space
-        limit a second pool would not fit: components then share the runtime's engine."""
+    def component_engine(self) -> tuple[wasmtime.Engine, str]:
+        """The engine component plugins run in, made on first need, and its settings (for
+        the cache key): a pool with room for components' several core instances and
+        memories, keeping more of each memory resident (capi.COMPONENT_KEEP_RESIDENT_BYTES).
+        Under an address-space limit such a pool would not fit: memories are then made on
+        demand, each reserving only the memory limit (bounds-checked code), capped by the
+        store's limiter."""
         with self._component_lock:
             if self._component_engine is None:
-                if self.sizing != capi.EngineSizing():
-                    self._component_engine = self.engine
-                else:
-                    self._component_engine = capi.make_engine(
-                        self.limits.max_memory_bytes, self._instance_slots, self.sizing,
-                        keep_resident=capi.COMPONENT_KEEP_RESIDENT_BYTES)
-                    self._component_ticking = _TICKER.add(self._component_engine, self._tick)
-            return self._component_engine
+                self.components_pooled = self.sizing == capi.EngineSizing()
+                sizing = self.sizing if self.components_pooled else capi.on_demand_sizing(
+                    self.limits.max_memory_bytes)
+                self._component_settings = sizing.settings
+                self._component_engine = capi.make_engine(
+                    self.limits.max_memory_bytes, self._instance_slots, sizing,
+                    keep_resident=capi.COMPONENT_KEEP_RESIDENT_BYTES, components=True)
+                self._component_ticking = _TICKER.add(self._component_engine, self._tick)
+            return self._component_engine, self._component_settings
 
     def component_linker(self) -> ComponentLinker:
         """WASI 0.2 and the host interface for component plugins, made on first need."""
-        engine = self.component_engine()
+        engine, _ = self.component_engine()
         with self._component_lock:
             if self._component_linker is None:
                 try:
@@ -405,7 +412,7 @@ class Plugin:
             self._engine = compiled.engine
             self._component = ComponentCaller(
                 compiled.engine, runtime.component_linker(), compiled.component, EXPORT,
-                self._stderr_token, None if runtime.sizing.pooled else self.limits.max_memory_bytes)
+                self._stderr_token, None if runtime.components_pooled else self.limits.max_memory_bytes)
         except capi.CallFailed as exc:
             raise PluginLoadError(f"{self.path}: {error_gist(str(exc))}") from None
         state = _CallState(self, time.thread_time() + self.limits.timeout_s)

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import wasmtime
@@ -246,12 +246,18 @@ def _mapped_now() -> int:
     return GIB  # no /proc (macOS): a generous guess of what is mapped already
 
 
+def on_demand_sizing(max_memory_bytes: int) -> EngineSizing:
+    """No pool, each memory reserving just the limit (bounds-checked code): what fits under
+    an address-space limit whatever the number of memories an instance has."""
+    return EngineSizing(False, -(-max_memory_bytes // SMALL_GUARD) * SMALL_GUARD, SMALL_GUARD)  # whole pages
+
+
 def plan_engine(max_memory_bytes: int, slots: int, room: int | None,
                 min_slots: int | None = None) -> EngineSizing:
     """The fastest sizing that fits in ``room`` bytes of address space (None: no limit).
     ``min_slots``: the fewest slots the caller can work with (its calls at once); the fast
     sizing with as many slots as fit, down to that, comes before bounds-checked code."""
-    small = -(-max_memory_bytes // SMALL_GUARD) * SMALL_GUARD  # whole wasm pages
+    on_demand = on_demand_sizing(max_memory_bytes)
     fast = EngineSizing()
     if room is None or fast.reserves(slots) + HEADROOM <= room:
         return fast
@@ -259,25 +265,36 @@ def plan_engine(max_memory_bytes: int, slots: int, room: int | None,
         fit = (room - HEADROOM) // fast.reserves(1)
         if fit >= min_slots:
             return EngineSizing(slots=min(fit, slots))
-    for sizing in (EngineSizing(True, small, SMALL_GUARD), EngineSizing(False, small, SMALL_GUARD)):
+    for sizing in (replace(on_demand, pooled=True), on_demand):
         if sizing.reserves(slots) + HEADROOM <= room:
             return sizing
     assert room is not None  # without a limit the first sizing fits
     raise AddressSpaceTooSmall(
         f"the address-space limit (ulimit -v) leaves {format_size(max(room, 0))} to map: too little "
         f"for plugin instances of {format_size(max_memory_bytes)} (--memory-limit) and the rest of "
-        f"vrclog (~{format_size(HEADROOM + EngineSizing(False, small, SMALL_GUARD).reserves(1))}); "
+        f"vrclog (~{format_size(HEADROOM + on_demand.reserves(1))}); "
         "raise the limit or lower --memory-limit")
+
+
+#: What one component instance may take from a components' pool: a component bundles
+#: several core modules (componentize-py's: 14 modules, 3 memories), each instance of
+#: which takes a core-instance slot, and its memories and tables slots of their own.  The
+#: pool holds this much for every slot, so ``instance_slots`` components fit at once; one
+#: that needs more fails to load, saying which limit (its probe instantiates it).
+COMPONENT_CORE_INSTANCES = 32
+COMPONENT_MEMORIES = 8
+COMPONENT_TABLES = 32
 
 
 def make_engine(max_memory_bytes: int, instance_slots: int,
                 sizing: EngineSizing | None = None,
-                keep_resident: int = KEEP_RESIDENT_BYTES) -> wasmtime.Engine:
+                keep_resident: int = KEEP_RESIDENT_BYTES, components: bool = False) -> wasmtime.Engine:
     """An engine with epoch interruption and (normally) a pooling allocator.
 
     The pool makes instantiation a slot reuse with copy-on-write memory
     instead of fresh mappings; slots bound how many instances live at once.
     ``sizing``: from ``plan_engine`` (the default plans for this process's limit).
+    ``components``: a pool sized for component plugins (``COMPONENT_*`` per slot).
     """
     check_api()
     if sizing is None:
@@ -293,9 +310,16 @@ def make_engine(max_memory_bytes: int, instance_slots: int,
     if sizing.pooled:
         pool = ffi.wasmtime_pooling_allocation_config_new()
         try:
-            ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, instance_slots)
-            ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, instance_slots)
-            ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, instance_slots)
+            cores, memories, tables = (COMPONENT_CORE_INSTANCES, COMPONENT_MEMORIES, COMPONENT_TABLES) \
+                if components else (1, 1, 1)
+            ffi.wasmtime_pooling_allocation_config_total_core_instances_set(pool, instance_slots * cores)
+            ffi.wasmtime_pooling_allocation_config_total_memories_set(pool, instance_slots * memories)
+            ffi.wasmtime_pooling_allocation_config_total_tables_set(pool, instance_slots * tables)
+            if components:
+                ffi.wasmtime_pooling_allocation_config_total_component_instances_set(pool, instance_slots)
+                ffi.wasmtime_pooling_allocation_config_max_core_instances_per_component_set(pool, cores)
+                ffi.wasmtime_pooling_allocation_config_max_memories_per_component_set(pool, memories)
+                ffi.wasmtime_pooling_allocation_config_max_tables_per_component_set(pool, tables)
             # No async calls: without this the pool reserves 1000 fiber stacks (2 GiB).
             ffi.wasmtime_pooling_allocation_config_total_stacks_set(pool, 0)
             ffi.wasmtime_pooling_allocation_config_max_memory_size_set(pool, max_memory_bytes)
