@@ -78,6 +78,8 @@ def test_plugin_check_passes_the_js_sample() -> None:
     result = vrclog("plugin", "check", JS_SAMPLE, "--sample", SAMPLE_LOGS / "vrpoker.log")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout and "the prefilter skips 12 of 22 sample lines" in result.stdout
+    assert 'component, world vrclog:plugin@1.0.0 plugin; prefilter: {"substrings": ["[VRPoker]"]}' \
+        in result.stdout
 
 
 def test_a_python_component_built_here_uses_the_host_interface(spin_py: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import capi
 from .abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION
+from .component import WIT_PACKAGE
 from .errors import InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
 from .events import Event
 from .limits import Limits, format_size
@@ -85,6 +86,8 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     timings: list[tuple[str, float]] = field(default_factory=list)
     abi_version: int | None = None
+    #: A component's world (named instead of an ABI version).
+    world: str | None = None
     #: The prefilter in force, as its section's JSON (None: the plugin sees every line).
     prefilter: dict[str, object] | None = None
     #: Sample lines, and how many of them the prefilter keeps from the plugin.
@@ -197,6 +200,7 @@ def check_plugin(path: str | Path, limits: Limits | None = None, *,
 def _check_lines(plugin: Plugin, limits: Limits, sample: list[tuple[str, str]],
                  report: CheckReport) -> None:
     report.abi_version = plugin.abi_version
+    report.world = f"{WIT_PACKAGE} plugin" if plugin.kind == "component" else None
     prefilter = plugin.prefilter
     report.prefilter = prefilter.to_json() if prefilter is not None else None
     if plugin.declared.warning:

@@ -228,8 +228,9 @@ def print_report(console: Console, report: CheckReport) -> None:
         console.print("per-line time: " + ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in stats.items()))
         console.print("slowest: " + ", ".join(f"{where} ({t * 1e6:.0f} µs)"
                                                for where, t in report.slowest(3)))
-    if report.abi_version is not None:
-        console.print(f"ABI version {report.abi_version}; prefilter: "
+    if report.abi_version is not None or report.world is not None:
+        what = f"component, world {report.world}" if report.world else f"ABI version {report.abi_version}"
+        console.print(f"{what}; prefilter: "
                       + (json.dumps(report.prefilter, ensure_ascii=False) if report.prefilter
                          else "none"), markup=False)
     if report.prefilter is not None and report.sample_lines:
