@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint plugins bench soak clean install dev plugin-template
+.PHONY: demo test lint plugins bench soak clean install dev plugin-template wheels-check
 
 # What running needs (72 MB), for `make demo` and `make install`; the dev tools
 # (pytest, mypy, ruff and the 411 MB zig toolchain the tests build plugins with)
@@ -91,3 +91,19 @@ soak: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## Whether every runtime dependency has a wheel for each platform and Python we support
+## (queries PyPI; nothing is installed).  The README's "Platforms" section records the result.
+WHEEL_PLATFORMS := "win_amd64" \
+  "macosx_14_0_arm64 macosx_11_0_arm64" "macosx_14_0_x86_64 macosx_10_13_x86_64" \
+  "manylinux_2_28_x86_64 manylinux2014_x86_64 manylinux1_x86_64" \
+  "manylinux_2_28_aarch64 manylinux2014_aarch64"
+wheels-check: install
+	@$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' > $(VENV)/.deps
+	@for tags in $(WHEEL_PLATFORMS); do for py in 3.11 3.12 3.13; do \
+	  flags=$$(for t in $$tags; do printf -- '--platform %s ' $$t; done); \
+	  if $(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version $$py \
+	       $$flags -d $(VENV)/.wheels -r $(VENV)/.deps >/dev/null 2>&1; \
+	  then echo "ok       $${tags%% *} Python $$py"; else echo "MISSING  $${tags%% *} Python $$py"; fi; \
+	done; done
+	@ls $(VENV)/.wheels | grep -v -- '-none-any\.whl$$' | sort

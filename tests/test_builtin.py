@@ -310,6 +310,7 @@ def test_each_type_documented_example_gives_its_fields(kind: object) -> None:
 
 @pytest.mark.skipif(not hasattr(__import__("time"), "tzset"), reason="POSIX: TZ set at run time")
 @pytest.mark.parametrize("zone", ["Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "Asia/Tokyo"])
+@pytest.mark.posix  # TZ and time.tzset
 def test_timestamps_across_offset_changes(zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Per-hour offsets are a shortcut: every minute of days with DST changes (Lord Howe's
     is half an hour) matches what datetime gives for that minute."""

@@ -6,6 +6,7 @@ import json
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -232,6 +233,7 @@ def _spin_then_signal(echo: Path, sig: int, jobs: str, workers: str, log: Path |
     return proc, time.monotonic() - sent, out, err
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize(("jobs", "workers"), POOLS)
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 @pytest.mark.parametrize("from_file", [False, True], ids=["stdin", "file"])
@@ -245,6 +247,25 @@ def test_signal_interrupts_spinning_plugin(echo: Path, tmp_path: Path, sig: int,
     assert out.endswith(b"\n")  # no half-written JSON line
     assert err.decode().count("\n") == 1 and "after 2 lines" in err.decode()
     assert b"Traceback" not in err
+
+
+def test_ctrl_break_is_a_clean_stop_on_windows(echo: Path) -> None:
+    """Windows has no SIGTERM to send: Ctrl-Break is its clean stop, exit 143 (a closed
+    console window is forwarded to the same stop by errors.forward_console_close)."""
+    if sys.platform != "win32":
+        pytest.skip("Windows console events")
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(echo), "--timeout", "60s"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+    assert proc.stdin is not None
+    proc.stdin.write(SPIN_INPUT)
+    proc.stdin.flush()
+    time.sleep(1.5)  # spinning on line 3
+    proc.send_signal(signal.CTRL_BREAK_EVENT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert lines_of(out.decode()) == ["one", "two"]
+    assert "terminated after 2 lines" in err.decode()
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "pretty"])

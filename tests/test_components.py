@@ -103,6 +103,7 @@ def test_a_spinning_python_component_times_out_its_line_only(spin_py: Path, jobs
     assert "<stdin>:2: timeout: spin_py.wasm: plugin ran longer than the 50 ms budget" in result.stderr
 
 
+@pytest.mark.posix  # Windows has no SIGINT to send: Ctrl-C is a console event
 @pytest.mark.parametrize(("jobs", "workers"), [("1", "threads"), ("2", "processes")])
 def test_ctrl_c_during_a_slow_python_component(spin_py: Path, jobs: str, workers: str) -> None:
     vrclog("parse", "--plugin", spin_py, stdin=b"warm the cache\n")

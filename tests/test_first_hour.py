@@ -96,7 +96,9 @@ def test_usage_error_from_the_environment_names_the_variable() -> None:
                              "use e.g. 50ms or 2s\n")
 
 
-@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="root reads anything")
+@pytest.mark.posix
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("setpriv") is None,
+                    reason="root reads anything")
 def test_unreadable_input_is_like_a_missing_one(tmp_path: Path) -> None:
     good = tmp_path / "good.log"
     good.write_text("one\ntwo\n")
@@ -154,6 +156,7 @@ def test_completion_offers_files_for_plugin(tmp_path: Path) -> None:
     assert result.stdout.startswith("file")
 
 
+@pytest.mark.posix
 def test_interrupted_says_line_in_the_singular() -> None:
     code, err = interrupt_after(["parse", "--plugin", SAMPLES / "echo.wasm"], b"only\n", 1.5)
     assert code == 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def test_directory(runtime: Runtime, tmp_path: Path) -> None:
     assert "directory" in refused(runtime, tmp_path)
 
 
+@pytest.mark.posix
 def test_fifo_fails_at_once(runtime: Runtime, tmp_path: Path) -> None:
     fifo = tmp_path / "fifo.wasm"
     os.mkfifo(fifo)
@@ -69,8 +71,14 @@ def test_fifo_fails_at_once(runtime: Runtime, tmp_path: Path) -> None:
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.posix
 def test_device_fails_at_once(runtime: Runtime) -> None:
     assert "device" in refused(runtime, "/dev/zero")
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="Windows device names")
+def test_a_windows_device_is_refused_unopened(runtime: Runtime) -> None:
+    assert "device" in refused(runtime, "NUL")  # stat, not open: CON would wait for the keyboard
 
 
 def test_size_cap_read_not_trusted_from_stat(tmp_path: Path) -> None:

@@ -101,6 +101,7 @@ def test_the_folder_is_made_private(cache: Path) -> None:
     assert cache.stat().st_mode & 0o777 == 0o700
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize("how", ["world-writable", "another user's", "read-only"])
 def test_an_untrusted_or_read_only_folder_is_not_used(cache: Path, how: str) -> None:
     import os
@@ -138,6 +139,7 @@ def test_an_untrusted_folder_is_one_verbose_note(cache: Path, tmp_path: Path) ->
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 
+@pytest.mark.posix
 def test_an_entry_someone_else_placed_is_not_loaded(cache: Path) -> None:
     import os
 
@@ -163,6 +165,7 @@ def test_the_cache_keeps_the_newest_entries(cache: Path, monkeypatch: pytest.Mon
     assert not Runtime().load(tmp_path / "p0.wat").from_cache
 
 
+@pytest.mark.posix
 def test_a_writer_killed_mid_write_leaves_no_temporary_file(cache: Path) -> None:
     """A real process is SIGKILLed while its entry is written aside; the next writer sweeps."""
     import os

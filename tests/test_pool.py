@@ -47,6 +47,7 @@ def test_inline_hands_back_errors_but_not_interrupts() -> None:
     assert results[1][0] == 2 and isinstance(results[1][1], ValueError)
 
 
+@pytest.mark.posix
 def test_signal_is_seen_while_the_main_thread_is_busy() -> None:
     """The watcher acts while the main thread is still inside a long call (a sleep
     standing in for a wasm call), not after it."""
@@ -66,6 +67,7 @@ def test_signal_is_seen_while_the_main_thread_is_busy() -> None:
         signal.signal(signal.SIGUSR2, previous)
 
 
+@pytest.mark.posix
 def test_other_signals_do_not_cancel() -> None:
     seen = threading.Event()
     previous = signal.signal(signal.SIGUSR2, lambda *_: None)
@@ -78,6 +80,7 @@ def test_other_signals_do_not_cancel() -> None:
         signal.signal(signal.SIGUSR2, previous)
 
 
+@pytest.mark.posix
 def test_not_armed_off_the_main_thread_or_over_another_wakeup_fd() -> None:
     result: list[object] = []
     worker = threading.Thread(target=lambda: result.append(arm([signal.SIGINT], lambda: None)))

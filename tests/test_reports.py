@@ -172,6 +172,7 @@ def test_load_error_still_writes_every_report(project: Path) -> None:
     assert "**0 findings**" in summary
 
 
+@pytest.mark.posix
 def test_ctrl_c_writes_complete_partial_reports(project: Path) -> None:
     (project / "out").mkdir()
     proc = subprocess.Popen(

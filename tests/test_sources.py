@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -116,3 +119,37 @@ def test_prefixed_split_keeps_every_line_the_builtin_parser_can_use(
     for (_, fast, _), (_, text, _) in zip(prefixed, plain, strict=True):
         assert fast in ("", text)
         assert parser.call(fast) == parser.call(text)
+
+
+def _follow_until(items: Iterator[object], want: int, deadline_s: float = 10) -> list[str]:
+    """The lines ``follow_items`` yields until ``want`` of them came (or the deadline)."""
+    from vrclog_cli.sources import Lines
+
+    got: list[str] = []
+    deadline = time.monotonic() + deadline_s
+    while len(got) < want and time.monotonic() < deadline:
+        item = next(items)
+        if isinstance(item, Lines):
+            got.extend(item.texts)
+    return got
+
+
+def test_a_followed_log_may_be_renamed_and_deleted_while_it_is_read(tmp_path: Path) -> None:
+    """VRChat (or a user) rotates and deletes logs while vrclog follows them: the reader
+    must not lock them (on Windows it shares delete access), and it moves to the new file."""
+    from vrclog_cli.follow import follow_items
+
+    log = tmp_path / "live.log"
+    log.write_text("first\n")
+    items = follow_items(str(log), 1 << 20, stopped=lambda: False)
+    assert _follow_until(items, 1) == ["first"]
+    old = tmp_path / "old.log"
+    log.rename(old)  # while the reader holds it open
+    log.write_text("second\n")
+    assert _follow_until(items, 1) == ["second"]
+    with old.open("a") as f:  # the rotated file is still writable, and deletable
+        f.write("late\n")
+    old.unlink()
+    with log.open("a") as f:
+        f.write("third\n")
+    assert _follow_until(items, 1) == ["third"]

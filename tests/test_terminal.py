@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import pty
 import select
 import signal
 import subprocess
@@ -16,6 +15,9 @@ from pathlib import Path
 import pytest
 
 from .conftest import SAMPLE_LOGS, VRCLOG_BIN, echo_plugin_wat, interrupt_after, vrclog
+
+pty = pytest.importorskip("pty")  # a pseudo-terminal, and SIGINT sent to processes: POSIX
+pytestmark = pytest.mark.posix
 
 PREFIX = "2024.01.15 23:59:59 Log        -  "
 

@@ -14,7 +14,8 @@ import pytest
 
 from .conftest import VRCLOG_BIN, echo_plugin_wat
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [pytest.mark.posix,  # real SIGKILLs
+              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
 DEADLINE_S = 90
 
 

@@ -42,7 +42,8 @@ _EXPORTS = {
     "wasmtime_version": "capi",
     # errors, and the exit code each maps to
     "ExitCode": "errors", "VrclogError": "errors", "UsageError": "errors", "InputError": "errors",
-    "PluginLoadError": "errors", "stop_signals": "errors", "LineError": "errors",
+    "PluginLoadError": "errors", "stop_signals": "errors",
+    "forward_console_close": "errors", "LineError": "errors",
     "PluginRuntimeError": "errors",
     "InputTooLarge": "errors", "PluginTimeout": "errors", "Cancelled": "errors", "Terminated": "errors",
     "LineProblem": "errors", "LineFailed": "errors",
@@ -90,6 +91,7 @@ __all__ = [
     "default_log_dirs",
     "embed_prefilter",
     "find_default_logs",
+    "forward_console_close",
     "log_files",
     "make_prefilter",
     "parse_duration",

@@ -40,6 +40,7 @@ from . import (
     __version__,
     default_log_dirs,
     find_default_logs,
+    forward_console_close,
     log_files,
     parse_duration,
     parse_report_spec,
@@ -335,6 +336,7 @@ def run_parse(options: ParseOptions, view: View) -> None:
         run.interrupt(SIGNAL_EXIT.get(signum, ExitCode.INTERRUPTED))
 
     previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_EXIT}
+    forward_console_close()  # Windows: a closed console window stops the run as Ctrl-Break does
     code: int = ExitCode.INTERNAL
     failure: str | None = "internal error"  # until the run ends as it should
     try:

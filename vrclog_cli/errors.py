@@ -32,6 +32,37 @@ def stop_signals() -> dict[int, ExitCode]:
     return {int(sig): code for sig, code in stops.items()}
 
 
+#: How long a closed console's stop may take: Windows ends the process 5 s after the
+#: close event, or as soon as the handler returns.
+CLOSE_GRACE_S = 4.5
+_console_handler: object = None  # kept alive as long as Windows may call it
+
+
+def forward_console_close() -> None:
+    """Closing a console window (or logging off) sends CTRL_CLOSE_EVENT, which Python does
+    not turn into a signal: the process would just be killed.  Forward it as SIGBREAK, so
+    a closed console is Ctrl-Break's clean stop (exit 143) with every finished line written.
+    Windows only; elsewhere nothing to do."""
+    if sys.platform != "win32":
+        return
+    import ctypes
+    import signal
+    import time
+
+    close_events = (2, 5, 6)  # CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT
+
+    def on_console_event(event: int) -> int:
+        if event not in close_events:
+            return 0  # Ctrl-C and Ctrl-Break: Python's own handlers
+        signal.raise_signal(signal.SIGBREAK)
+        time.sleep(CLOSE_GRACE_S)  # the run stops and exits meanwhile; returning ends the process
+        return 1
+
+    global _console_handler
+    _console_handler = ctypes.WINFUNCTYPE(ctypes.c_int, ctypes.c_uint)(on_console_event)
+    ctypes.windll.kernel32.SetConsoleCtrlHandler(_console_handler, True)
+
+
 class VrclogError(Exception):
     """Base of every error vrclog reports to a user (never with a traceback)."""
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .discovery import newest_log
 from .errors import InputError
-from .sources import BATCH_LINES, CHUNK, Idle, Item, LineSplitter, SourceFailed
+from .sources import BATCH_LINES, CHUNK, Idle, Item, LineSplitter, SourceFailed, open_shared
 
 POLL_S = 0.2
 #: How many bytes before the read offset are remembered to notice a rewrite.
@@ -28,7 +28,7 @@ SIGNATURE_BYTES = 64
 class _Followed:
     def __init__(self, path: Path, max_line_bytes: int, from_start: bool) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self.fd = open_shared(path)  # VRChat may rotate or delete it meanwhile, on Windows too
         st = os.fstat(self.fd)
         self.inode = (st.st_dev, st.st_ino)
         self.position = 0

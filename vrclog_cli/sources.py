@@ -244,11 +244,36 @@ class LineSplitter:
         return out
 
 
+def open_shared(path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor of a log that others may go on writing, renaming and deleting.
+
+    POSIX allows all three.  Windows' own open (the C runtime's) withholds
+    FILE_SHARE_DELETE: while vrclog read a log, VRChat could not rotate or delete it.
+    There the file is opened through CreateFileW with every sharing mode.
+    """
+    if sys.platform != "win32":
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    import ctypes
+    import msvcrt
+
+    generic_read, share_all, open_existing, invalid = 0x80000000, 0x7, 3, ctypes.c_void_p(-1).value
+    create = ctypes.windll.kernel32.CreateFileW
+    create.restype = ctypes.c_void_p
+    handle = create(os.fspath(path), generic_read, share_all, None, open_existing, 0x80, None)
+    if handle is None or handle == invalid:
+        raise ctypes.WinError()
+    try:
+        return msvcrt.open_osfhandle(handle, os.O_RDONLY)
+    except OSError:
+        ctypes.windll.kernel32.CloseHandle(ctypes.c_void_p(handle))
+        raise
+
+
 def _open(path: str) -> tuple[int, str]:
     if path == "-":
         return sys.stdin.fileno(), STDIN_NAME
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = open_shared(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror}") from None
     if stat.S_ISDIR(os.fstat(fd).st_mode):

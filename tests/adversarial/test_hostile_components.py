@@ -72,6 +72,7 @@ def test_a_hostile_component_fails_its_line_only(tmp_path: Path, name: str) -> N
     assert len(outcome.stderr.splitlines()) == 1
 
 
+@pytest.mark.posix  # resource.getrusage
 def test_a_huge_list_of_events_is_bounded_and_survived(tmp_path: Path) -> None:
     """200 000 events of an empty type (17.6 MB in the guest): wasmtime copies them into a
     value tree (~19x; its hostcall fuel refuses answers much larger), vrclog refuses the

@@ -48,11 +48,13 @@ def test_directory(tmp_path: Path) -> None:
     refused(tmp_path, "is a directory")
 
 
+@pytest.mark.posix
 def test_fifo(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "f.wasm")
     refused(tmp_path / "f.wasm", "is a FIFO")
 
 
+@pytest.mark.posix
 def test_dev_zero() -> None:
     refused("/dev/zero", "is a device")
 

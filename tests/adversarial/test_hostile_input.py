@@ -80,6 +80,7 @@ def test_file_truncated_while_being_read(echo: Path, tmp_path: Path) -> None:
     assert lines[:-1] == expected[:-1] and expected[-1].startswith(lines[-1])
 
 
+@pytest.mark.posix  # os.wait4
 def test_200_mib_line_is_too_large_with_bounded_memory(echo: Path) -> None:
     feeder = subprocess.Popen(
         "printf 'before\\n'; head -c 209715200 /dev/zero | tr '\\0' 'a'; printf '\\nafter\\n'",

@@ -104,6 +104,7 @@ def test_ok_false_with_message_and_code(tmp_path: Path) -> None:
     assert outcome.stderr.strip() == "<stdin>:2: plugin_error (E_ROUND): p.wat: round out of range"
 
 
+@pytest.mark.posix  # os.wait4
 def test_memory_bomb_keeps_vrclog_small(tmp_path: Path) -> None:
     import os
     import subprocess
