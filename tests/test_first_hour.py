@@ -285,3 +285,21 @@ def test_a_bug_in_the_batch_core_is_an_internal_error_not_a_short_output(tmp_pat
     assert result.returncode == 70 and result.stdout == ""
     assert result.stderr == ("vrclog: internal error: ValueError: a bug "
                              "(run with --debug for a traceback)\n")
+
+
+def test_posix_only_tests_are_skipped_where_there_is_no_posix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the Windows CI jobs rely on: tests marked posix get a skip there, no others."""
+    from . import conftest
+
+    class Item:
+        def __init__(self, *keywords: str) -> None:
+            self.keywords = dict.fromkeys(keywords, True)
+            self.marks: list[pytest.MarkDecorator] = []
+
+        def add_marker(self, mark: pytest.MarkDecorator) -> None:
+            self.marks.append(mark)
+
+    posix, portable = Item("posix", "test_fifo"), Item("test_parse")
+    monkeypatch.setattr(os, "name", "nt")  # the os module conftest reads
+    conftest.pytest_collection_modifyitems(None, [posix, portable])  # type: ignore[arg-type, list-item]
+    assert [m.name for m in posix.marks] == ["skip"] and portable.marks == []
