@@ -88,3 +88,54 @@ def answering_events(count: int, kind: str = "", kind_at: int = 2048) -> str:
 
 def wat_bytes(data: bytes) -> str:
     return "".join(f"\\{b:02x}" for b in data)
+
+
+def host_find_wat(pattern: bytes) -> str:
+    """A component importing the host interface (canon lower, by hand): each line's event
+    type is group 1 of ``regex-find-submatch(line, pattern)``; no event when nothing matched."""
+    return HOST_FIND_WAT.replace("PATTERN_LEN", str(len(pattern))).replace("PATTERN", wat_bytes(pattern))
+
+
+HOST_FIND_WAT = r"""(component
+  (import "vrclog:plugin/host@1.0.0" (instance $host
+    (export "regex-find-submatch" (func (param "text" string) (param "pattern" string)
+                                        (result (option (list string)))))))
+  (type $event' (record
+     (field "kind" string) (field "timestamp" (option string)) (field "player-name" (option string))
+     (field "player-id" (option string)) (field "world-id" (option string))
+     (field "world-name" (option string)) (field "instance-id" (option string))
+     (field "data" (list (tuple string string)))))
+  (export $event "event" (type $event'))
+  (type $error' (record (field "message" string) (field "code" (option string))))
+  (export $error "plugin-error" (type $error'))
+  (core module $mem
+    (memory (export "memory") 2)
+    (global $bump (mut i32) (i32.const 65536))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $p i32)
+      (local.set $p (i32.and (i32.add (global.get $bump) (i32.const 7)) (i32.const -8)))
+      (global.set $bump (i32.add (local.get $p) (local.get 3)))
+      (local.get $p)))
+  (core instance $mi (instantiate $mem))
+  (core func $find (canon lower (func $host "regex-find-submatch")
+                     (memory (core memory $mi "memory")) (realloc (core func $mi "realloc"))))
+  (core module $m
+    (import "env" "memory" (memory 1))
+    (import "env" "find" (func $find (param i32 i32 i32 i32 i32)))
+    (data (i32.const 2048) "PATTERN")
+    (func (export "parse") (param $ptr i32) (param $len i32) (result i32)
+      (call $find (local.get $ptr) (local.get $len) (i32.const 2048) (i32.const PATTERN_LEN) (i32.const 512))
+      (i32.store8 (i32.const 256) (i32.const 0))
+      (i32.store (i32.const 260) (i32.const 1024))
+      (if (i32.eqz (i32.load8_u (i32.const 512)))
+        (then (i32.store (i32.const 264) (i32.const 0)) (return (i32.const 256))))
+      (i32.store (i32.const 264) (i32.const 1))
+      (i32.store (i32.const 1024) (i32.load (i32.add (i32.load (i32.const 516)) (i32.const 8))))
+      (i32.store (i32.const 1028) (i32.load (i32.add (i32.load (i32.const 516)) (i32.const 12))))
+      (i32.const 256)))
+  (core instance $i (instantiate $m (with "env" (instance
+    (export "memory" (memory $mi "memory")) (export "find" (func $find))))))
+  (func (export "parse-line") (param "line" string) (result (result (list $event) (error $error)))
+    (canon lift (core func $i "parse") (memory (core memory $mi "memory"))
+                (realloc (core func $mi "realloc")))))
+"""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ..components import answering_events, component_wat, wat_bytes
+from ..components import answering_events, component_wat, host_find_wat, wat_bytes
 from ..conftest import VRCLOG_BIN
 from .harness import run_vrclog, write_plugin
 
@@ -92,6 +92,21 @@ def test_a_huge_list_of_events_is_bounded_and_survived(tmp_path: Path) -> None:
     assert '{"type":"good one"}\n{"type":"good two"}\n' in result.stdout
     assert 'event 0 has no "type" string' in result.stdout
     assert peak_kib < 600 * 1024  # measured: ~380 MB
+
+
+def test_a_host_answer_of_half_a_character_is_made_utf8_not_an_abort(tmp_path: Path) -> None:
+    """RE2's \\C matches one byte: group 1 of "é" is half a character.  wasmtime aborts the
+    process on a string that is not UTF-8, so the host replaces it before handing it over."""
+    plugin = write_plugin(tmp_path, "p", host_find_wat(b"(\\C)"))
+    outcome = run_vrclog("--plugin", plugin, stdin="abc\né\n".encode())
+    assert outcome.code == 0, outcome.stderr
+    assert outcome.lines == ["a", "\ufffd"]
+
+
+def test_the_host_interface_from_a_hand_written_component(tmp_path: Path) -> None:
+    plugin = write_plugin(tmp_path, "p", host_find_wat(rb"^(\w+) \d+"))
+    outcome = run_vrclog("--plugin", plugin, stdin=b"alpha 1\nno digits\nbeta 22\n")
+    assert outcome.code == 0 and outcome.lines == ["alpha", "beta"], outcome.stderr
 
 
 def refused(tmp_path: Path, wat: str, fragment: str) -> None:

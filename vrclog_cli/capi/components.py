@@ -94,6 +94,13 @@ class HostCalls:
 
 
 def _set_string(val: Any, data: bytes) -> None:
+    """A string value handed to wasmtime: made valid UTF-8 first (replacing what is not),
+    since wasmtime aborts the process on one that is not (a hostile plugin can ask RE2
+    for half a character: ``\\C`` matches a single byte)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        data = data.decode("utf-8", "replace").encode("utf-8")
     val.kind = _STRING
     ffi.wasm_byte_vec_new(ctypes.byref(val.of.string), len(data),
                           ctypes.cast(ctypes.c_char_p(data), ctypes.POINTER(ffi.wasm_byte_t)))
