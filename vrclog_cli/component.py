@@ -7,19 +7,22 @@ export or import that is missing or mistyped (exit 3).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
-from wasmtime import component as wc
 
 from . import module_cache
 from .errors import PluginLoadError
 from .prefilter import Declared
+
+if TYPE_CHECKING:  # imported where used: ~8 ms of start-up that core-module runs never pay
+    from wasmtime import component as wc
 
 #: The header's version and layer fields: core modules are 01 00 00 00.
 COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
@@ -62,15 +65,20 @@ class CompiledComponent:
     declared: Declared = field(default_factory=lambda: Declared(None))
 
 
-_SCALARS: dict[type, str] = {
-    wc.Bool: "bool", wc.S8: "s8", wc.U8: "u8", wc.S16: "s16", wc.U16: "u16", wc.S32: "s32",
-    wc.U32: "u32", wc.S64: "s64", wc.U64: "u64", wc.F32: "f32", wc.F64: "f64", wc.Char: "char",
-    wc.String: "string"}
+@functools.cache
+def _scalars() -> dict[type, str]:
+    from wasmtime import component as wc
+
+    return {wc.Bool: "bool", wc.S8: "s8", wc.U8: "u8", wc.S16: "s16", wc.U16: "u16", wc.S32: "s32",
+            wc.U32: "u32", wc.S64: "s64", wc.U64: "u64", wc.F32: "f32", wc.F64: "f64", wc.Char: "char",
+            wc.String: "string"}
 
 
 def describe(ty: object) -> str:
     """A WIT-like spelling of a component type, for comparing and for messages."""
-    scalar = _SCALARS.get(type(ty))
+    from wasmtime import component as wc
+
+    scalar = _scalars().get(type(ty))
     if scalar is not None:
         return scalar
     if isinstance(ty, wc.ListType):
@@ -96,6 +104,8 @@ def externs(ctype: wc.ComponentType, engine: wasmtime.Engine) -> tuple[
         list[tuple[str | None, str, str, str]], list[tuple[str | None, str, str, str]]]:
     """(imports, exports) as (interface, name, kind, type) rows for ``plugin info``: the host
     interface's functions one by one, any other interface (WASI's) as one row."""
+    from wasmtime import component as wc
+
     def rows(items: dict[str, Any]) -> list[tuple[str | None, str, str, str]]:
         out: list[tuple[str | None, str, str, str]] = []
         for name, item in items.items():
@@ -123,6 +133,8 @@ def _is_wasi_p2(name: str) -> bool:
 def validate_world(path: Path, ctype: wc.ComponentType, engine: wasmtime.Engine) -> tuple[
         tuple[str, ...], tuple[str, ...]]:
     """Checks the component against the world; (imports, exports) by name."""
+    from wasmtime import component as wc
+
     exports = ctype.exports(engine)
     found = exports.get(EXPORT)
     if found is None:
@@ -166,6 +178,8 @@ def compile_component(path: Path, data: bytes, engine: wasmtime.Engine, max_memo
     """The component compiled for ``engine`` (from the cache when it holds it), its world checked.
     Compiling an interpreter's component takes 3-5 s (measured: 18 MB componentize-py output,
     2 cores), loading it from the cache ~2 ms: ``notice`` wraps the compilation."""
+    from wasmtime import component as wc
+
     digest = hashlib.sha256(data).hexdigest()
     key = module_cache.cache_key(digest, f"component,max_memory={max_memory_bytes},{engine_settings}")
     compiled = module_cache.load_with(wc.Component.deserialize, engine, key)
