@@ -109,57 +109,42 @@ def test_the_host_interface_from_a_hand_written_component(tmp_path: Path) -> Non
     assert outcome.code == 0 and outcome.lines == ["alpha", "beta"], outcome.stderr
 
 
-def refused(tmp_path: Path, wat: str, fragment: str) -> None:
+REFUSED: dict[str, tuple[str, str]] = {
+    # name: (component WAT, what the one-line load error says)
+    "mistyped export": (component_wat(export_result="string"),
+                        "export parse-line has type func(string) -> string, "
+                        "expected func(string) -> result<list<"),
+    "missing export": (component_wat().replace('(func (export "parse-line")', '(func (export "parse")'),
+                       "component does not export parse-line (world vrclog:plugin@1.0.0 plugin; "
+                       "exports: event, plugin-error, parse"),
+    "foreign import": (component_wat(
+        component_head='(import "evil:net/socket" (instance $net (export "connect" (func))))'
+                       '\n  (core func $connect (canon lower (func $net "connect")))',
+        core_imports='(import "net" "connect" (func $connect))',
+        instantiate_with='(with "net" (instance (export "connect" (func $connect))))'),
+        "import evil:net/socket is not available (components may import WASI 0.2 "
+        "interfaces and vrclog:plugin/host@1.0.0)"),
+    "mistyped host function": (component_wat(
+        component_head='(import "vrclog:plugin/host@1.0.0" (instance $host '
+                       '(export "log" (func (param "message" string)))))'),
+        "import vrclog:plugin/host@1.0.0#log has type func(string), expected func(u8, string)"),
+    "unknown host function": (component_wat(
+        component_head='(import "vrclog:plugin/host@1.0.0" (instance $host (export "exec" (func))))'),
+        "import vrclog:plugin/host@1.0.0#exec is not a host function"),
+    "WASI interface wasmtime lacks": (component_wat(
+        component_head='(import "wasi:nothing/here@0.2.0" (instance $x (export "f" (func))))'),
+        "cannot instantiate:"),
+    "trap while starting": (component_wat(core_extra="(start $boom) (func $boom unreachable)"),
+                            "cannot instantiate: wasm `unreachable` instruction executed"),
+}
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_a_component_that_cannot_be_used_is_refused_at_load(tmp_path: Path, name: str) -> None:
+    wat, fragment = REFUSED[name]
     plugin = write_plugin(tmp_path, "p", wat)
     outcome = run_vrclog("--plugin", plugin)
     assert outcome.code == 3, outcome.stderr
     assert outcome.stdout == ""
     assert outcome.stderr.startswith(f"vrclog: error: {plugin}: ") and fragment in outcome.stderr
     assert len(outcome.stderr.splitlines()) == 1
-
-
-def test_a_mistyped_export_is_named(tmp_path: Path) -> None:
-    refused(tmp_path, component_wat(export_result="string"),
-            "export parse-line has type func(string) -> string, expected func(string) -> result<list<")
-
-
-def test_a_missing_export_is_named(tmp_path: Path) -> None:
-    wat = component_wat().replace('(func (export "parse-line")', '(func (export "parse")')
-    refused(tmp_path, wat, "component does not export parse-line (world vrclog:plugin@1.0.0 plugin; "
-                           "exports: event, plugin-error, parse")
-
-
-def test_a_foreign_import_is_refused(tmp_path: Path) -> None:
-    wat = component_wat(
-        component_head='(import "evil:net/socket" (instance $net (export "connect" (func))))'
-                       '\n  (core func $connect (canon lower (func $net "connect")))',
-        core_imports='(import "net" "connect" (func $connect))',
-        instantiate_with='(with "net" (instance (export "connect" (func $connect))))')
-    refused(tmp_path, wat, "import evil:net/socket is not available (components may import WASI 0.2 "
-                           "interfaces and vrclog:plugin/host@1.0.0)")
-
-
-def test_a_mistyped_host_function_is_named(tmp_path: Path) -> None:
-    wat = component_wat(
-        component_head='(import "vrclog:plugin/host@1.0.0" (instance $host '
-                       '(export "log" (func (param "message" string)))))',
-    )
-    refused(tmp_path, wat,
-            "import vrclog:plugin/host@1.0.0#log has type func(string), expected func(u8, string)")
-
-
-def test_an_unknown_host_function_is_named(tmp_path: Path) -> None:
-    wat = component_wat(
-        component_head='(import "vrclog:plugin/host@1.0.0" (instance $host (export "exec" (func))))')
-    refused(tmp_path, wat, "import vrclog:plugin/host@1.0.0#exec is not a host function")
-
-
-def test_a_wasi_interface_wasmtime_lacks_is_a_load_error(tmp_path: Path) -> None:
-    wat = component_wat(
-        component_head='(import "wasi:nothing/here@0.2.0" (instance $x (export "f" (func))))')
-    refused(tmp_path, wat, "cannot instantiate:")
-
-
-def test_a_component_that_traps_while_starting_is_a_load_error(tmp_path: Path) -> None:
-    wat = component_wat(core_extra="(start $boom) (func $boom unreachable)")
-    refused(tmp_path, wat, "cannot instantiate: wasm `unreachable` instruction executed")

@@ -216,15 +216,21 @@ class ComponentCaller:
         if index:
             ffi.wasmtime_component_export_index_delete(index)
 
+    def _instantiate(self, store: _Handle) -> tuple[Any, Any]:
+        """A fresh instance in ``store`` (given its WASI context, memory cap and deadline
+        first): (the store's context, the instance)."""
+        ctx = _prepare_store(store, self._max_memory, True, self._stderr_token)
+        instance = ffi.wasmtime_component_instance_t()
+        err = _instantiate(self._linker.ptr, ctx, self._component.ptr(), ctypes.byref(instance))
+        if err:
+            raise _error_text(err)
+        return ctx, instance
+
     def instantiate_only(self) -> None:
         """Instantiates once and drops it: the load-time probe of a component."""
         store = _store_new(self._engine_ptr, None, _NO_FINALIZER)
         try:
-            ctx = _prepare_store(store, self._max_memory, True, self._stderr_token)
-            instance = ffi.wasmtime_component_instance_t()
-            err = _instantiate(self._linker.ptr, ctx, self._component.ptr(), ctypes.byref(instance))
-            if err:
-                raise _error_text(err)
+            self._instantiate(store)
         finally:
             _store_delete(store)
 
@@ -233,11 +239,7 @@ class ComponentCaller:
         ``line`` must be valid UTF-8."""
         store = _store_new(self._engine_ptr, None, _NO_FINALIZER)
         try:
-            ctx = _prepare_store(store, self._max_memory, True, self._stderr_token)
-            instance = ffi.wasmtime_component_instance_t()
-            err = _instantiate(self._linker.ptr, ctx, self._component.ptr(), ctypes.byref(instance))
-            if err:
-                raise _error_text(err)
+            ctx, instance = self._instantiate(store)
             func = ffi.wasmtime_component_func_t()
             if not _get_func(ctypes.byref(instance), ctx, self._index, ctypes.byref(func)):
                 raise CallFailed("export parse-line not found")
