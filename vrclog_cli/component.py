@@ -8,7 +8,6 @@ export or import that is missing or mistyped (exit 3).
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -172,26 +171,25 @@ CompileNotice = Callable[[Path, int], AbstractContextManager[object]]
 ANNOUNCED_BYTES = 1 << 20
 
 
-def compile_component(path: Path, data: bytes, engine: wasmtime.Engine, max_memory_bytes: int,
-                      engine_settings: str, declared: Declared,
+def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Engine,
+                      max_memory_bytes: int, engine_settings: str, declared: Declared,
                       notice: CompileNotice | None = None) -> CompiledComponent:
     """The component compiled for ``engine`` (from the cache when it holds it), its world checked.
     Compiling an interpreter's component takes 3-5 s (measured: 18 MB componentize-py output,
-    2 cores), loading it from the cache ~2 ms: ``notice`` wraps the compilation."""
+    2 cores), loading it from the cache ~2 ms: ``notice`` wraps the compilation.
+    ``digest``: the SHA-256 (hex) of ``data``."""
     from wasmtime import component as wc
 
-    digest = hashlib.sha256(data).hexdigest()
     key = module_cache.cache_key(digest, f"component,max_memory={max_memory_bytes},{engine_settings}")
     compiled = module_cache.load_with(wc.Component.deserialize, engine, key)
     from_cache = compiled is not None
     if compiled is None:
+        announced = notice is not None and len(data) >= ANNOUNCED_BYTES
         try:
-            announce = notice is not None and len(data) >= ANNOUNCED_BYTES
-            with notice(path, len(data)) if notice is not None and announce else nullcontext():
+            with notice(path, len(data)) if notice is not None and announced else nullcontext():
                 compiled = wc.Component(engine, data)
         except wasmtime.WasmtimeError as exc:
-            detail = " ".join(str(exc).split())
-            raise PluginLoadError(f"{path}: invalid WebAssembly component: {detail}") from None
+            raise PluginLoadError.invalid(path, "component", exc) from None
     imports, exports = validate_world(path, compiled.type, engine)
     if not from_cache:
         module_cache.store(compiled, key)

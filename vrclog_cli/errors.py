@@ -86,6 +86,12 @@ class PluginLoadError(VrclogError):
 
     exit_code = ExitCode.PLUGIN_LOAD
 
+    @classmethod
+    def invalid(cls, path: object, what: str, reason: object) -> PluginLoadError:
+        """A binary wasmtime refused (``what``: module or component), its multi-line
+        message on one line."""
+        return cls(f"{path}: invalid WebAssembly {what}: {' '.join(str(reason).split())}")
+
 
 class LineError(VrclogError):
     """A failure confined to one line; the run goes on with the next line."""

@@ -103,8 +103,7 @@ def _component_externs(path: Path, wasm: bytes, info: PluginInfo) -> None:
     try:
         ctype = Component(engine, wasm).type
     except wasmtime.WasmtimeError as exc:
-        detail = " ".join(str(exc).split())
-        raise PluginLoadError(f"{path}: invalid WebAssembly component: {detail}") from None
+        raise PluginLoadError.invalid(path, "component", exc) from None
     info.kind = "component"
     info.world = f"{WIT_PACKAGE} plugin"
     info.wasi_model = "component (WASI 0.2)"
@@ -117,7 +116,7 @@ def _module_externs(path: Path, wasm: bytes, info: PluginInfo) -> None:
     try:
         module = wasmtime.Module(wasmtime.Engine(), wasm)
     except wasmtime.WasmtimeError as exc:
-        raise PluginLoadError(f"{path}: invalid WebAssembly module: {' '.join(str(exc).split())}") from None
+        raise PluginLoadError.invalid(path, "module", exc) from None
     for exp in module.exports:
         kind, text = _describe(exp.type)
         info.exports.append(Extern(None, exp.name, kind, text))

@@ -125,9 +125,10 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
 def read_plugin(path: Path, limits: Limits) -> bytes:
     """The plugin's bytes under its kind's size limit (a component's is the larger)."""
     data = read_plugin_file(path, max(limits.max_plugin_bytes, limits.max_component_bytes))
-    limit = limits.max_component_bytes if is_component(data) else limits.max_plugin_bytes
+    component = is_component(data)
+    limit = limits.max_component_bytes if component else limits.max_plugin_bytes
     if len(data) > limit:
-        kind = "component " if is_component(data) else ""
+        kind = "component " if component else ""
         raise PluginLoadError(f"{path}: larger than the {format_size(limit)} {kind}plugin size limit")
     return data
 
@@ -240,12 +241,12 @@ def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits, engine_s
     engine for a component and its settings, when not ``engine``'s."""
     data = to_wasm_binary(path, read_plugin(path, limits))
     declared = declared_prefilter(path, data)
+    digest = hashlib.sha256(data).hexdigest()
     if is_component(data):
         if component_engine is not None:
             engine, engine_settings = component_engine()
-        return compile_component(path, data, engine, limits.max_memory_bytes, engine_settings, declared,
-                                 notice)
-    digest = hashlib.sha256(data).hexdigest()
+        return compile_component(path, data, digest, engine, limits.max_memory_bytes, engine_settings,
+                                 declared, notice)
     key = module_cache.cache_key(digest, f"max_memory={limits.max_memory_bytes},{engine_settings}")
     module = module_cache.load(engine, key)
     from_cache = module is not None
@@ -253,8 +254,7 @@ def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits, engine_s
         try:
             module = wasmtime.Module(engine, data)
         except wasmtime.WasmtimeError as exc:
-            detail = " ".join(str(exc).split())
-            raise PluginLoadError(f"{path}: invalid WebAssembly module: {detail}") from None
+            raise PluginLoadError.invalid(path, "module", exc) from None
     init = validate_module(path, module, limits)
     if not from_cache:
         module_cache.store(module, key)
