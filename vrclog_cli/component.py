@@ -56,9 +56,6 @@ class CompiledComponent:
     component: wc.Component
     #: What it was compiled for (components may have an engine of their own).
     engine: wasmtime.Engine
-    #: The import names, WASI's and the host's, for ``plugin info``.
-    imports: tuple[str, ...]
-    exports: tuple[str, ...]
     from_cache: bool = False
     sha256: str = ""
     declared: Declared = field(default_factory=lambda: Declared(None))
@@ -99,14 +96,17 @@ def describe(ty: object) -> str:
     return type(ty).__name__.removesuffix("Type").lower()
 
 
-def externs(ctype: wc.ComponentType, engine: wasmtime.Engine) -> tuple[
-        list[tuple[str | None, str, str, str]], list[tuple[str | None, str, str, str]]]:
+#: (interface or None, name, kind, type): a row of ``plugin info``'s tables.
+ExternRow = tuple[str | None, str, str, str]
+
+
+def externs(ctype: wc.ComponentType, engine: wasmtime.Engine) -> tuple[list[ExternRow], list[ExternRow]]:
     """(imports, exports) as (interface, name, kind, type) rows for ``plugin info``: the host
     interface's functions one by one, any other interface (WASI's) as one row."""
     from wasmtime import component as wc
 
-    def rows(items: dict[str, Any]) -> list[tuple[str | None, str, str, str]]:
-        out: list[tuple[str | None, str, str, str]] = []
+    def rows(items: dict[str, Any]) -> list[ExternRow]:
+        out: list[ExternRow] = []
         for name, item in items.items():
             ty = item.ty
             if isinstance(ty, wc.ComponentInstanceType):
@@ -129,9 +129,8 @@ def _is_wasi_p2(name: str) -> bool:
     return name.startswith("wasi:") and "@0.2." in name
 
 
-def validate_world(path: Path, ctype: wc.ComponentType, engine: wasmtime.Engine) -> tuple[
-        tuple[str, ...], tuple[str, ...]]:
-    """Checks the component against the world; (imports, exports) by name."""
+def validate_world(path: Path, ctype: wc.ComponentType, engine: wasmtime.Engine) -> None:
+    """Checks the component against the world: PluginLoadError naming what does not fit."""
     from wasmtime import component as wc
 
     exports = ctype.exports(engine)
@@ -160,7 +159,6 @@ def validate_world(path: Path, ctype: wc.ComponentType, engine: wasmtime.Engine)
             raise PluginLoadError(
                 f"{path}: import {name} is not available (components may import WASI 0.2 "
                 f"interfaces and {HOST_INTERFACE})")
-    return tuple(imports), tuple(exports)
 
 
 #: Wraps a compilation that takes seconds (a component's, on first use): given the file and
@@ -190,8 +188,8 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
                 compiled = wc.Component(engine, data)
         except wasmtime.WasmtimeError as exc:
             raise PluginLoadError.invalid(path, "component", exc) from None
-    imports, exports = validate_world(path, compiled.type, engine)
+    validate_world(path, compiled.type, engine)
     if not from_cache:
         module_cache.store(compiled, key)
-    return CompiledComponent(path=path, component=compiled, engine=engine, imports=imports, exports=exports,
-                             from_cache=from_cache, sha256=digest, declared=declared)
+    return CompiledComponent(path=path, component=compiled, engine=engine, from_cache=from_cache,
+                             sha256=digest, declared=declared)

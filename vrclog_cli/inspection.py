@@ -15,7 +15,7 @@ from .component import WIT_PACKAGE, externs, is_component
 from .errors import PluginLoadError
 from .limits import Limits
 from .loader import declared_prefilter, read_plugin, to_wasm_binary
-from .plugin import Runtime
+from .plugin import Plugin, Runtime
 
 
 @dataclass
@@ -77,10 +77,6 @@ def plugin_info(path: Path, limits: Limits | None = None) -> PluginInfo:
     raw = read_plugin(path, limits)
     info = PluginInfo(path=str(path), size_bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
     wasm = to_wasm_binary(path, raw)
-    if is_component(wasm):
-        _component_externs(path, wasm, info)
-    else:
-        _module_externs(path, wasm, info)
     try:
         declared = declared_prefilter(path, wasm)
         info.prefilter = declared.prefilter.to_json() if declared.prefilter else None
@@ -88,26 +84,37 @@ def plugin_info(path: Path, limits: Limits | None = None) -> PluginInfo:
     except PluginLoadError as exc:
         info.prefilter_problem = str(exc).removeprefix(f"{path}: ")
     runtime = Runtime(limits)
+    plugin: Plugin | None = None
     try:
-        info.abi_version = runtime.load(path).abi_version
+        plugin = runtime.load(path)
+        info.abi_version = plugin.abi_version
         info.valid = True
     except PluginLoadError as exc:
         info.problem = str(exc).removeprefix(f"{path}: ")
+    try:
+        if is_component(wasm):
+            _component_externs(path, wasm, info, plugin)
+        else:
+            _module_externs(path, wasm, info)
     finally:
         runtime.close()
     return info
 
 
-def _component_externs(path: Path, wasm: bytes, info: PluginInfo) -> None:
-    engine = wasmtime.Engine()
-    try:
-        ctype = Component(engine, wasm).type
-    except wasmtime.WasmtimeError as exc:
-        raise PluginLoadError.invalid(path, "component", exc) from None
+def _component_externs(path: Path, wasm: bytes, info: PluginInfo, plugin: Plugin | None) -> None:
+    """From the loaded plugin, or (when it would not load) compiled here to list what it has."""
+    if plugin is not None:
+        imports, exports = plugin.world_externs()
+    else:
+        engine = wasmtime.Engine()
+        try:
+            ctype = Component(engine, wasm).type
+        except wasmtime.WasmtimeError as exc:
+            raise PluginLoadError.invalid(path, "component", exc) from None
+        imports, exports = externs(ctype, engine)
     info.kind = "component"
     info.world = f"{WIT_PACKAGE} plugin"
     info.wasi_model = "component (WASI 0.2)"
-    imports, exports = externs(ctype, engine)
     info.imports = [Extern(*row) for row in imports]
     info.exports = [Extern(*row) for row in exports]
 

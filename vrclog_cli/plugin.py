@@ -35,7 +35,7 @@ from .abi import (
     requires_free,
     supported_text,
 )
-from .component import EXPORT, HOST_INTERFACE, CompiledComponent, CompileNotice
+from .component import EXPORT, HOST_INTERFACE, CompiledComponent, CompileNotice, ExternRow, externs
 from .errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
 from .events import Event, decode_event, decode_output, one_line
 from .hostfuncs import LogLimiter, component_host_calls, define_host_functions, define_wasi
@@ -392,8 +392,6 @@ class Plugin:
         self._max_output = self.limits.max_output_bytes
         #: "core" (ABI v1/v2) or "component" (the vrclog:plugin world).
         self.kind = "core"
-        #: A component's imports (WASI interfaces, the host's), for ``plugin info``.
-        self.imports: tuple[str, ...] = ()
         self.abi_version: int | None
         #: The events of one line, prefilter or not; raises a LineError subclass or Cancelled.
         self.parse: Callable[[str], list[Event]]
@@ -406,7 +404,7 @@ class Plugin:
         from .capi.components import ComponentCaller
 
         self.kind = "component"
-        self.imports = compiled.imports
+        self._world = compiled.component
         self.abi_version = None
         try:
             self._engine = compiled.engine
@@ -462,6 +460,13 @@ class Plugin:
             return
         cut = message[: self.limits.log_message_bytes].decode("utf-8", "replace").rstrip("\n")
         handler(PluginLog(self.path, level, one_line(cut)))
+
+    def world_externs(self) -> tuple[list[ExternRow], list[ExternRow]]:
+        """A component's imports and exports as ``plugin info`` lists them (from the code
+        already compiled: compiling again takes seconds for an interpreter's component)."""
+        if self.kind != "component":
+            raise TypeError("world_externs: a core module has no world")
+        return externs(self._world.type, self._engine)
 
     def new_instance(self) -> capi.Instance:
         """A fresh instance, its init export run, for inspecting the module (its probe,
@@ -533,25 +538,22 @@ class Plugin:
                 f"{self.limits.max_input_bytes}-byte input region of ABI v1")
         return decode_output(self.call_raw(payload))
 
-    def _parse_v2(self, line: str) -> list[Event]:
+    def _line_bytes(self, line: str) -> bytes:
+        """The line as the plugin gets it (v2, components): valid UTF-8, within the line limit."""
         try:
             raw = line.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates from a library caller
+        except UnicodeEncodeError:  # lone surrogates from a library caller (wasmtime aborts on them)
             raw = line.encode("utf-8", "replace")
         if len(raw) > self._max_line:
             raise InputTooLarge(
                 f"line is {len(raw)} bytes, over the {format_size(self._max_line)} line limit")
-        return decode_output(self._checked(self._caller.run_v2, raw, self._max_output))
+        return raw
+
+    def _parse_v2(self, line: str) -> list[Event]:
+        return decode_output(self._checked(self._caller.run_v2, self._line_bytes(line), self._max_output))
 
     def _parse_component(self, line: str) -> list[Event]:
-        try:
-            raw = line.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates: wasmtime aborts on a string that is not UTF-8
-            raw = line.encode("utf-8", "replace")
-        if len(raw) > self._max_line:
-            raise InputTooLarge(
-                f"line is {len(raw)} bytes, over the {format_size(self._max_line)} line limit")
-        ok, value = self._guarded(self._component.run, raw, self._max_output)
+        ok, value = self._guarded(self._component.run, self._line_bytes(line), self._max_output)
         if ok:
             return [decode_event(i, item) for i, item in enumerate(value)]
         message, code = value
