@@ -66,25 +66,25 @@ def _span(base: int, size: int, ptr: int, length: int) -> bytes | None:
     return ctypes.string_at(base + ptr, length)
 
 
+def _regex(limits: Limits, pattern: bytes | None) -> Any | None:
+    """The compiled pattern; None for one out of range, over the pattern limit or invalid."""
+    if pattern is None or len(pattern) > limits.max_pattern_bytes:
+        return None
+    return compile_pattern(pattern)
+
+
 def regex_match(limits: Limits, base: int, size: int, s_ptr: int, s_len: int,
                 re_ptr: int, re_len: int) -> int:
     text = _span(base, size, s_ptr, s_len)
-    pattern = _span(base, size, re_ptr, re_len)
-    if text is None or pattern is None or len(pattern) > limits.max_pattern_bytes:
-        return 0
-    regex = compile_pattern(pattern)
-    return 1 if regex is not None and _spans(regex, text) is not None else 0
+    regex = _regex(limits, _span(base, size, re_ptr, re_len))
+    return 1 if text is not None and regex is not None and _spans(regex, text) is not None else 0
 
 
 def regex_find_submatch(limits: Limits, base: int, size: int, s_ptr: int, s_len: int,
                         re_ptr: int, re_len: int, out_ptr: int, out_max: int) -> int:
     text = _span(base, size, s_ptr, s_len)
-    pattern = _span(base, size, re_ptr, re_len)
-    if text is None or pattern is None or len(pattern) > limits.max_pattern_bytes:
-        return 0
-    regex = compile_pattern(pattern)
-    spans = _spans(regex, text) if regex is not None else None
-    if spans is None:
+    regex = _regex(limits, _span(base, size, re_ptr, re_len))
+    if text is None or regex is None or (spans := _spans(regex, text)) is None:
         return 0
     # A compact JSON array of strings: the whole match, then each group ("" when unmatched).
     encoded = ("[" + ",".join([_json_string(text[a:b].decode("utf-8", "replace")) if a >= 0 else '""'
@@ -163,11 +163,11 @@ def component_host_calls(limits: Limits, allow_log: Callable[[], bool], on_log: 
             on_log(level, message[: limits.log_message_bytes])
 
     def match(text: bytes, pattern: bytes) -> bool:
-        regex = compile_pattern(pattern) if len(pattern) <= limits.max_pattern_bytes else None
+        regex = _regex(limits, pattern)
         return regex is not None and _spans(regex, text) is not None
 
     def find(text: bytes, pattern: bytes) -> list[bytes] | None:
-        regex = compile_pattern(pattern) if len(pattern) <= limits.max_pattern_bytes else None
+        regex = _regex(limits, pattern)
         spans = _spans(regex, text) if regex is not None else None
         if spans is None:
             return None
