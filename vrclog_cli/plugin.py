@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import wasmtime
 
@@ -46,6 +46,7 @@ from .prefilter import Declared, Prefilter
 if TYPE_CHECKING:
     from .capi.components import ComponentLinker
 
+T = TypeVar("T")
 STDERR_LEVEL = -1
 INFO_LEVEL = 1
 LEVEL_NAMES = {STDERR_LEVEL: "stderr", 0: "debug", INFO_LEVEL: "info", 2: "warn", 3: "error"}
@@ -413,18 +414,8 @@ class Plugin:
                 self._stderr_token, None if runtime.components_pooled else self.limits.max_memory_bytes)
         except capi.CallFailed as exc:
             raise PluginLoadError(f"{self.path}: {error_gist(str(exc))}") from None
-        state = _CallState(self, time.thread_time() + self.limits.timeout_s)
-        _local.call = state
-        try:  # the probe: it must link and instantiate within the budget
-            self._component.instantiate_only()
-        except capi.CallFailed as exc:
-            if state.reason == "timeout":
-                raise PluginLoadError(f"{self.path}: instantiation did not finish within "
-                                      f"{self.limits.timeout_s * 1000:g} ms") from None
-            raise PluginLoadError(f"{self.path}: cannot instantiate: {error_gist(str(exc))}") from None
-        finally:
-            _local.call = None
-            state.emit_logs()
+        # The probe: it must link and instantiate within the budget.
+        self._probed(self._component.instantiate_only, "cannot instantiate", "instantiation")
         self.parse = self._parse_component
 
     def _init_core(self, runtime: Runtime, compiled: CompiledPlugin) -> None:
@@ -487,25 +478,15 @@ class Plugin:
     def _probe(self, compiled: CompiledPlugin) -> int:
         """First instantiation, under the time budget: init must finish, and abi_version
         must name a supported version whose needs the module meets."""
-        state = _CallState(self, time.thread_time() + self.limits.timeout_s)
-        _local.call = state
-        ms = self.limits.timeout_s * 1000
-        try:
+        def probe() -> tuple[int, int]:
             inst = self.new_instance()
             try:
-                _, size = inst.memory()
-                version = inst.call(inst.func(b"abi_version"))
+                return inst.memory()[1], inst.call(inst.func(b"abi_version"))
             finally:
                 inst.close()
-        except capi.CallFailed as exc:
-            what = self._init.decode() if self._init else "instantiation"
-            if state.reason == "timeout":
-                raise PluginLoadError(
-                    f"{self.path}: {what} or abi_version did not finish within {ms:g} ms") from None
-            raise PluginLoadError(f"{self.path}: {what} failed: {error_gist(str(exc))}") from None
-        finally:
-            _local.call = None
-            state.emit_logs()
+
+        what = self._init.decode() if self._init else "instantiation"
+        size, version = self._probed(probe, f"{what} failed", f"{what} or abi_version")
         if version not in SUPPORTED_VERSIONS:
             raise PluginLoadError(f"{self.path}: abi_version returned {version}; this vrclog "
                                   f"supports ABI versions {supported_text()}")
@@ -520,6 +501,22 @@ class Plugin:
                     f"{self.path}: memory is {size} bytes; the ABI v1 input region {region} "
                     "does not fit (or use ABI v2, which has no fixed input region)")
         return version
+
+    def _probed(self, run: Callable[[], T], failed: str, too_slow: str) -> T:
+        """``run`` at load time under the time budget, its logs shown after; a failure is a
+        PluginLoadError: "PATH: <too_slow> did not finish within N ms" or "PATH: <failed>: why"."""
+        state = _CallState(self, time.thread_time() + self.limits.timeout_s)
+        _local.call = state
+        try:
+            return run()
+        except capi.CallFailed as exc:
+            if state.reason == "timeout":
+                raise PluginLoadError(f"{self.path}: {too_slow} did not finish within "
+                                      f"{self.limits.timeout_s * 1000:g} ms") from None
+            raise PluginLoadError(f"{self.path}: {failed}: {error_gist(str(exc))}") from None
+        finally:
+            _local.call = None
+            state.emit_logs()
 
     def accepts(self, line: str) -> bool:
         """Whether the prefilter in force lets the line through to the plugin."""
