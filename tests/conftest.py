@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -34,11 +35,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def vrclog(*args: str | Path, stdin: bytes = b"", env: dict[str, str] | None = None,
-           timeout: float = 120, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+           timeout: float = 120, cwd: Path | None = None,
+           address_space: int | None = None) -> subprocess.CompletedProcess[str]:
     """`vrclog ARGS` run to its end (in ``cwd``): stdin fed (empty by default, never the
-    terminal's), ``env`` added to the environment, stdout and stderr decoded (bad bytes replaced)."""
-    done = subprocess.run([VRCLOG_BIN, *map(str, args)], input=stdin, capture_output=True,
-                          timeout=timeout, env={**os.environ, **env} if env else None, cwd=cwd)
+    terminal's), ``env`` added to the environment, stdout and stderr decoded (bad bytes replaced).
+    ``address_space``: run under that ``ulimit -v`` (bytes; POSIX), with no core dumps."""
+    return _completed([VRCLOG_BIN, *map(str, args)], stdin, env, timeout, cwd, address_space)
+
+
+def python(script: str, *args: str | Path, timeout: float = 120, cwd: Path | None = ROOT,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -c SCRIPT ARGS`` in this environment, run to its end as ``vrclog`` runs one:
+    for what must happen in a process of its own (a crash, a fresh import, an exit code)."""
+    return _completed([sys.executable, "-c", script, *map(str, args)], b"", env, timeout, cwd, None)
+
+
+def _completed(argv: list[str], stdin: bytes, env: dict[str, str] | None, timeout: float,
+               cwd: Path | None, address_space: int | None) -> subprocess.CompletedProcess[str]:
+    def cap(limit: int) -> None:  # in the child, before exec
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    done = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None, cwd=cwd,
+                          preexec_fn=None if address_space is None else functools.partial(cap, address_space))
     return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(errors="replace"),
                                        done.stderr.decode(errors="replace"))
 

@@ -11,20 +11,14 @@ from pathlib import Path
 import pytest
 
 from .adversarial.test_hostile_plugins import FAILING_CASES
-from .conftest import SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, echo_plugin_wat
+from .conftest import SAMPLE_LOGS, SAMPLES, echo_plugin_wat, vrclog
 
 resource = pytest.importorskip("resource")  # POSIX; Windows has no such limit
 GIB = 1 << 30
 
 
-def run(args: list[str | Path], limit: int | None, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    def cap() -> None:
-        if limit is not None:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return subprocess.run([VRCLOG_BIN, *map(str, args)], input=stdin, capture_output=True, timeout=120,
-                          preexec_fn=cap)
+def run(args: list[str | Path], limit: int | None, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+    return vrclog(*args, stdin=stdin, address_space=limit)
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +53,11 @@ def test_commands_give_the_same_output_under_a_limit(name: str, args: list[str |
     free = run(args, None, stdin)
     capped = run(args, limit, stdin)
 
-    def untimed(out: bytes) -> list[bytes]:  # plugin check's report shows timings
-        return [line for line in out.splitlines() if not line.startswith((b"per-line time", b"slowest"))]
+    def untimed(out: str) -> list[str]:  # plugin check's report shows timings
+        return [line for line in out.splitlines() if not line.startswith(("per-line time", "slowest"))]
 
-    def said(err: bytes) -> list[bytes]:  # a component's first compilation (per sizing) is announced
-        return [line for line in err.splitlines() if not line.startswith(b"vrclog: compiling")]
+    def said(err: str) -> list[str]:  # a component's first compilation (per sizing) is announced
+        return [line for line in err.splitlines() if not line.startswith("vrclog: compiling")]
 
     assert capped.returncode == free.returncode, capped.stderr
     assert untimed(capped.stdout) == untimed(free.stdout) and said(capped.stderr) == said(free.stderr)
@@ -74,14 +68,14 @@ def test_the_memory_limit_holds_whatever_the_sizing(bomb: Path, limit: int | Non
     """Bounds-checked, pooled or on demand: a plugin still cannot grow past --memory-limit."""
     done = run(["parse", "--plugin", bomb, "--memory-limit", "16MiB"], limit, b"good\nBAD\n")
     assert done.returncode == 4, done.stderr
-    assert done.stderr.decode().startswith("<stdin>:2: runtime_error: p.wat: wasm `unreachable`")
+    assert done.stderr.startswith("<stdin>:2: runtime_error: p.wat: wasm `unreachable`")
 
 
 @pytest.mark.parametrize("limit", [300 << 20, 64 << 20])
 def test_too_small_a_limit_is_one_line_and_exit_3(limit: int) -> None:
     done = run(["parse", "--plugin", SAMPLES / "vrpoker.wasm", SAMPLE_LOGS / "vrpoker.log"], limit)
-    err = done.stderr.decode(errors="replace")
-    assert done.returncode == 3 and done.stdout == b"", err
+    err = done.stderr
+    assert done.returncode == 3 and done.stdout == "", err
     assert len(err.splitlines()) == 1 and "address-space limit (ulimit -v)" in err, err
     assert "panicked" not in err and "Traceback" not in err
 
@@ -89,7 +83,7 @@ def test_too_small_a_limit_is_one_line_and_exit_3(limit: int) -> None:
 @pytest.mark.skipif(sys.platform != "linux", reason="the built-in parser needs no wasmtime anywhere")
 def test_the_built_in_parser_runs_under_a_small_limit() -> None:
     done = run(["parse", SAMPLE_LOGS / "vrchat.log"], 256 << 20)
-    assert done.returncode == 0 and done.stdout.count(b"\n") == 23
+    assert done.returncode == 0 and done.stdout.count("\n") == 23
 
 
 def test_the_environment_has_no_limit_of_its_own() -> None:

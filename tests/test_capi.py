@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -14,7 +12,7 @@ import wasmtime
 
 from vrclog_cli import capi
 
-from .conftest import ROOT, SAMPLES
+from .conftest import SAMPLES, python
 
 MIB = 1 << 20
 
@@ -143,8 +141,7 @@ def test_interpreter_exits_cleanly_with_live_runtimes() -> None:
             keep.append((rt, p))
         print("done")
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                            timeout=60)
+    result = python(script)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
 
@@ -189,8 +186,8 @@ def test_a_dropped_runtime_never_frees_its_engine_under_the_ticker() -> None:
             time.sleep(0.0008 + random.random() * 0.0004)
             del runtime
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, timeout=120)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    result = python(script)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_one_epoch_thread_serves_every_runtime() -> None:
@@ -255,7 +252,7 @@ def test_a_wasmtime_without_a_symbol_is_a_load_error_not_a_crash(tmp_path: Path)
         sys.exit(main(["parse", "--plugin", {str(SAMPLES / "vrpoker.wasm")!r}, {str(tmp_path / "x.log")!r}]))
     """)
     (tmp_path / "x.log").write_text("x\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    result = python(script)
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("vrclog: error: wasmtime ") and "wasmtime_caller_context" in result.stderr
     assert len(result.stderr.splitlines()) == 1

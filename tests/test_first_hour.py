@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLES, VRCLOG_BIN, interrupt_after, vrclog
+from .conftest import SAMPLES, VRCLOG_BIN, interrupt_after, python, vrclog
 from .test_cli_e2e import PREFIX, events
 
 LEFT = PREFIX + "[Behaviour] OnPlayerLeft {} (usr_{})"
@@ -281,7 +281,7 @@ def test_a_bug_in_the_batch_core_is_an_internal_error_not_a_short_output(tmp_pat
         "builtin.BuiltinParser.find_events = broken\n"
         "from vrclog_cli.cli import main\n"
         f"sys.exit(main(['parse', {str(log)!r}]))\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    result = python(script)
     assert result.returncode == 70 and result.stdout == ""
     assert result.stderr == ("vrclog: internal error: ValueError: a bug "
                              "(run with --debug for a traceback)\n")

@@ -4,12 +4,10 @@ script would), from the repository's top folder."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, python
 
 DOC = ROOT / "docs" / "library.md"
 EXAMPLES = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
@@ -21,11 +19,7 @@ def test_the_page_has_examples() -> None:
 
 @pytest.mark.parametrize("index", range(len(EXAMPLES)))
 def test_example_runs(index: int) -> None:
-    script = ROOT / ".pytest_cache" / f"library_example_{index}.py"
-    script.parent.mkdir(exist_ok=True)
-    script.write_text(EXAMPLES[index], encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = python(EXAMPLES[index])  # from the repository's root, as the page's paths are
     assert result.returncode == 0, result.stderr
 
 
@@ -40,5 +34,5 @@ def test_all_names_resolve() -> None:
 
 def test_import_loads_neither_wasmtime_nor_rich() -> None:
     code = "import sys, vrclog_cli; print('wasmtime' in sys.modules or 'rich' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    result = python(code)
     assert result.stdout.strip() == "False"

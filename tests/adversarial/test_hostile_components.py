@@ -10,14 +10,12 @@ argument that is not UTF-8: both are kept from happening).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ..components import answering_events, component_wat, host_find_wat, wat_bytes
-from ..conftest import VRCLOG_BIN
+from ..conftest import VRCLOG_BIN, python
 from .harness import run_vrclog, write_plugin
 
 GOOD = ["good one", "good two"]
@@ -84,9 +82,7 @@ def test_a_huge_list_of_events_is_bounded_and_survived(tmp_path: Path) -> None:
                "capture_output=True); "
                "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
                "sys.stdout.write(p.stdout.decode() + p.stderr.decode())")
-    result = subprocess.run([sys.executable, "-c", measure, str(VRCLOG_BIN), "parse", "--plugin",
-                             str(plugin), "--timeout", "5s", "--jobs", "1"],
-                            capture_output=True, text=True, timeout=120)
+    result = python(measure, VRCLOG_BIN, "parse", "--plugin", plugin, "--timeout", "5s", "--jobs", "1")
     code, peak_kib = map(int, result.stdout.split("\n", 1)[0].split())
     assert code == 4, result.stdout
     assert '{"type":"good one"}\n{"type":"good two"}\n' in result.stdout
