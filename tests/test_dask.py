@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE_LOGS, SAMPLES, echo_plugin_wat, vrclog
+from .conftest import SAMPLE_LOGS, SAMPLES, echo_plugin_wat, python, vrclog
 
 pytest.importorskip("dask.bag")
 distributed = pytest.importorskip("distributed")
@@ -77,3 +77,29 @@ def test_plugins_pickle_by_reference_and_load_once_per_process(tmp_path: Path) -
     path.write_bytes((SAMPLES / "vrpoker_v1.wasm").read_bytes())  # the file changes meanwhile
     with pytest.raises(PluginLoadError, match="changed since it was pickled"):
         pickle.loads(unseen)
+
+
+def test_the_readme_example_runs_as_written(logs: Path, tmp_path: Path) -> None:
+    """The README's "More than one machine" code, with only its scheduler address and shared
+    folders swapped for a local cluster and this test's folders: what it writes is, line for
+    line, what `vrclog parse` writes."""
+    readme = (SAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## More than one machine", 1)[1].split("\n## ", 1)[0]
+    code = "\n".join(line[4:] for line in section.splitlines()
+                     if line.startswith("    ") and not line.strip().startswith("pip "))
+    swaps = {'Client("tcp://scheduler.example:8786")':
+             'Client(LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", '
+             'dashboard_address=None))',
+             "/shared/logs": str(logs), "/shared/plugins": str(SAMPLES), "/shared/out": str(tmp_path)}
+    for old, new in swaps.items():
+        assert old in code, old
+        code = code.replace(old, new)
+    script = "from distributed import LocalCluster\nif __name__ == '__main__':\n" + "".join(
+        f"    {line}\n" for line in code.splitlines())
+    done = python(script, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("0 lines failed")
+    written = Counter(line for out in sorted(tmp_path.glob("events-*.jsonl.gz"))
+                      for line in gzip.decompress(out.read_bytes()).decode().splitlines())
+    expected = vrclog("parse", "--plugin", SAMPLES / "vrpoker.wasm", *sorted(logs.iterdir()))
+    assert written == Counter(expected.stdout.splitlines()) and written

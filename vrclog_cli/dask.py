@@ -6,6 +6,7 @@
     lines = db.read_text("logs/*.log.gz", include_path=True)   # one partition per file
     records = parse_bag(lines, plugins=["vrpoker.wasm"]).persist()
     events, errors = events_of(records), errors_of(records)
+    json_lines(events).to_textfiles("out/events-*.jsonl.gz")   # as vrclog parse writes them
 
 Each record is an event's JSON object, as ``vrclog parse`` writes it, or, for a
 per-line error, ``{"error": {"source", "line", "parser", "kind", "message",
@@ -18,6 +19,7 @@ vrclog installed and the plugin files at the same paths.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -57,6 +59,19 @@ def events_of(records: Bag) -> Bag:
 def errors_of(records: Bag) -> Bag:
     """The per-line errors, as LineProblem fields."""
     return records.filter(_is_error).pluck("error")
+
+
+def json_lines(records: Bag) -> Bag:
+    """Each record as one line of JSON, as ``vrclog parse`` writes an event (compact,
+    UTF-8, U+2028 and U+2029 escaped): what ``Bag.to_textfiles`` takes."""
+    return records.map(_json_line)
+
+
+def _json_line(record: Record) -> str:
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    if "\u2028" in text or "\u2029" in text:
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return text
 
 
 def _is_event(record: Record) -> bool:
