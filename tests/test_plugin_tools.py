@@ -31,17 +31,17 @@ def test_info_json_for_a_valid_plugin() -> None:
 
 
 def test_a_loaded_plugin_tells_what_plugin_info_prints(tmp_path: Path) -> None:
-    from vrclog_cli import PluginLoadError, Runtime
+    from vrclog_cli import PluginLoadError, Runtime, plugin_info
 
     path = tmp_path / "vrpoker.wasm"
     shutil.copy(SAMPLES / "vrpoker.wasm", path)
     printed = json.loads(vrclog("plugin", "info", "--json", path).stdout)
     with Runtime() as runtime:
         plugin = runtime.load(path)
-        assert plugin.info().to_json() == printed
+        assert plugin_info(plugin).to_json() == printed
         path.write_bytes((SAMPLES / "echo.wasm").read_bytes())  # another plugin under its name
         with pytest.raises(PluginLoadError, match="changed since the plugin was loaded"):
-            plugin.info()
+            plugin_info(plugin)
 
 
 def test_info_explains_an_invalid_plugin(tmp_path: Path) -> None:

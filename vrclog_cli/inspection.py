@@ -68,11 +68,19 @@ def _describe(ty: Any) -> tuple[str, str]:
     return "other", type(ty).__name__
 
 
-def plugin_info(path: Path, limits: Limits | None = None) -> PluginInfo:
-    """Everything we can tell about a plugin; load problems are reported, not raised.
+def plugin_info(plugin: str | Path | Plugin, limits: Limits | None = None) -> PluginInfo:
+    """Everything we can tell about a plugin file, or a loaded plugin's file; load
+    problems are reported, not raised.
 
-    Raises PluginLoadError only when the file cannot be read or compiled at all.
+    Raises PluginLoadError only when the file cannot be read or compiled at all, or
+    no longer holds the loaded plugin.
     """
+    if isinstance(plugin, Plugin):
+        info = plugin_info(plugin.path, limits or plugin.limits)
+        if info.sha256 != plugin.sha256:
+            raise PluginLoadError(f"{plugin.path}: the file changed since the plugin was loaded")
+        return info
+    path = Path(plugin)
     limits = limits or Limits()
     raw = read_plugin(path, limits)
     info = PluginInfo(path=str(path), size_bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
@@ -84,16 +92,16 @@ def plugin_info(path: Path, limits: Limits | None = None) -> PluginInfo:
     except PluginLoadError as exc:
         info.prefilter_problem = str(exc).removeprefix(f"{path}: ")
     runtime = Runtime(limits)
-    plugin: Plugin | None = None
+    loaded: Plugin | None = None
     try:
-        plugin = runtime.load(path)
-        info.abi_version = plugin.abi_version
+        loaded = runtime.load(path)
+        info.abi_version = loaded.abi_version
         info.valid = True
     except PluginLoadError as exc:
         info.problem = str(exc).removeprefix(f"{path}: ")
     try:
         if is_component(wasm):
-            _component_externs(path, wasm, info, plugin)
+            _component_externs(path, wasm, info, loaded)
         else:
             _module_externs(path, wasm, info)
     finally:

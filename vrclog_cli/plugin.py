@@ -45,7 +45,6 @@ from .prefilter import Declared, Prefilter
 
 if TYPE_CHECKING:
     from .capi.components import ComponentLinker
-    from .inspection import PluginInfo
 
 T = TypeVar("T")
 STDERR_LEVEL = -1
@@ -435,17 +434,6 @@ class Plugin:
     @property
     def name(self) -> str:
         return self.path.name
-
-    def info(self) -> PluginInfo:
-        """What ``vrclog plugin info`` tells of this plugin (exports, imports, memory,
-        prefilter), read from its file; a PluginLoadError if the file no longer holds
-        the plugin that was loaded."""
-        from .inspection import plugin_info
-
-        info = plugin_info(self.path, self.limits)
-        if info.sha256 != self.sha256:
-            raise PluginLoadError(f"{self.path}: the file changed since the plugin was loaded")
-        return info
 
     def __reduce__(self) -> tuple[Callable[..., Plugin], tuple[str, str, Limits, bool]]:
         """Pickled by reference (path, content hash, limits), not by its native handles:
