@@ -13,7 +13,7 @@ from vrclog_cli.errors import PluginLoadError
 from vrclog_cli.limits import Limits
 from vrclog_cli.plugin import Runtime
 
-from .conftest import RETURN_NO_EVENTS, SAMPLES, wat_plugin
+from .conftest import RETURN_NO_EVENTS, ROOT, SAMPLES, wat_plugin
 
 
 def refused(runtime: Runtime, path: Path | str) -> str:
@@ -45,6 +45,15 @@ def test_bad_file_contents(runtime: Runtime, tmp_path: Path, content: bytes, exp
     path = tmp_path / "bad.wasm"
     path.write_bytes(content)
     assert expected in refused(runtime, path)
+
+
+@pytest.mark.parametrize("source", ["sample_plugins/python/app.py", "sample_plugins/js/app.js",
+                                    "sample_plugins/src/vrpoker.c"])
+def test_a_plugin_source_is_told_to_be_built(runtime: Runtime, source: str) -> None:
+    """A new user's slip: the source passed as the plugin.  Said plainly, not as a WAT error."""
+    message = refused(runtime, ROOT / source)
+    assert "plugin source, not a built plugin: build it to .wasm first" in message
+    assert "WAT" not in message
 
 
 def test_truncated_module(runtime: Runtime, tmp_path: Path) -> None:

@@ -133,6 +133,10 @@ def read_plugin(path: Path, limits: Limits) -> bytes:
     return data
 
 
+#: Plugin sources in the languages docs/plugin-abi.md shows (and their neighbours).
+SOURCE_SUFFIXES = frozenset({".c", ".h", ".zig", ".py", ".js", ".mjs", ".ts", ".rs", ".go", ".wit"})
+
+
 def to_wasm_binary(path: Path, data: bytes) -> bytes:
     """Binary modules as they are; WAT text compiled to binary."""
     if not data:
@@ -144,6 +148,10 @@ def to_wasm_binary(path: Path, data: bytes) -> bytes:
     except UnicodeDecodeError:
         raise PluginLoadError(
             f"{path}: not a WebAssembly module (no \\0asm header) and not WAT text") from None
+    if path.suffix.lower() in SOURCE_SUFFIXES:  # a new user's likely slip: the source, not the build
+        raise PluginLoadError(
+            f"{path}: plugin source, not a built plugin: build it to .wasm first "
+            "(`make` in its folder; docs/plugin-abi.md)")
     try:
         return bytes(wasmtime.wat2wasm(text))
     except wasmtime.WasmtimeError as exc:
