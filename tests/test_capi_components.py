@@ -14,6 +14,7 @@ from wasmtime.component import Component, Linker
 from vrclog_cli import capi
 from vrclog_cli.capi import components as cc
 from vrclog_cli.component import EXPORT, HOST_INTERFACE
+from vrclog_cli.events import STRING_FIELDS
 
 from .components import answering_events, component_wat
 from .conftest import SAMPLES
@@ -51,7 +52,7 @@ class Reference:
         out = []
         for record in func(store, line):
             item: dict[str, Any] = {"type": record.kind}
-            for name in cc.EVENT_FIELDS:
+            for name in STRING_FIELDS:
                 value = getattr(record, name.replace("_", "-"), None) or getattr(record, name, None)
                 if value is not None:
                     item[name] = value

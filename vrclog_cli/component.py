@@ -29,6 +29,8 @@ WIT_PACKAGE = "vrclog:plugin@1.0.0"
 HOST_INTERFACE = "vrclog:plugin/host@1.0.0"
 TYPES_INTERFACE = "vrclog:plugin/types@1.0.0"
 EXPORT = "parse-line"
+#: The world a component plugin targets, as plugin info and plugin check name it.
+WORLD = f"{WIT_PACKAGE} plugin"
 WIT_FILE = Path(__file__).with_name("wit") / "plugin.wit"
 
 _EVENT = ("record{kind: string, timestamp: option<string>, player-name: option<string>, "
@@ -136,8 +138,8 @@ def validate_world(path: Path, ctype: wc.ComponentType, engine: wasmtime.Engine)
     exports = ctype.exports(engine)
     found = exports.get(EXPORT)
     if found is None:
-        raise PluginLoadError(f"{path}: component does not export {EXPORT} (world {WIT_PACKAGE} "
-                              f"plugin; exports: {', '.join(exports) or 'none'})")
+        raise PluginLoadError(f"{path}: component does not export {EXPORT} (world {WORLD}; "
+                              f"exports: {', '.join(exports) or 'none'})")
     got = describe(found.ty)
     if got != EXPORT_TYPE:
         raise PluginLoadError(f"{path}: export {EXPORT} has type {got}, expected {EXPORT_TYPE}")
@@ -182,9 +184,9 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
     compiled = module_cache.load_with(wc.Component.deserialize, engine, key)
     from_cache = compiled is not None
     if compiled is None:
-        announced = notice is not None and len(data) >= ANNOUNCED_BYTES
+        announce = notice if len(data) >= ANNOUNCED_BYTES else None
         try:
-            with notice(path, len(data)) if notice is not None and announced else nullcontext():
+            with announce(path, len(data)) if announce is not None else nullcontext():
                 compiled = wc.Component(engine, data)
         except wasmtime.WasmtimeError as exc:
             raise PluginLoadError.invalid(path, "component", exc) from None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import capi
 from .abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION
-from .component import WIT_PACKAGE
+from .component import WORLD
 from .errors import InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
 from .events import Event
 from .limits import Limits, format_size
@@ -200,7 +200,7 @@ def check_plugin(path: str | Path, limits: Limits | None = None, *,
 def _check_lines(plugin: Plugin, limits: Limits, sample: list[tuple[str, str]],
                  report: CheckReport) -> None:
     report.abi_version = plugin.abi_version
-    report.world = f"{WIT_PACKAGE} plugin" if plugin.kind == "component" else None
+    report.world = WORLD if plugin.kind == "component" else None
     prefilter = plugin.prefilter
     report.prefilter = prefilter.to_json() if prefilter is not None else None
     if plugin.declared.warning:

@@ -120,6 +120,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def plugin_reported(message: object, code: object) -> PluginRuntimeError:
+    """The plugin's own per-line error (``plugin_error``): its message and code, each on
+    one line; whatever is not a non-empty string is left out."""
+    return PluginRuntimeError(
+        one_line(message) if isinstance(message, str) and message else "plugin reported an error",
+        code=one_line(code, 100) if isinstance(code, str) and code else None,
+        from_plugin=True,
+    )
+
+
 def _fail(message: str) -> PluginRuntimeError:
     return PluginRuntimeError(f"bad plugin output: {message}")
 
@@ -165,13 +175,7 @@ def decode_output(raw: bytes) -> list[Event]:
         raise _fail(f"expected a JSON object, got {json_type(doc)}")
     ok = doc.get("ok")
     if ok is False:
-        message = doc.get("error")
-        code = doc.get("code")
-        raise PluginRuntimeError(
-            one_line(message) if isinstance(message, str) and message else "plugin reported an error",
-            code=one_line(code, 100) if isinstance(code, str) and code else None,
-            from_plugin=True,
-        )
+        raise plugin_reported(doc.get("error"), doc.get("code"))
     if ok is not True:
         raise _fail('"ok" must be true or false')
     events = doc.get("events")

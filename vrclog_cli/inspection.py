@@ -11,7 +11,7 @@ import wasmtime
 from wasmtime.component import Component
 
 from .abi import format_signature
-from .component import WIT_PACKAGE, externs, is_component
+from .component import WORLD, externs, is_component
 from .errors import PluginLoadError
 from .limits import Limits
 from .loader import declared_prefilter, read_plugin, to_wasm_binary
@@ -121,7 +121,7 @@ def _component_externs(path: Path, wasm: bytes, info: PluginInfo, plugin: Plugin
             raise PluginLoadError.invalid(path, "component", exc) from None
         imports, exports = externs(ctype, engine)
     info.kind = "component"
-    info.world = f"{WIT_PACKAGE} plugin"
+    info.world = WORLD
     info.wasi_model = "component (WASI 0.2)"
     info.imports = [Extern(*row) for row in imports]
     info.exports = [Extern(*row) for row in exports]

@@ -74,6 +74,11 @@ def describe_file_type(mode: int) -> str:
     return "not a regular file"
 
 
+def _refuse_unless_regular(path: Path, mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise PluginLoadError(f"{path}: is {describe_file_type(mode)}, not a plugin file")
+
+
 def read_plugin_file(path: Path, max_bytes: int) -> bytes:
     """The file's bytes, refusing anything that is not a regular file or is too big.
 
@@ -87,10 +92,7 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
             mode = os.stat(path).st_mode
         except OSError as exc:
             raise PluginLoadError(f"{path}: cannot open: {exc.strerror}") from None
-        if stat.S_ISDIR(mode):
-            raise PluginLoadError(f"{path}: is a directory, not a plugin file")
-        if not stat.S_ISREG(mode):
-            raise PluginLoadError(f"{path}: is {describe_file_type(mode)}, not a plugin file")
+        _refuse_unless_regular(path, mode)
         flags = os.O_RDONLY | os.O_BINARY | os.O_NOINHERIT
     else:
         flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -101,9 +103,7 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
             raise PluginLoadError(f"{path}: is a directory, not a plugin file") from None
         raise PluginLoadError(f"{path}: cannot open: {exc.strerror}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise PluginLoadError(f"{path}: is {describe_file_type(mode)}, not a plugin file")
+        _refuse_unless_regular(path, os.fstat(fd).st_mode)
         chunks: list[bytes] = []
         total = 0
         while total <= max_bytes:

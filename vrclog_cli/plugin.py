@@ -37,7 +37,7 @@ from .abi import (
 )
 from .component import EXPORT, HOST_INTERFACE, CompiledComponent, CompileNotice, ExternRow, externs
 from .errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
-from .events import Event, decode_event, decode_output, one_line
+from .events import Event, decode_event, decode_output, one_line, plugin_reported
 from .hostfuncs import LogLimiter, component_host_calls, define_host_functions, define_wasi
 from .limits import Limits, format_size
 from .loader import CompiledPlugin, compile_plugin
@@ -553,9 +553,7 @@ class Plugin:
         ok, value = self._guarded(self._component.run, self._line_bytes(line), self._max_output)
         if ok:
             return [decode_event(i, item) for i, item in enumerate(value)]
-        message, code = value
-        raise PluginRuntimeError(one_line(message) if message else "plugin reported an error",
-                                 code=one_line(code, 100) if code else None, from_plugin=True)
+        raise plugin_reported(*value)
 
     def call_raw(self, payload: bytes) -> bytes:
         """ABI v1: the raw output bytes of parse_line for an already encoded input document."""
@@ -578,7 +576,8 @@ class Plugin:
 
     def _checked(self, run: Callable[..., tuple[int, int, bytes | None]], *args: object) -> bytes:
         """A core plugin's call under the budget; the output bytes."""
-        out_ptr, out_len, output = self._guarded(run, *args)
+        result: tuple[int, int, bytes | None] = self._guarded(run, *args)
+        out_ptr, out_len, output = result
         if output is None:
             if out_len > self.limits.max_output_bytes:
                 raise PluginRuntimeError(
@@ -586,7 +585,6 @@ class Plugin:
                     f"{format_size(self.limits.max_output_bytes)} limit")
             raise PluginRuntimeError(
                 f"bad plugin output: range [{out_ptr:#x}, {out_ptr + out_len:#x}) is outside memory")
-        assert isinstance(output, bytes)
         return output
 
     def _classify(self, exc: capi.CallFailed, state: _CallState) -> Exception:

@@ -23,6 +23,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime.component import Component
 
+from ..events import STRING_FIELDS
 from . import (
     _NO_FINALIZER,
     CallFailed,
@@ -187,15 +188,11 @@ class ComponentLinker:
 
 # --- one line: fresh store, instantiation, one call, the result lifted ---
 
-#: The event record's optional string fields, in the WIT's order, as event fields.
-EVENT_FIELDS = ("timestamp", "player_name", "player_id", "world_id", "world_name", "instance_id")
-
-
 class ComponentCaller:
     """Calls ``export`` (``func(string) -> result<list<event>, plugin-error>``, checked
     at load) in a fresh instance per line."""
 
-    __slots__ = ("_component", "_engine", "_engine_ptr", "_index", "_linker", "_max_memory",
+    __slots__ = ("_component", "_engine", "_engine_ptr", "_export", "_index", "_linker", "_max_memory",
                  "_stderr_token")
 
     def __init__(self, engine: wasmtime.Engine, linker: ComponentLinker, component: Component,
@@ -204,6 +201,7 @@ class ComponentCaller:
         self._engine_ptr = _Handle(_address(engine.ptr()))
         self._linker = linker
         self._component = component
+        self._export = export
         name = export.encode()
         self._index: Any = ffi.wasmtime_component_get_export_index(component.ptr(), None, name, len(name))
         if not self._index:
@@ -242,7 +240,7 @@ class ComponentCaller:
             ctx, instance = self._instantiate(store)
             func = ffi.wasmtime_component_func_t()
             if not _get_func(ctypes.byref(instance), ctx, self._index, ctypes.byref(func)):
-                raise CallFailed("export parse-line not found")
+                raise CallFailed(f"export {self._export} not found")
             arg = _Val()
             arg.kind = _STRING
             buffer = ctypes.create_string_buffer(line, len(line))  # borrowed by the call
@@ -290,7 +288,9 @@ def _lift(result: Any, max_output: int) -> tuple[bool, Any]:
     for i in range(events.size):
         fields = events.data[i].of.record.data
         item: dict[str, Any] = {"type": _taken(fields[0].val, budget)}
-        for j, name in enumerate(EVENT_FIELDS, 1):
+        # The record's optional strings after kind: in STRING_FIELDS' order, as the WIT
+        # lists them (component.EXPORT_TYPE spells it out; checked at load).
+        for j, name in enumerate(STRING_FIELDS, 1):
             value = fields[j].val.of.option
             if value:
                 item[name] = _taken(value.contents, budget)
