@@ -320,3 +320,20 @@ def test_the_sample_vrchat_log_shows_every_built_in_type() -> None:
     found = events(result.stdout)
     assert {e["type"] for e in found} == {t.name for t in BUILTIN_TYPES}
     assert "Ghost" not in result.stdout  # a stack trace's continuation line gives nothing
+
+
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_quick_exit_keeps_every_byte_and_the_exit_code(tmp_path: Path, workers: str) -> None:
+    """The command skips the interpreter's teardown (cli.entry) unless worker processes
+    ran: output redirected to a file (block-buffered) is still all there, the exit code
+    is the run's, and multiprocessing cleans up without a word on stderr."""
+    log = tmp_path / "big.log"
+    log.write_text("".join(f"{PREFIX}[VRPoker] Player P{i} wins with Flush\n" for i in range(3000)))
+    out = tmp_path / "out.jsonl"
+    cmd = (f"'{VRCLOG_BIN}' parse --plugin '{SAMPLES / 'vrpoker.wasm'}' --jobs 2 --workers {workers} "
+           f"--fail-on vrpoker_winner '{log}' > '{out}'")
+    result = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr  # --fail-on matched
+    got = events(out.read_text())
+    assert [e["data"]["player"] for e in got] == [f"P{i}" for i in range(3000)]  # type: ignore[index]
+    assert "resource_tracker" not in result.stderr and "Exception ignored" not in result.stderr
