@@ -206,8 +206,6 @@ class LineSplitter:
         """What ``_whole_lines`` gives at every line containing a needle, and "" at the
         others: one C-speed scan of the block per needle instead of decoding it all
         (decoding and splitting is most of the cost of a prefiltered run)."""
-        first = len(texts)
-        texts.extend([""] * (body.count(b"\n") + 1))
         ends: dict[int, int] = {}  # line start -> line end, for lines holding a needle
         for needle in needles:
             pos = body.find(needle)
@@ -218,13 +216,20 @@ class LineSplitter:
                     end = len(body)
                 ends[begin] = end
                 pos = body.find(needle, end)
+        # The newlines are counted once, up to each kept line and then to the end: a
+        # separate count of the whole block first cost ~11 ms a run of the 38 MB bench log.
+        kept: list[tuple[int, str]] = []
         index = at = 0
         for begin in sorted(ends):
             index += body.count(b"\n", at, begin)
             at = begin
             raw = body[begin:ends[begin]]
-            texts[first + index] = raw[:-1].decode("utf-8", "replace") if raw.endswith(b"\r") \
-                else raw.decode("utf-8", "replace")
+            kept.append((index, raw[:-1].decode("utf-8", "replace") if raw.endswith(b"\r")
+                         else raw.decode("utf-8", "replace")))
+        first = len(texts)
+        texts.extend([""] * (index + body.count(b"\n", at) + 1))
+        for index, text in kept:
+            texts[first + index] = text
 
     def restart(self) -> None:
         """Drops the line in progress: its source starts over (a truncated file).
