@@ -1,4 +1,4 @@
-"""Event decoding: the per-minute fast path of timestamp completion, pinned to the full one."""
+"""Event decoding: the per-hour and per-minute fast paths of timestamp completion, pinned to the full one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.events import _DECODER, _minute_offset, complete_timestamp, normalize_timestamp, parse_json
+from vrclog_cli.events import (
+    _DECODER,
+    _hour_offset,
+    _minute_offset,
+    complete_timestamp,
+    normalize_timestamp,
+    parse_json,
+)
 
 
 def reference(value: str) -> str | None:
@@ -44,6 +51,7 @@ def zone(request: pytest.FixtureRequest) -> Iterator[str]:
     os.environ["TZ"] = request.param
     time.tzset()
     _minute_offset.cache_clear()
+    _hour_offset.cache_clear()
     yield request.param
     if before is None:
         del os.environ["TZ"]
@@ -51,12 +59,18 @@ def zone(request: pytest.FixtureRequest) -> Iterator[str]:
         os.environ["TZ"] = before
     time.tzset()
     _minute_offset.cache_clear()
+    _hour_offset.cache_clear()
 
 
 @given(value=st.one_of(NAIVE, st.text(max_size=25),
                        st.builds(lambda a, b: a + b, NAIVE, st.sampled_from(["Z", "+09:00", ".5", "x"]))))
 @example(value="2024-03-10T02:30:00")  # in New York's spring-forward gap
 @example(value="2024-11-03T01:30:59")  # in New York's repeated hour
+@example(value="2024-11-03T00:59:59")  # the second before it
+@example(value="2024-04-07T01:15:00")  # Lord Howe: before its repeated half hour, 01:30-02:00
+@example(value="2024-04-07T01:45:00")  # in it
+@example(value="2024-10-06T02:15:00")  # Lord Howe: in its half-hour gap, 02:00-02:30
+@example(value="2024-10-06T02:45:00")  # after it, in the same hour
 @example(value="2024-01-15T23:59:1٣")  # a non-ASCII digit
 @example(value="2024-02-30T10:00:00")
 # The zone is meant to stay the same across the generated inputs.
