@@ -12,30 +12,67 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Generator
-from concurrent.futures import Executor, Future
-from concurrent.futures import wait as wait_futures
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
 
 
-class Inline(Executor):
+class Outcome(Protocol[R_co]):
+    """What the pool needs of a submitted call: a ``concurrent.futures.Future`` or a ``Done``."""
+
+    def done(self) -> bool: ...
+    def result(self) -> R_co: ...
+
+
+class Submitter(Protocol):
+    """An Executor, or ``Inline``."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Outcome[Any]: ...
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
+class Done(Generic[R]):
+    """A call that ran at submit: its result, or the exception it raised."""
+
+    __slots__ = ("_error", "_value")
+
+    def __init__(self, value: R | None, error: Exception | None = None) -> None:
+        self._value = value
+        self._error = error
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> R:
+        if self._error is not None:
+            raise self._error
+        return cast(R, self._value)
+
+
+class Inline:
     """Runs each item at submit, on the calling thread.
 
     With one job a worker thread buys nothing and costs much: every wasm call
     releases the interpreter lock, and taking it back from another runnable
     thread made each line about twice as slow.  Exceptions (not interrupts
-    such as KeyboardInterrupt) are handed back in the future, as a pool would.
+    such as KeyboardInterrupt) are handed back in the outcome, as a pool would.
+    No ``concurrent.futures`` here: importing it (and logging with it) costs
+    ~4 ms of every start-up, and one job needs none of it.
     """
 
-    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
-        future: Future[R] = Future()
+    def submit(self, fn: Callable[..., R], /, *args: Any) -> Done[R]:
         try:
-            future.set_result(fn(*args, **kwargs))
+            return Done(fn(*args))
         except Exception as exc:  # noqa: BLE001 - handed to the caller as data, like a pool
-            future.set_exception(exc)
-        return future
+            return Done(None, exc)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Nothing runs after submit returns: nothing to wait for or cancel."""
 
 
 class WorkerControl(Protocol):
@@ -47,12 +84,12 @@ class WorkerControl(Protocol):
 
 
 class OrderedPool(Generic[T, R]):
-    def __init__(self, executor: Executor, work: Callable[[T], R], window: int, *,
+    def __init__(self, executor: Submitter, work: Callable[[T], R], window: int, *,
                  control: WorkerControl | None = None) -> None:
         self._executor = executor
         self._control = control
         self._work = work
-        self._pending: deque[tuple[T, Future[R]]] = deque()
+        self._pending: deque[tuple[T, Outcome[R]]] = deque()
         self.window = window
 
     @property
@@ -84,8 +121,10 @@ class OrderedPool(Generic[T, R]):
 
     def wait_head(self, timeout: float) -> None:
         """Waits (briefly, so signals are seen) for the oldest batch to finish."""
-        if self._pending:
-            wait_futures([self._pending[0][1]], timeout=timeout)
+        if self._pending and not (head := self._pending[0][1]).done():
+            from concurrent.futures import wait  # not done: a real Future, from a real pool
+
+            wait([cast("Future[R]", head)], timeout=timeout)
 
     def cancel_workers(self) -> None:
         """Asks worker processes to cancel their calls in flight (threads are cancelled

@@ -16,7 +16,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -365,6 +364,8 @@ class ParseRun:
             # One job, or only the built-in parser (pure Python: threads would only
             # take turns holding the interpreter lock).
             return OrderedPool(Inline(), self._process, window)
+        from concurrent.futures import ThreadPoolExecutor  # only for threads: see pool.Inline
+
         return OrderedPool(
             ThreadPoolExecutor(max_workers=opts.jobs, thread_name_prefix="vrclog-worker"),
             self._process, window)
