@@ -337,3 +337,35 @@ def test_quick_exit_keeps_every_byte_and_the_exit_code(tmp_path: Path, workers: 
     got = events(out.read_text())
     assert [e["data"]["player"] for e in got] == [f"P{i}" for i in range(3000)]  # type: ignore[index]
     assert "resource_tracker" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+def _shell(cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full: writes fail with ENOSPC")
+@pytest.mark.parametrize("fmt", ["jsonl", "pretty"])
+def test_output_that_cannot_be_written_is_one_error_and_exit_2(tmp_path: Path, fmt: str) -> None:
+    """A full disk is the user's to fix, not a bug of vrclog's (70): one line naming the
+    problem, the run stopped, exit 2."""
+    log = tmp_path / "big.log"
+    log.write_text("".join(f"{PREFIX}[VRPoker] Round {i} begins\n" for i in range(20_000)))
+    result = _shell(f"'{VRCLOG_BIN}' parse --format {fmt} --plugin '{SAMPLES / 'vrpoker.wasm'}' "
+                    f"'{log}' > /dev/full")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == ["vrclog: error: cannot write output: No space left on device"]
+
+
+def test_closed_stdout_is_one_error_before_any_line(tmp_path: Path) -> None:
+    result = _shell(f"'{VRCLOG_BIN}' parse '{SAMPLE_LOGS / 'vrpoker.log'}' >&-")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["vrclog: error: cannot write output: standard output is closed"]
+
+
+def test_closed_stderr_still_writes_every_event() -> None:
+    """2>&-: the messages have nowhere to go; the run and its exit code are as usual."""
+    plugin, log = SAMPLES / "vrpoker.wasm", SAMPLE_LOGS / "vrpoker.log"
+    expected = vrclog("parse", "--plugin", plugin, "--fail-on", "vrpoker_winner", log)
+    result = _shell(f"'{VRCLOG_BIN}' parse --plugin '{plugin}' --fail-on vrpoker_winner '{log}' 2>&-")
+    assert result.returncode == expected.returncode == 1
+    assert result.stdout == expected.stdout and len(events(result.stdout)) == 10

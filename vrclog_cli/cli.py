@@ -29,6 +29,7 @@ from . import (
     ExitCode,
     JsonLinesWriter,
     Limits,
+    OutputError,
     ParseOptions,
     ParseRun,
     PrettyWriter,
@@ -322,6 +323,8 @@ def run_parse(options: ParseOptions, view: View) -> None:
         if view.verbose or log.level >= 2:
             print_plugin_log(err, log)
 
+    if sys.stdout is None:  # started with descriptor 1 closed (`>&-`): no line would get anywhere
+        raise OutputError("cannot write output: standard output is closed")
     writer: EventWriter = (PrettyWriter(make_console(highlight=False)) if view.fmt == "pretty"
                            else JsonLinesWriter(sys.stdout.buffer, raw_line=view.raw))
     reports = Reports(view.reports)
@@ -492,6 +495,8 @@ def usage_message(exc: click.ClickException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: maps every outcome to an exit code in one place."""
+    if sys.stderr is None:  # started with descriptor 2 closed (`2>&-`): messages go nowhere,
+        sys.stderr = open(os.devnull, "w")  # the run goes on (kept open for the process)
     debug = "--debug" in (argv if argv is not None else sys.argv) or \
         os.environ.get("VRCLOG_DEBUG", "").lower() in ("1", "true", "yes", "on")
     err = LazyStderr()
@@ -539,8 +544,9 @@ def entry() -> NoReturn:
     code = main()
     if "multiprocessing" not in sys.modules:
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:  # None: started with the descriptor closed
+                    stream.flush()
         except (OSError, ValueError):
             pass  # the usual exit reports it as it always has
         else:

@@ -81,6 +81,13 @@ class InputError(VrclogError):
     exit_code = ExitCode.USAGE
 
 
+class OutputError(VrclogError):
+    """The events cannot be written (a full disk, a closed descriptor): the run stops.
+    Not a bug of vrclog's (70), and not the quiet end of a reader gone (``| head``)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class PluginLoadError(VrclogError):
     """A plugin file that cannot be used at all: refused before any line runs."""
 

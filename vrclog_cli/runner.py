@@ -37,6 +37,7 @@ from .errors import (
     ExitCode,
     InputTooLarge,
     LineProblem,
+    OutputError,
     UsageError,
     stop_signals,
 )
@@ -257,6 +258,8 @@ class ParseRun:
                                   events)
                         except BrokenPipeError:
                             self._close_output()
+                        except OSError as exc:
+                            self._output_failed(exc)
                     if fail_on and ("any" in fail_on or any(e.type in fail_on for e in events)):
                         self._record(ExitCode.FAIL_ON)
                         self._note_fail_on(batch, outcome.index, events)
@@ -311,6 +314,17 @@ class ParseRun:
                 self.writer.flush()
             except BrokenPipeError:
                 self._close_output()
+            except OSError as exc:
+                self._output_failed(exc)
+
+    def _output_failed(self, exc: OSError) -> None:
+        """The output cannot be written (a full disk, a bad descriptor): no later event
+        could reach it either, so the run stops, with one error and exit 2."""
+        failure = OutputError(f"cannot write output: {exc.strerror or exc}")
+        self.report(Diagnostic(str(failure), per_line=False, severity="error"))
+        self.output_closed = True
+        self._halted = True
+        self.interrupt(failure.exit_code)
 
     def _close_output(self) -> None:
         """The reader went away: stop at once; what was not written does not count."""
