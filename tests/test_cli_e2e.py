@@ -356,6 +356,15 @@ def test_output_that_cannot_be_written_is_one_error_and_exit_2(tmp_path: Path, f
     assert result.stderr.splitlines() == ["vrclog: error: cannot write output: No space left on device"]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full: writes fail with ENOSPC")
+@pytest.mark.parametrize("args", ["types", "types --json", "--help", "plugin info {plugin}"])
+def test_other_commands_report_output_that_cannot_be_written(args: str) -> None:
+    args = args.format(plugin=SAMPLES / "vrpoker.wasm")
+    result = _shell(f"'{VRCLOG_BIN}' {args} > /dev/full")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == ["vrclog: error: cannot write output: No space left on device"]
+
+
 def test_closed_stdout_is_one_error_before_any_line(tmp_path: Path) -> None:
     result = _shell(f"'{VRCLOG_BIN}' parse '{SAMPLE_LOGS / 'vrpoker.log'}' >&-")
     assert result.returncode == 2

@@ -8,6 +8,7 @@ shown as one line on stderr; a traceback appears only with --debug.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -474,6 +475,8 @@ def prefilter_command(source: str, substrings: tuple[str, ...], regex: str | Non
 
 def silence_stdout() -> None:
     """Points stdout at /dev/null so the interpreter's final flush cannot fail."""
+    if sys.stdout is None:
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
@@ -520,15 +523,32 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         silence_stdout()
         return ExitCode.OK
+    except OSError as exc:
+        if exc.errno not in OUTPUT_ERRNOS:
+            return internal_error(exc, debug, err)
+        # What `vrclog types`, `plugin info`, --help... print could not be written (a
+        # parse run reports it itself): the user's disk, not a bug of vrclog's.
+        err.print(f"vrclog: error: {OutputError(f'cannot write output: {exc.strerror}')}", markup=False)
+        silence_stdout()  # what is still buffered goes nowhere, instead of failing again at exit
+        return OutputError.exit_code
     except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
-        if debug:
-            import traceback
+        return internal_error(exc, debug, err)
 
-            traceback.print_exc()
-        else:
-            err.print(f"vrclog: internal error: {type(exc).__name__}: {exc} "
-                      "(run with --debug for a traceback)", markup=False)
-        return ExitCode.INTERNAL
+
+#: Errors of a write that no longer has room or a device behind it.
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def internal_error(exc: Exception, debug: bool, err: LazyStderr) -> int:
+    """A bug of vrclog's: one line (the traceback with --debug), exit 70."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    else:
+        err.print(f"vrclog: internal error: {type(exc).__name__}: {exc} "
+                  "(run with --debug for a traceback)", markup=False)
+    return ExitCode.INTERNAL
 
 
 def entry() -> NoReturn:
