@@ -378,3 +378,15 @@ def test_closed_stderr_still_writes_every_event() -> None:
     result = _shell(f"'{VRCLOG_BIN}' parse --plugin '{plugin}' --fail-on vrpoker_winner '{log}' 2>&-")
     assert result.returncode == expected.returncode == 1
     assert result.stdout == expected.stdout and len(events(result.stdout)) == 10
+
+
+def test_closed_stdin_is_an_input_that_cannot_be_read() -> None:
+    """`<&-`: '-' is one input error (the other files are still read); without FILEs, a
+    closed stdin has no data, so the VRChat log folder is looked for, as on a terminal."""
+    log = SAMPLE_LOGS / "vrpoker.log"
+    result = _shell(f"'{VRCLOG_BIN}' parse '{log}' - <&-")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["vrclog: error: <stdin>: cannot read: standard input is closed"]
+    assert len(events(result.stdout)) == 7
+    result = _shell(f"HOME='{log.parent / 'nowhere'}' '{VRCLOG_BIN}' parse <&-")
+    assert result.returncode == 2 and result.stderr.startswith("vrclog: error: no input: give FILEs")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from vrclog_cli.limits import Limits
 from vrclog_cli.runner import PROCESS_MIN_BYTES, ParseOptions, ParseRun, use_processes
@@ -70,3 +74,28 @@ def test_builtin_batches_count_every_line(tmp_path: Path) -> None:
     run.load()
     assert run.run() == 0
     assert run.stats.lines == 1000 and sink.getvalue().count(b"\n") == 20
+
+
+def test_a_reader_thread_failure_is_raised_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stdin is read on a thread of its own; should that thread fail (a bug), the run
+    raises its error (exit 70 from the command) instead of waiting for ever."""
+    def broken_items(_self: ParseRun) -> Iterator[object]:
+        yield from ()
+        raise RuntimeError("reader bug")
+
+    monkeypatch.setattr(ParseRun, "_items", broken_items)
+    run = ParseRun(ParseOptions(paths=["-"]), JsonLinesWriter(io.BytesIO()), report=lambda _d: None)
+    run.load()
+    outcome: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _catch(run.run, outcome), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the run waited for the dead reader"
+    assert [str(e) for e in outcome] == ["reader bug"]
+
+
+def _catch(call: Callable[[], object], into: list[BaseException]) -> None:
+    try:
+        call()
+    except RuntimeError as exc:
+        into.append(exc)

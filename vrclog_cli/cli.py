@@ -256,8 +256,8 @@ def resolve_inputs(files: list[str], log_dir: str | None, follow: bool) -> list[
         if follow and (len(files) != 1 or files[0] == "-"):
             raise UsageError("--follow takes exactly one FILE or folder (not stdin)")
         return files
-    if not follow and (log_dir is None and not sys.stdin.isatty()):
-        return ["-"]
+    if not follow and log_dir is None and sys.stdin is not None and not sys.stdin.isatty():
+        return ["-"]  # (a closed stdin, `<&-`, has no data either)
     directory = Path(log_dir) if log_dir else find_default_logs()[0]
     if directory is not None and not directory.is_dir():
         raise UsageError(f"--log-dir {directory}: not a folder")

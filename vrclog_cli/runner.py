@@ -139,6 +139,14 @@ class Diagnostic:
 
 
 _EOF = object()
+
+
+@dataclass(slots=True)
+class _ReaderFailed:
+    """The reader thread's own failure (a bug), for the main thread to raise: the main
+    thread would otherwise wait for its next item for ever."""
+
+    error: Exception
 TICK_S = 0.1  # how often output is flushed, stdout looked at and the progress hook called
 
 
@@ -398,19 +406,25 @@ class ParseRun:
         items: queue.Queue[object] = queue.Queue(maxsize=window * 2)
 
         def read() -> None:
-            for item in self._items():
-                items.put(item)
-                if self._stop_code is not None:
-                    return
-            items.put(_EOF)
+            try:
+                for item in self._items():
+                    items.put(item)
+                    if self._stop_code is not None:
+                        return
+                items.put(_EOF)
+            except Exception as exc:  # noqa: BLE001 - a bug: raised on the main thread, not a hang
+                items.put(_ReaderFailed(exc))
 
         threading.Thread(target=read, name="vrclog-reader", daemon=True).start()
 
         def get() -> object:
             try:
-                return items.get(timeout=POLL_S)
+                item = items.get(timeout=POLL_S)
             except queue.Empty:
                 return None
+            if isinstance(item, _ReaderFailed):
+                raise item.error
+            return item
 
         return get
 

@@ -276,6 +276,8 @@ def open_shared(path: str | os.PathLike[str]) -> int:
 
 def _open(path: str) -> tuple[int, str]:
     if path == "-":
+        if sys.stdin is None:  # started with descriptor 0 closed (`<&-`)
+            raise InputError(f"{STDIN_NAME}: cannot read: standard input is closed")
         return sys.stdin.fileno(), STDIN_NAME
     try:
         fd = open_shared(path)
