@@ -390,3 +390,18 @@ def test_closed_stdin_is_an_input_that_cannot_be_read() -> None:
     assert len(events(result.stdout)) == 7
     result = _shell(f"HOME='{log.parent / 'nowhere'}' '{VRCLOG_BIN}' parse <&-")
     assert result.returncode == 2 and result.stderr.startswith("vrclog: error: no input: give FILEs")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full: writes fail with ENOSPC")
+def test_a_report_that_cannot_be_written_is_named_and_the_others_still_written(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    args = (f"'{VRCLOG_BIN}' parse {{plugin}} --report junit=/dev/full --report markdown='{summary}' "
+            f"'{SAMPLE_LOGS / 'vrpoker.log'}'")
+    result = _shell(args.format(plugin=""))
+    assert result.returncode == 2 and len(events(result.stdout)) == 7
+    assert result.stderr.splitlines() == [
+        "vrclog: error: --report junit=/dev/full: cannot write: No space left on device"]
+    assert "22 lines from 1 file, exit code 0" in summary.read_text()  # (the run itself was clean)
+    trapped = _shell(args.format(plugin=f"--plugin '{SAMPLES / 'trap.wasm'}'"))
+    assert trapped.returncode == 4  # the run's own, larger code wins
+    assert trapped.stderr.splitlines()[-1].startswith("vrclog: error: --report junit=/dev/full")

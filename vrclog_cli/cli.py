@@ -358,9 +358,13 @@ def run_parse(options: ParseOptions, view: View) -> None:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if view.reports:  # every report, whole, however the run ended
-            reports.write(RunOutcome(
-                code, partial_reason(run.stopped_code, failure), paths, run.stats.lines,
-                dict(run.stats.events_by_type), dict(run.stats.errors_by_kind)))
+            try:
+                reports.write(RunOutcome(
+                    code, partial_reason(run.stopped_code, failure), paths, run.stats.lines,
+                    dict(run.stats.events_by_type), dict(run.stats.errors_by_kind)))
+            except OutputError as exc:  # the largest exit code wins, as everywhere
+                err.print(f"vrclog: error: {exc}", markup=False)
+                code = max(code, exc.exit_code)
     if run.output_closed:
         silence_stdout()
     else:

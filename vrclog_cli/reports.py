@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ExitCode, UsageError
+from .errors import ExitCode, OutputError, UsageError
 from .sources import STDIN_NAME
 
 FORMATS = ("github", "junit", "sarif", "gitlab", "markdown")
@@ -159,19 +159,22 @@ class Reports:
 
     def write(self, outcome: RunOutcome) -> None:
         """Writes every report, whole, and closes its file; each is written even if
-        another fails (the first OSError is raised after)."""
-        failed: OSError | None = None
+        another fails (an OutputError naming the first that failed is raised after)."""
+        failed: OutputError | None = None
         sources = [source_name(s, self.cwd) for s in outcome.sources] or sorted(
             {f.source for f in self.findings})
         for spec, out in self._outputs:
             try:
-                WRITERS[spec.format](self, outcome, sources, out)
-                out.flush()
+                try:
+                    WRITERS[spec.format](self, outcome, sources, out)
+                    out.flush()
+                finally:
+                    if out is not self.stderr:
+                        out.close()  # flushes again, and fails again, but closes the file
             except OSError as exc:
-                failed = failed or exc
-            finally:
-                if out is not self.stderr:
-                    out.close()
+                failed = failed or OutputError(
+                    f"--report {spec.format}={getattr(out, 'name', spec.path)}: cannot write: "
+                    f"{exc.strerror or exc}")
         self._outputs = []
         if failed is not None:
             raise failed
