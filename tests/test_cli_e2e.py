@@ -405,3 +405,16 @@ def test_a_report_that_cannot_be_written_is_named_and_the_others_still_written(t
     trapped = _shell(args.format(plugin=f"--plugin '{SAMPLES / 'trap.wasm'}'"))
     assert trapped.returncode == 4  # the run's own, larger code wins
     assert trapped.stderr.splitlines()[-1].startswith("vrclog: error: --report junit=/dev/full")
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    """`python -m vrclog_cli`, where the script is not on PATH: same output and exit
+    code, with worker processes too (they import __main__ as __mp_main__: guarded)."""
+    plugin, log = SAMPLES / "vrpoker.wasm", SAMPLE_LOGS / "vrpoker.log"
+    args = ["parse", "--plugin", str(plugin), "--fail-on", "vrpoker_winner", "--jobs", "2",
+            "--workers", "processes", str(log)]
+    expected = vrclog(*args)
+    result = subprocess.run([sys.executable, "-m", "vrclog_cli", *args], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == expected.returncode == 1
+    assert result.stdout == expected.stdout and len(events(result.stdout)) == 10
