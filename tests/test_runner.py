@@ -99,3 +99,33 @@ def _catch(call: Callable[[], object], into: list[BaseException]) -> None:
         call()
     except RuntimeError as exc:
         into.append(exc)
+
+
+def test_auto_runs_one_job_where_prefilters_leave_little(tmp_path: Path) -> None:
+    """A 5 MB log where 2 % of the lines reach vrpoker.wasm: workers would cost more
+    than the little work they could share; where most lines reach it, auto as before."""
+    vrpoker = str(Path(__file__).resolve().parent.parent / "sample_plugins" / "vrpoker.wasm")
+    hit, miss = b"[VRPoker] Round 1 begins\n", b"2024.01.15 23:59:59 Log        -  [Network] x\n" * 49
+    sparse, dense = tmp_path / "sparse.log", tmp_path / "dense.log"
+    sparse.write_bytes((hit + miss) * 2_200)
+    dense.write_bytes(hit * 200_000)
+    assert sparse.stat().st_size > PROCESS_MIN_BYTES and dense.stat().st_size > PROCESS_MIN_BYTES
+
+    def little(path: Path, **options: object) -> bool:
+        run = ParseRun(ParseOptions(paths=[str(path)], plugins=[vrpoker], jobs=2, **options),  # type: ignore[arg-type]
+                       JsonLinesWriter(io.BytesIO()), report=lambda _d: None)
+        run.load()
+        try:
+            little = run._little_reaches_plugins()
+            if little:  # then the run's pool is the calling thread
+                pool = run._pool()
+                assert pool.inline
+                pool.shutdown()
+            return little
+        finally:
+            assert run.runtime is not None
+            run.runtime.close()
+
+    assert little(sparse)
+    assert not little(dense)
+    assert not little(sparse, prefilter=False)  # every line reaches the plugin

@@ -153,3 +153,19 @@ def test_a_followed_log_may_be_renamed_and_deleted_while_it_is_read(tmp_path: Pa
     with log.open("a") as f:
         f.write("third\n")
     assert _follow_until(items, 1) == ["third"]
+
+
+def test_needled_bytes_estimates_what_prefilters_let_through(tmp_path: Path) -> None:
+    from vrclog_cli.sources import needled_bytes
+
+    hit, miss = b"[VRPoker] Round 1 begins\n", b"[Network] ping 12ms\n" * 9
+    log = tmp_path / "a.log"
+    log.write_bytes((hit + miss) * 20_000)  # 4.3 MB, larger than the sample
+    estimate = needled_bytes([str(log)], (b"[VRPoker]",))
+    assert estimate is not None and abs(estimate - len(hit) * 20_000) < len(hit) * 200  # within 1 %
+    assert needled_bytes([str(log)], (b"absent",)) == 0
+    packed = tmp_path / "a.log.gz"
+    packed.write_bytes(gzip.compress(log.read_bytes()))
+    assert needled_bytes([str(packed)], (b"[VRPoker]",)) is None  # its bytes tell nothing
+    assert needled_bytes(["-"], (b"[VRPoker]",)) is None and needled_bytes([], (b"x",)) is None
+    assert needled_bytes([str(tmp_path / "missing.log"), str(log)], (b"[VRPoker]",)) == estimate

@@ -158,7 +158,8 @@ def parse_options(f: F) -> F:
         env_option("--workers", type=click.Choice(["auto", "threads", "processes"]), default="auto",
                    show_default=True,
                    help="How --jobs runs: auto uses processes for plugins on large files "
-                        "(they scale; threads start faster)."),
+                        "(they scale; threads start faster), and one job where the plugins' "
+                        "prefilters let little through."),
         env_option("--format", "fmt", type=click.Choice(["jsonl", "pretty"]), default="jsonl",
                    show_default=True, help="jsonl for machines, pretty for people."),
         env_option("--raw", is_flag=True, help="Add each event's source line as raw_line."),

@@ -15,7 +15,7 @@ import select
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 
@@ -330,6 +330,41 @@ class Decoder:
             yield self._head
         elif self._gzip is not None:
             yield self._gzip.flush()
+
+
+#: Bytes read from the start of each file to estimate what its prefilters let through.
+SAMPLE_BYTES = 1 << 20
+
+
+def needled_bytes(paths: Sequence[str], needles: tuple[bytes, ...], sample_bytes: int = SAMPLE_BYTES,
+                  max_sampled: int = 8 * SAMPLE_BYTES) -> int | None:
+    """An estimate of the bytes in the files' lines that hold one of ``needles``, from
+    the first ``sample_bytes`` of each (at most ``max_sampled`` in all); None when it
+    cannot be told: an input that is not a regular file, or a gzip file."""
+    total = sampled = needled = 0
+    for path in paths or ["-"]:
+        if path == "-":
+            return None
+        try:
+            fd = open_shared(path)
+        except OSError:
+            continue  # the run reports it
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            total += info.st_size
+            if sampled >= max_sampled:
+                continue
+            head = os.read(fd, sample_bytes)
+        finally:
+            os.close(fd)
+        if head.startswith(GZIP_MAGIC):
+            return None
+        body = head[:head.rfind(b"\n") + 1] or head
+        sampled += len(body)
+        needled += sum(len(line) + 1 for line in body.split(b"\n") if any(n in line for n in needles))
+    return round(needled / sampled * total) if sampled else 0
 
 
 #: Called with the number of raw bytes read, for progress display.
