@@ -533,9 +533,10 @@ def main(argv: list[str] | None = None) -> int:
             return internal_error(exc, debug, err)
         # What `vrclog types`, `plugin info`, --help... print could not be written (a
         # parse run reports it itself): the user's disk, not a bug of vrclog's.
-        err.print(f"vrclog: error: {OutputError(f'cannot write output: {exc.strerror}')}", markup=False)
+        failure = OutputError.writing(exc)
+        err.print(f"vrclog: error: {failure}", markup=False)
         silence_stdout()  # what is still buffered goes nowhere, instead of failing again at exit
-        return OutputError.exit_code
+        return failure.exit_code
     except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
         return internal_error(exc, debug, err)
 

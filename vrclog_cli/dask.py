@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .api import parse_lines
 from .errors import LineProblem
 from .limits import Limits
+from .writer import line_safe
 
 if TYPE_CHECKING:
     from dask.bag import Bag
@@ -68,10 +69,7 @@ def json_lines(records: Bag) -> Bag:
 
 
 def _json_line(record: Record) -> str:
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    if "\u2028" in text or "\u2029" in text:
-        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return text
+    return line_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
 
 def _is_event(record: Record) -> bool:

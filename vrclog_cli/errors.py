@@ -87,6 +87,11 @@ class OutputError(VrclogError):
 
     exit_code = ExitCode.USAGE
 
+    @classmethod
+    def writing(cls, exc: OSError) -> OutputError:
+        """A failed write to the output, in the user's words (``No space left on device``)."""
+        return cls(f"cannot write output: {exc.strerror or exc}")
+
 
 class PluginLoadError(VrclogError):
     """A plugin file that cannot be used at all: refused before any line runs."""

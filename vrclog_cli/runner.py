@@ -145,6 +145,7 @@ class Diagnostic:
 
 
 _EOF = object()
+TICK_S = 0.1  # how often output is flushed, stdout looked at and the progress hook called
 
 
 @dataclass(slots=True)
@@ -153,7 +154,6 @@ class _ReaderFailed:
     thread would otherwise wait for its next item for ever."""
 
     error: Exception
-TICK_S = 0.1  # how often output is flushed, stdout looked at and the progress hook called
 
 
 class ParseRun:
@@ -270,10 +270,8 @@ class ParseRun:
                         try:
                             write(batch.source, batch.first + outcome.index, batch.texts[outcome.index],
                                   events)
-                        except BrokenPipeError:
-                            self._close_output()
                         except OSError as exc:
-                            self._output_failed(exc)
+                            self._write_failed(exc)
                     if fail_on and ("any" in fail_on or any(e.type in fail_on for e in events)):
                         self._record(ExitCode.FAIL_ON)
                         self._note_fail_on(batch, outcome.index, events)
@@ -326,25 +324,25 @@ class ParseRun:
         if not self.output_closed:
             try:
                 self.writer.flush()
-            except BrokenPipeError:
-                self._close_output()
             except OSError as exc:
-                self._output_failed(exc)
+                self._write_failed(exc)
 
-    def _output_failed(self, exc: OSError) -> None:
-        """The output cannot be written (a full disk, a bad descriptor): no later event
-        could reach it either, so the run stops, with one error and exit 2."""
-        failure = OutputError(f"cannot write output: {exc.strerror or exc}")
+    def _write_failed(self, exc: OSError) -> None:
+        """A reader gone (BrokenPipeError) ends the run quietly; any other failure (a full
+        disk, a bad descriptor) is one error and exit 2.  Either way no later event could
+        reach the output, so the run stops."""
+        if isinstance(exc, BrokenPipeError):
+            self._close_output()
+            return
+        failure = OutputError.writing(exc)
         self.report(Diagnostic(str(failure), per_line=False, severity="error"))
-        self.output_closed = True
-        self._halted = True
-        self.interrupt(failure.exit_code)
+        self._close_output(failure.exit_code)
 
-    def _close_output(self) -> None:
-        """The reader went away: stop at once; what was not written does not count."""
+    def _close_output(self, code: int = ExitCode.OK) -> None:
+        """Stops at once, with ``code``; what was not written does not count."""
         self.output_closed = True
         self._halted = True
-        self.interrupt(ExitCode.OK)
+        self.interrupt(code)
 
     def _report_errors(self, batch: Lines, outcome: LineOutcome) -> None:
         for failure in outcome.errors:

@@ -45,7 +45,12 @@ def event_json(event: Event, raw_line: str | None = None) -> str:
     if event.data:  # an object of strings: joined here at half json's cost
         text += ',"data":{' + ",".join([encode_json_string(key) + ":" + encode_json_string(value)
                                         for key, value in event.data.items()]) + "}"
-    text += "}"
+    return line_safe(text + "}")
+
+
+def line_safe(text: str) -> str:
+    """JSON text with U+2028 and U+2029 escaped, as Go writes them: readers that split
+    on them as line breaks (JavaScript's) still see one line per event."""
     if "\u2028" in text or "\u2029" in text:
         text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     return text
