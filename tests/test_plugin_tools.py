@@ -13,7 +13,7 @@ import pytest
 
 from vrclog_cli.conformance import check_plugin
 
-from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, answer, vrclog, wat_plugin
+from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, answer, echo_plugin_wat, vrclog, wat_plugin
 
 
 def test_info_json_for_a_valid_plugin() -> None:
@@ -42,6 +42,17 @@ def test_a_loaded_plugin_tells_what_plugin_info_prints(tmp_path: Path) -> None:
         path.write_bytes((SAMPLES / "echo.wasm").read_bytes())  # another plugin under its name
         with pytest.raises(PluginLoadError, match="changed since the plugin was loaded"):
             plugin_info(plugin)
+
+
+def test_a_loaded_wat_plugin_tells_what_plugin_info_prints(tmp_path: Path) -> None:
+    """A WAT plugin's digest is of its compiled binary: the file is not "changed"."""
+    from vrclog_cli import Runtime, plugin_info
+
+    path = tmp_path / "echo.wat"
+    path.write_text(echo_plugin_wat())
+    printed = json.loads(vrclog("plugin", "info", "--json", path).stdout)
+    with Runtime() as runtime:
+        assert plugin_info(runtime.load(path)).to_json() == printed
 
 
 def test_info_explains_an_invalid_plugin(tmp_path: Path) -> None:

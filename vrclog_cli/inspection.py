@@ -75,37 +75,38 @@ def plugin_info(plugin: str | Path | Plugin, limits: Limits | None = None) -> Pl
     Raises PluginLoadError only when the file cannot be read or compiled at all, or
     no longer holds the loaded plugin.
     """
-    if isinstance(plugin, Plugin):
-        info = plugin_info(plugin.path, limits or plugin.limits)
-        if info.sha256 != plugin.sha256:
-            raise PluginLoadError(f"{plugin.path}: the file changed since the plugin was loaded")
-        return info
-    path = Path(plugin)
-    limits = limits or Limits()
+    loaded: Plugin | None
+    loaded, path = (plugin, plugin.path) if isinstance(plugin, Plugin) else (None, Path(plugin))
+    limits = limits or (loaded.limits if loaded is not None else Limits())
     raw = read_plugin(path, limits)
     info = PluginInfo(path=str(path), size_bytes=len(raw), sha256=hashlib.sha256(raw).hexdigest())
     wasm = to_wasm_binary(path, raw)
+    # A loaded plugin's digest is of its binary (WAT compiled), as compile_plugin takes it.
+    if loaded is not None and hashlib.sha256(wasm).hexdigest() != loaded.sha256:
+        raise PluginLoadError(f"{path}: the file changed since the plugin was loaded")
     try:
         declared = declared_prefilter(path, wasm)
         info.prefilter = declared.prefilter.to_json() if declared.prefilter else None
         info.prefilter_problem = declared.warning
     except PluginLoadError as exc:
         info.prefilter_problem = str(exc).removeprefix(f"{path}: ")
-    runtime = Runtime(limits)
-    loaded: Plugin | None = None
+    runtime = Runtime(limits) if loaded is None else None  # a loaded plugin is not loaded again
     try:
-        loaded = runtime.load(path)
-        info.abi_version = loaded.abi_version
-        info.valid = True
-    except PluginLoadError as exc:
-        info.problem = str(exc).removeprefix(f"{path}: ")
-    try:
+        if runtime is not None:
+            try:
+                loaded = runtime.load(path)
+            except PluginLoadError as exc:
+                info.problem = str(exc).removeprefix(f"{path}: ")
+        if loaded is not None:
+            info.abi_version = loaded.abi_version
+            info.valid = True
         if is_component(wasm):
             _component_externs(path, wasm, info, loaded)
         else:
             _module_externs(path, wasm, info)
     finally:
-        runtime.close()
+        if runtime is not None:
+            runtime.close()
     return info
 
 
