@@ -150,6 +150,24 @@ def test_debug_from_the_environment_shows_tracebacks(monkeypatch: pytest.MonkeyP
     assert "RuntimeError: a bug" in err
 
 
+@pytest.mark.parametrize(("args", "env", "default"), [
+    ((), {}, True), (("--jobs", "2"), {}, False), (("-j", "1"), {}, False),
+    ((), {"VRCLOG_JOBS": "3"}, False)])
+def test_jobs_given_is_not_second_guessed(monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...],
+                                          env: dict[str, str], default: bool) -> None:
+    """--workers auto may run fewer jobs than the CPU count it defaults to, never fewer than
+    a --jobs (or VRCLOG_JOBS) the user gave: a slow plugin would lose its workers."""
+    from vrclog_cli import ParseOptions, cli
+
+    seen: list[ParseOptions] = []
+    monkeypatch.setattr(cli, "run_parse", lambda options, _view: seen.append(options))
+    monkeypatch.delenv("VRCLOG_JOBS", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["parse", *args, "-"]) == 0
+    assert seen[0].default_jobs is default
+
+
 def test_completion_offers_files_for_plugin(tmp_path: Path) -> None:
     result = vrclog(env={"_VRCLOG_COMPLETE": "bash_complete", "COMP_WORDS": "vrclog parse --plugin ",
                          "COMP_CWORD": "3"})

@@ -111,15 +111,17 @@ def test_auto_runs_one_job_where_prefilters_leave_little(tmp_path: Path) -> None
     dense.write_bytes(hit * 200_000)
     assert sparse.stat().st_size > PROCESS_MIN_BYTES and dense.stat().st_size > PROCESS_MIN_BYTES
 
-    def little(path: Path, **options: object) -> bool:
-        run = ParseRun(ParseOptions(paths=[str(path)], plugins=[vrpoker], jobs=2, **options),  # type: ignore[arg-type]
+    def little(path: Path, default_jobs: bool = True, prefilter: bool = True) -> bool:
+        run = ParseRun(ParseOptions(paths=[str(path)], plugins=[vrpoker], jobs=2,
+                                    default_jobs=default_jobs, prefilter=prefilter),
                        JsonLinesWriter(io.BytesIO()), report=lambda _d: None)
         run.load()
         try:
             little = run._little_reaches_plugins()
-            if little:  # then the run's pool is the calling thread
-                pool = run._pool()
-                assert pool.inline
+            pool = run._pool()
+            try:  # one job (the calling thread) only where little reaches and --jobs was not given
+                assert pool.inline is (little and default_jobs)
+            finally:
                 pool.shutdown()
             return little
         finally:
@@ -127,5 +129,6 @@ def test_auto_runs_one_job_where_prefilters_leave_little(tmp_path: Path) -> None
             run.runtime.close()
 
     assert little(sparse)
+    assert little(sparse, default_jobs=False)  # estimated alike, but the asked-for jobs run
     assert not little(dense)
     assert not little(sparse, prefilter=False)  # every line reaches the plugin

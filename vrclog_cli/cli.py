@@ -158,8 +158,8 @@ def parse_options(f: F) -> F:
         env_option("--workers", type=click.Choice(["auto", "threads", "processes"]), default="auto",
                    show_default=True,
                    help="How --jobs runs: auto uses processes for plugins on large files "
-                        "(they scale; threads start faster), and one job where the plugins' "
-                        "prefilters let little through."),
+                        "(they scale; threads start faster), and, unless --jobs is given, one "
+                        "job where the plugins' prefilters let little through."),
         env_option("--format", "fmt", type=click.Choice(["jsonl", "pretty"]), default="jsonl",
                    show_default=True, help="jsonl for machines, pretty for people."),
         env_option("--raw", is_flag=True, help="Add each event's source line as raw_line."),
@@ -287,6 +287,13 @@ class View:
     reports: tuple[ReportSpec, ...] = ()
 
 
+def _is_default(name: str) -> bool:
+    """Whether the running command's option ``name`` was left at its default (neither
+    given on the command line nor by its VRCLOG_ variable)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source in (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
+
+
 def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, View]:
     """parse's option values as the library's ParseOptions and the CLI's View."""
     if opts["verbose"] and opts["quiet"]:
@@ -298,7 +305,8 @@ def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, 
                          max_component_bytes=opts["plugin_size_limit"])
     options = ParseOptions(
         paths=resolve_inputs(files, opts["log_dir"], opts["follow"]), plugins=list(opts["plugins"]),
-        builtin=opts["builtin"], limits=limits, jobs=opts["jobs"], fail_on=split_types(opts["fail_on"]),
+        builtin=opts["builtin"], limits=limits, jobs=opts["jobs"], default_jobs=_is_default("jobs"),
+        fail_on=split_types(opts["fail_on"]),
         fail_fast=opts["fail_fast"], capture_plugin_stderr=opts["verbose"],
         event_filter=EventFilter.from_text(opts["include_types"], opts["exclude_types"], opts["since"],
                                            opts["until"], opts["strict_time"]),

@@ -72,6 +72,10 @@ class ParseOptions:
     builtin: bool = False
     limits: Limits = field(default_factory=Limits)
     jobs: int = 1
+    #: ``jobs`` is only the default (the CPU count), not asked for: workers="auto" may then
+    #: run one job where the prefilters leave too little for workers (SPREAD_MIN_BYTES).
+    #: An asked-for --jobs is what runs, whatever a plugin costs a line.
+    default_jobs: bool = False
     fail_on: frozenset[str] = frozenset()
     fail_fast: bool = False
     capture_plugin_stderr: bool = False
@@ -380,7 +384,8 @@ class ParseRun:
     def _pool(self) -> OrderedPool[Lines, Batch]:
         opts = self.options
         window = max(4, opts.jobs * 4)
-        if opts.workers == "auto" and opts.jobs > 1 and self._little_reaches_plugins():
+        if opts.workers == "auto" and opts.default_jobs and opts.jobs > 1 \
+                and self._little_reaches_plugins():
             return OrderedPool(Inline(), self._process, window)
         if use_processes(opts):
             # Threads share one interpreter lock; processes scale (see README, Performance).
