@@ -209,6 +209,30 @@ def test_closed_stdout_stops_the_work_and_forgets_later_lines(tmp_path: Path, fm
     assert err == b""
 
 
+@pytest.mark.parametrize("args", [("types",), ("types", "--json"), ("plugin", "info", "vrpoker.wasm"),
+                                  ("plugin", "check", "vrpoker.wasm"), ("completion", "bash")])
+def test_every_command_ends_quietly_when_its_reader_is_gone(args: tuple[str, ...]) -> None:
+    """`vrclog types | head -1` under `set -o pipefail`: exit 0 and nothing on stderr, as for
+    parse (rich exits 1 there, and so does click on a broken pipe)."""
+    argv = [str(SAMPLES / a) if a.endswith(".wasm") else a for a in args]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first byte: every write fails
+    proc = subprocess.Popen([VRCLOG_BIN, *argv], stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (0, b"")
+
+
+@pytest.mark.parametrize("args", [(), ("plugin",)])
+def test_no_command_shows_the_help_as_it_is(args: tuple[str, ...]) -> None:
+    """`vrclog` alone is a new user's first command: the help as --help shows it (on stderr,
+    exit 2: no command is a usage error), not squeezed into one error line."""
+    result = vrclog(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == vrclog(*args, "--help").stdout
+
+
 def test_check_reports_sample_lines_the_plugin_could_never_receive(tmp_path: Path) -> None:
     sample = tmp_path / "sample.log"
     sample.write_text(f"{PREFIX}[VRPoker] Round 1 begins\n" + "y" * 9000 + "\n" + "z" * 3000 + "\n")

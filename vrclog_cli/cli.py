@@ -114,7 +114,22 @@ def Size() -> ParsedParam:
     return ParsedParam("SIZE", parse_size)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": False})
+class ReaderGone(Exception):
+    """The reader of stdout went away (``vrclog types | head -1``).  Not an OSError:
+    click would catch that itself and exit 1, which fails a ``set -o pipefail``
+    script; main() ends quietly with 0 instead, as a parse run does."""
+
+
+class Commands(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise ReaderGone() from exc
+
+
+@click.group(cls=Commands,
+             context_settings={"help_option_names": ["-h", "--help"], "show_default": False})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=show_version,
               help="Show the version and exit.")
 def cli() -> None:
@@ -523,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else ExitCode.OK
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:  # `vrclog`, `vrclog plugin`: the help as is
+        exc.show()
+        return ExitCode.USAGE
     except click.ClickException as exc:
         err.print(f"vrclog: error: {usage_message(exc)}", markup=False)
         return ExitCode.USAGE
@@ -533,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
-    except BrokenPipeError:
+    except (BrokenPipeError, ReaderGone):
         silence_stdout()
         return ExitCode.OK
     except OSError as exc:

@@ -3,6 +3,8 @@ only when something is printed with it (~30 ms of every start-up otherwise)."""
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
 import time
@@ -30,9 +32,22 @@ class Printer(Protocol):
 
 def make_console(**options: Any) -> Console:
     """A rich Console, rich imported only now (see LazyStderr)."""
+    return _console_class()(**options)
+
+
+@functools.cache
+def _console_class() -> type[Console]:
+    """rich's Console, except where the reader goes away (``vrclog types | head -1``):
+    rich then exits with 1, which fails a ``set -o pipefail`` script; this raises
+    BrokenPipeError, which ends every command quietly with 0, as parse does."""
     from rich.console import Console
 
-    return Console(**options)
+    class QuietWhenReaderGone(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more is rendered on the way out
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return QuietWhenReaderGone
 
 
 class LazyStderr:
