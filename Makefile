@@ -17,11 +17,16 @@ $(BIN)/vrclog: pyproject.toml
 
 $(VENV)/.dev: $(BIN)/vrclog
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $@ $(VENV)/.plugins  # dev includes the zig toolchain
+	@touch $@ $(VENV)/.plugins $(VENV)/.bench  # dev includes the zig toolchain and Dask
 
 # The zig toolchain alone, for building plugins.
 $(VENV)/.plugins: $(BIN)/vrclog
 	$(BIN)/python -m pip install --quiet -e '.[plugins]'
+	@touch $@
+
+# Dask, for the benchmarks' cluster row (a fresh clone's `make bench` failed there).
+$(VENV)/.bench: $(BIN)/vrclog
+	$(BIN)/python -m pip install --quiet -e '.[dask]'
 	@touch $@
 
 install: $(BIN)/vrclog
@@ -56,7 +61,7 @@ plugins: $(VENV)/.plugins
 	$(MAKE) -B -C sample_plugins/js VRCLOG=$(abspath $(BIN)/vrclog)
 
 ## Benchmarks: throughput, ratios vs a plain wasmtime-py host, memory, Ctrl-C.
-bench: install
+bench: $(VENV)/.bench
 	@# Byte-compiled, as an installed vrclog is (pip compiles a wheel's modules; an editable
 	@# install leaves it to the first run, and PYTHONDONTWRITEBYTECODE=1 forbids that):
 	@# otherwise compiling 28 modules adds ~37 ms to every measured start-up.

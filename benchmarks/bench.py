@@ -355,8 +355,8 @@ def long_line_table() -> Table:
         table.add_row(label, f"{results[label].seconds:.3f}", f"{results[label].peak_rss_mib:.0f}")
     extra = results["one 1 MiB line"]
     base = results["one short line"]
-    table.add_row("the 1 MiB line costs", f"+{(extra.seconds - base.seconds) * 1000:.0f} ms",
-                  f"+{extra.peak_rss_mib - base.peak_rss_mib:.0f} MiB")
+    table.add_row("the 1 MiB line costs", f"{(extra.seconds - base.seconds) * 1000:+.0f} ms",
+                  f"{extra.peak_rss_mib - base.peak_rss_mib:+.0f} MiB")
     return table
 
 
