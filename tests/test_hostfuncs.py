@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -78,7 +80,7 @@ def test_regex_functions_answer_as_the_re2_module_would(text: str, pattern: str,
     # functions; the answers must be what those functions give.
     data = text.encode("latin-1", "replace") if raw else text.encode()  # raw: may be invalid UTF-8
     try:
-        match = re2.compile(pattern.encode(), options=hostfuncs._RE2_OPTIONS).search(data)
+        match = re2.compile(pattern.encode(), options=hostfuncs._re2()[1]).search(data)
     except re2.error:
         match = None
     mem = Memory()
@@ -93,6 +95,13 @@ def test_regex_functions_answer_as_the_re2_module_would(text: str, pattern: str,
         expected = json.dumps([g.decode("utf-8", "replace") for g in groups], ensure_ascii=False,
                               separators=(",", ":")).encode()
         assert ctypes.string_at(mem.base + 60000, got) == expected
+
+
+def test_re2_is_imported_on_the_first_pattern_not_at_start_up() -> None:
+    code = ("import sys; import vrclog_cli.hostfuncs as h; before = 're2' in sys.modules; "
+            "h.compile_pattern(b'x'); print(before, 're2' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
 
 
 def test_submatch_no_match_and_no_fit() -> None:
