@@ -387,8 +387,7 @@ def run_parse(options: ParseOptions, view: View) -> None:
                     code, partial_reason(run.stopped_code, failure), paths, run.stats.lines,
                     dict(run.stats.events_by_type), dict(run.stats.errors_by_kind)))
             except OutputError as exc:  # the largest exit code wins, as everywhere
-                err.print(f"vrclog: error: {exc}", markup=False)
-                code = max(code, exc.exit_code)
+                code = max(code, print_error(err, exc))
     if run.output_closed:
         silence_stdout()
     else:
@@ -542,13 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return ExitCode.USAGE
     except click.ClickException as exc:
-        err.print(f"vrclog: error: {usage_message(exc)}", markup=False)
-        return ExitCode.USAGE
+        return print_error(err, usage_message(exc))
     except click.exceptions.Abort:
         return ExitCode.INTERRUPTED
     except VrclogError as exc:
-        err.print(f"vrclog: error: {exc}", markup=False)
-        return exc.exit_code
+        return print_error(err, exc)
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     except (BrokenPipeError, ReaderGone):
@@ -559,16 +556,21 @@ def main(argv: list[str] | None = None) -> int:
             return internal_error(exc, debug, err)
         # What `vrclog types`, `plugin info`, --help... print could not be written (a
         # parse run reports it itself): the user's disk, not a bug of vrclog's.
-        failure = OutputError.writing(exc)
-        err.print(f"vrclog: error: {failure}", markup=False)
+        code = print_error(err, OutputError.writing(exc))
         silence_stdout()  # what is still buffered goes nowhere, instead of failing again at exit
-        return failure.exit_code
+        return code
     except Exception as exc:  # noqa: BLE001 - last resort: one line, never a traceback
         return internal_error(exc, debug, err)
 
 
 #: Errors of a write that no longer has room or a device behind it.
 OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def print_error(err: LazyStderr, problem: VrclogError | str) -> int:
+    """``vrclog: error: ...`` on stderr, one line; the exit code of an error (2 for a text)."""
+    err.print(f"vrclog: error: {problem}", markup=False)
+    return problem.exit_code if isinstance(problem, VrclogError) else ExitCode.USAGE
 
 
 def internal_error(exc: Exception, debug: bool, err: LazyStderr) -> int:

@@ -29,19 +29,22 @@ NO_FIT = -1  # 0xFFFFFFFF as a signed i32: the submatch array does not fit
 LogSink = Callable[[int, bytes], None]
 
 _NO_SPAN = (-1, -1)
+_UNANCHORED: Any = None  # RE2's search mode, set by _re2() before any pattern exists
 
 
 @functools.cache
-def _re2() -> tuple[Any, Any, Any]:
-    """(RE2, its options, the unanchored mode): re2 imported on the first pattern, not at
-    start-up (~3-5 ms of every plugin run, and most lines of most runs call no regex)."""
+def _re2() -> tuple[Any, Any]:
+    """(RE2, its options): re2 imported on the first pattern, not at start-up (~3-5 ms of
+    every plugin run, and most lines of most runs call no regex)."""
+    global _UNANCHORED
     import re2
     from re2 import _re2
 
     options = re2.Options()
     options.max_mem = 8 << 20
     options.log_errors = False
-    return _re2.RE2, options, _re2.RE2.Anchor.UNANCHORED
+    _UNANCHORED = _re2.RE2.Anchor.UNANCHORED  # a plain global: _spans runs on every host call
+    return _re2.RE2, options
 
 
 @functools.lru_cache(maxsize=512)
@@ -52,14 +55,14 @@ def compile_pattern(pattern: bytes) -> Any | None:
     wrapper's search and groups cost about 5 µs a call on top of RE2's 1.5,
     and a plugin may call these on every line.
     """
-    new_re2, options, _ = _re2()
+    new_re2, options = _re2()
     regex = new_re2(pattern, options)
     return regex if regex.ok() else None
 
 
 def _spans(regex: Any, text: bytes) -> list[tuple[int, int]] | None:
     """Byte spans of the leftmost match and each group ((-1, -1): unmatched); None: no match."""
-    spans: list[tuple[int, int]] = regex.Match(_re2()[2], text, 0, len(text))
+    spans: list[tuple[int, int]] = regex.Match(_UNANCHORED, text, 0, len(text))
     return None if spans[0] == _NO_SPAN else spans
 
 
