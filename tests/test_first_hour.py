@@ -210,7 +210,8 @@ def test_closed_stdout_stops_the_work_and_forgets_later_lines(tmp_path: Path, fm
 
 
 @pytest.mark.parametrize("args", [("types",), ("types", "--json"), ("plugin", "info", "vrpoker.wasm"),
-                                  ("plugin", "check", "vrpoker.wasm"), ("completion", "bash")])
+                                  ("plugin", "check", "vrpoker.wasm"), ("completion", "bash"),
+                                  ("--help",), ("--version",), ("parse", "--help")])
 def test_every_command_ends_quietly_when_its_reader_is_gone(args: tuple[str, ...]) -> None:
     """`vrclog types | head -1` under `set -o pipefail`: exit 0 and nothing on stderr, as for
     parse (rich exits 1 there, and so does click on a broken pipe)."""

@@ -8,13 +8,14 @@ shown as one line on stderr; a traceback appears only with --debug.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -121,11 +122,24 @@ class ReaderGone(Exception):
 
 
 class Commands(click.Group):
+    """The top-level group: a broken pipe anywhere under it becomes ReaderGone, in its
+    own options (``vrclog --help``, ``--version``: make_context) as in a command's."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _reader_gone():
+            return super().make_context(*args, **kwargs)
+
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with _reader_gone():
             return super().invoke(ctx)
-        except BrokenPipeError as exc:
-            raise ReaderGone() from exc
+
+
+@contextlib.contextmanager
+def _reader_gone() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError as exc:
+        raise ReaderGone() from exc
 
 
 @click.group(cls=Commands,
