@@ -7,11 +7,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vrclog_cli.builtin import RAW_PREFIXES_AT, BuiltinParser
-from vrclog_cli.sources import Decoder, LineSplitter, PrefixesAt
+from vrclog_cli.sources import CorruptGzip, Decoder, LineSplitter, PrefixesAt
 
 
 def inflate(data: bytes, step: int) -> bytes:
@@ -37,6 +38,49 @@ def test_plain_bytes_pass_through(raw: bytes, step: int) -> None:
     if raw.startswith(b"\x1f\x8b"):
         raw = b"x" + raw
     assert inflate(raw, step) == raw
+
+
+def inflate_until_damage(data: bytes, step: int) -> tuple[bytes, str]:
+    """What a Decoder hands out before it raises, and the error it raises."""
+    decoder = Decoder()
+    out: list[bytes] = []
+    with pytest.raises(CorruptGzip) as raised:
+        for i in range(0, len(data), step):
+            out.extend(decoder.feed(data[i:i + step]))
+        out.extend(decoder.finish())
+    return b"".join(out), str(raised.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=st.binary(min_size=1, max_size=20000), cut=st.floats(0.0, 0.999),
+       step=st.integers(min_value=1, max_value=5000))
+def test_truncated_gzip_is_damage_after_what_it_held(raw: bytes, cut: float, step: int) -> None:
+    packed = gzip.compress(raw)
+    at = max(1, int(len(packed) * cut))
+    if at < 2:
+        at = 2  # one byte of magic alone is not recognised as gzip at all
+    data, error = inflate_until_damage(packed[:at], step)
+    assert raw.startswith(data)
+    assert error.startswith("ended inside a member") and error.endswith(f"at byte {at}")
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    (lambda p: p[:-8] + bytes([p[-8] ^ 1]) + p[-7:], "the CRC-32 in the trailer does not match"),
+    (lambda p: p[:-1] + bytes([p[-1] ^ 1]), "the length in the trailer does not match"),
+    (lambda p: p + b"hello", "data that is not gzip after the last member"),
+    (lambda p: p + p[:30], "ended inside a member at byte"),
+])
+def test_damaged_trailer_or_tail_is_damage_after_every_byte_it_held(damage: object, words: str) -> None:
+    raw = b"".join(b"line %d\n" % i for i in range(20000))
+    for step in (7, 4096, 1 << 20):
+        data, error = inflate_until_damage(damage(gzip.compress(raw)), step)  # type: ignore[operator]
+        assert data == raw and words in error
+
+
+def test_zero_padding_after_gzip_is_ignored_as_gzip_ignores_it() -> None:
+    raw = b"padded\n"
+    assert inflate(gzip.compress(raw) + bytes(1000), 7) == raw
+    assert inflate_until_damage(gzip.compress(raw) + bytes(10) + b"x", 3)[1].endswith("at byte 37")
 
 
 def test_gzip_bomb_is_inflated_in_bounded_pieces() -> None:

@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,33 @@ def test_gzip_detected_by_content(tmp_path: Path, echo: Path) -> None:
     (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)
     bad = vrclog("parse", "--plugin", echo, tmp_path / "bad.gz")
     assert bad.returncode == 2 and "corrupt gzip data" in bad.stderr
+
+
+def test_damaged_gzip_gives_the_lines_before_it_then_exit_2_and_a_report(tmp_path: Path, echo: Path) -> None:
+    """A truncated gzip, a bad CRC and a bad length: the events of the whole lines before the
+    damage, one error naming the file and the damage, exit 2, and a report naming it too."""
+    data = b"".join(b"line %d\n" % i for i in range(5000))
+    packed = gzip.compress(data)
+    cases = {"cut.gz": (packed[:len(packed) // 2], "ended inside a member at byte"),
+             "crc.gz": (packed[:-8] + bytes([packed[-8] ^ 1]) + packed[-7:], "CRC-32"),
+             "length.gz": (packed[:-1] + bytes([packed[-1] ^ 1]), "length in the trailer")}
+    for name, (damaged, words) in cases.items():
+        log = tmp_path / name
+        log.write_bytes(damaged)
+        report = tmp_path / f"{name}.xml"
+        result = vrclog("parse", "--plugin", echo, "--report", f"junit={report}", log)
+        assert result.returncode == 2, (name, result.stderr)
+        got = [e["data"]["line"] for e in events(result.stdout)]  # type: ignore[index]
+        if name == "cut.gz":
+            assert 0 < len(got) < 5000 and got == [f"line {i}" for i in range(len(got))]
+        else:
+            assert got == [f"line {i}" for i in range(5000)]
+        error = result.stderr.strip()
+        assert error.startswith(f"vrclog: error: {log}: corrupt gzip data: ") and words in error
+        assert len(error.splitlines()) == 1
+        failure = ET.parse(report).getroot().find("./testsuite/testcase/failure")
+        assert failure is not None and failure.get("type") == "input_error"
+        assert words in (failure.get("message") or "")
 
 
 class Follower:

@@ -1,7 +1,8 @@
 """CI reports of a run's findings: GitHub annotations, JUnit, SARIF, GitLab Code Quality, Markdown.
 
-A finding is an event matched by --fail-on (level "error") or a per-line error
-(level "warning": timeout, runtime_error, plugin_error, input_too_large).
+A finding is an event matched by --fail-on or an input that could not be read
+to its end (level "error": input_error), or a per-line error (level "warning":
+timeout, runtime_error, plugin_error, input_too_large).
 Reports are written in addition to the events, at the end of the run, and
 always whole: after Ctrl-C, --fail-fast or a plugin that did not load, each
 says it is partial where its format has a place for that.  Every path is
@@ -35,6 +36,7 @@ ERROR_KINDS = {
     "runtime_error": "a plugin trapped, broke the ABI or ran out of memory on a line",
     "plugin_error": "a plugin reported an error for a line",
     "input_too_large": "a line was too long for a plugin",
+    "input_error": "an input could not be read to its end, or is damaged (a truncated gzip)",
 }
 
 

@@ -494,6 +494,9 @@ class ParseRun:
                 self._drain_all(pool)
                 self._record(item.error.exit_code)
                 self.report(Diagnostic(str(item.error), per_line=False, severity="error"))
+                if self._on_finding is not None and item.source:
+                    self._on_finding(Finding(item.source, item.line, "input_error", "error",
+                                             str(item.error)))
             elif isinstance(item, Lines):
                 pool.submit(item)
         if self._stop_code is None:

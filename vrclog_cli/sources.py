@@ -84,9 +84,13 @@ class Idle:
 
 @dataclass(slots=True)
 class SourceFailed:
-    """An input that could not be opened or read; the others still are."""
+    """An input that could not be opened or read, or is damaged; the others still are."""
 
     error: InputError
+    #: The input as named in diagnostics ("" when not known), and the number of the
+    #: first line it could not give whole (0: none was read), for CI reports.
+    source: str = ""
+    line: int = 0
 
 
 Item = Lines | Idle | SourceFailed
@@ -296,17 +300,41 @@ def _open(path: str) -> tuple[int, str]:
     return fd, path
 
 
+class CorruptGzip(ValueError):
+    """Damage the gzip reader can see: a member cut short, a CRC-32 or length trailer
+    that does not match, bad deflate data, or bytes after the last member."""
+
+
+#: zlib's words for damage, as a person reads them.
+_ZLIB_PROBLEMS = {
+    "incorrect data check": "the CRC-32 in the trailer does not match the data",
+    "incorrect length check": "the length in the trailer does not match the data",
+    "incorrect header check": "not a gzip header",
+}
+
+
 class Decoder:
     """Raw chunks in, log bytes out: gzip (recognised by its magic bytes) is inflated
     as it streams, in bounded pieces (a gzip bomb cannot fill memory);
-    concatenated gzip members are all read, as gzip -d does."""
+    concatenated gzip members are all read, as gzip -d does.
+
+    Damage raises CorruptGzip after the data before it has been handed out, so a
+    truncated or altered log is never taken as clean (what ``gzip -t`` refuses is
+    refused here; zero bytes padding the end are ignored, as gzip ignores them)."""
 
     PIECE = 1 << 20
 
     def __init__(self) -> None:
         self._gzip: zlib._Decompress | None = None
         self._decided = False
+        self._is_gzip = False
         self._head = b""
+        #: Compressed bytes consumed so far, and where the current member began.
+        self._offset = 0
+        self._member_at = 0
+        #: Between members: the start of a next one (a magic byte split across reads).
+        self._between = b""
+        self._padded = False
 
     def feed(self, chunk: bytes) -> Iterator[bytes]:
         if not self._decided:
@@ -315,21 +343,70 @@ class Decoder:
                 return
             self._decided = True
             chunk, self._head = self._head, b""
-            if chunk.startswith(GZIP_MAGIC):
-                self._gzip = zlib.decompressobj(wbits=47)
-        if self._gzip is None:
+            self._is_gzip = chunk.startswith(GZIP_MAGIC)
+        if not self._is_gzip:
             yield chunk
             return
         while chunk:
-            yield self._gzip.decompress(chunk, self.PIECE)
-            if self._gzip.eof:  # a member ended: what follows starts the next one
+            gz = self._gzip
+            if gz is None:
+                chunk = self._next_member(chunk)
+                if not chunk:
+                    return
+                gz = self._gzip = zlib.decompressobj(wbits=47)
+            before = len(chunk)
+            saved = gz.copy()  # ~40 KB copied per 256 KiB read, for _salvage
+            try:
+                data = gz.decompress(chunk, self.PIECE)
+            except zlib.error as exc:
+                yield from self._salvage(saved, chunk)
+                raise CorruptGzip(self._problem(exc)) from None
+            yield data
+            if gz.eof:  # a member ended: what follows starts the next one
                 # (at the end of a stream, unused_data holds all the input after it,
                 # unconsumed_tail included)
-                chunk = self._gzip.unused_data
-                if chunk:
-                    self._gzip = zlib.decompressobj(wbits=47)
+                chunk = gz.unused_data
+                self._gzip = None
             else:
-                chunk = self._gzip.unconsumed_tail
+                chunk = gz.unconsumed_tail
+            self._offset += before - len(chunk)
+
+    def _next_member(self, chunk: bytes) -> bytes:
+        """The bytes from a next member's start, or b"" when none has begun yet;
+        CorruptGzip for anything but members and zero padding."""
+        chunk, self._between = self._between + chunk, b""
+        if not self._padded and GZIP_MAGIC.startswith(chunk):  # b"\x1f": wait for more
+            self._between = chunk
+            return b""
+        if not self._padded and chunk.startswith(GZIP_MAGIC):
+            self._member_at = self._offset
+            return chunk
+        data = chunk.lstrip(b"\0")
+        if data:
+            raise CorruptGzip(f"data that is not gzip after the last member, at byte "
+                              f"{self._offset + len(chunk) - len(data)}")
+        self._padded = True
+        self._offset += len(chunk)
+        return b""
+
+    @staticmethod
+    def _salvage(gz: zlib._Decompress, chunk: bytes) -> Iterator[bytes]:
+        """What ``chunk`` inflates to before the byte where zlib saw the damage: zlib
+        raises for the whole call, so the data before a bad trailer would be lost with
+        it.  A byte at a time (inflating one byte gives at most ~1 KB), on damage only."""
+        for at in range(len(chunk)):
+            try:
+                data = gz.decompress(chunk[at:at + 1])
+            except zlib.error:
+                return
+            if data:
+                yield data
+            if gz.eof:
+                return
+
+    def _problem(self, exc: zlib.error) -> str:
+        text = str(exc).removeprefix("Error -3 while decompressing data: ")
+        return f"{_ZLIB_PROBLEMS.get(text, text)} (member starting at byte {self._member_at})"
 
     def finish(self) -> Iterator[bytes]:
         if not self._decided:
@@ -337,6 +414,9 @@ class Decoder:
             yield self._head
         elif self._gzip is not None:
             yield self._gzip.flush()
+            raise CorruptGzip(f"ended inside a member at byte {self._offset}")
+        elif self._between:
+            raise CorruptGzip(f"ended inside a member header at byte {self._offset + len(self._between)}")
 
 
 #: Bytes read from the start of each file to estimate what its prefilters let through.
@@ -387,7 +467,7 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_L
         try:
             fd, name = _open(path)
         except InputError as exc:
-            yield SourceFailed(exc)
+            yield SourceFailed(exc, STDIN_NAME if path == "-" else path)
             continue
         splitter = LineSplitter(name, max_line_bytes, needles, prefixes_at)
         decoder = Decoder()
@@ -398,7 +478,8 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_L
                 try:
                     chunk = os.read(fd, CHUNK)
                 except OSError as exc:
-                    yield SourceFailed(InputError(f"{name}: read error: {exc.strerror}"))
+                    yield SourceFailed(InputError(f"{name}: read error: {exc.strerror}"),
+                                       name, splitter.number + 1)
                     break
                 if on_bytes is not None:
                     on_bytes(len(chunk))
@@ -407,8 +488,9 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_L
                         lines = splitter.feed(data)
                         if lines is not None:
                             yield from lines.batches(batch_lines)
-                except zlib.error as exc:
-                    yield SourceFailed(InputError(f"{name}: corrupt gzip data: {exc}"))
+                except CorruptGzip as exc:
+                    yield SourceFailed(InputError(f"{name}: corrupt gzip data: {exc}"),
+                                       name, splitter.number + 1)
                     break
                 if not chunk:
                     tail = splitter.finish()
