@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from .budget import take_slowest
 from .builtin import BuiltinParser
 from .errors import Cancelled, InputTooLarge, LineError
 from .events import Event
@@ -77,6 +78,9 @@ class Outcomes:
     done: int
     #: Per parser (in parser order), finished lines its prefilter kept from it; None: no prefilter.
     skipped: list[int] | None = None
+    #: (CPU seconds, budget) of the plugin call that used the largest share of its budget
+    #: (None: not measured; see ParserSpec.measure_cpu).
+    slowest: tuple[float, float] | None = None
 
 
 def sole_builtin(parsers: Sequence[Parser]) -> BuiltinParser | None:
@@ -146,7 +150,7 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
             break
         if events or errors:
             found.append(LineOutcome(index, events, errors))
-    return Outcomes(found, done, _skipped(chosen, done, too_large))
+    return Outcomes(found, done, _skipped(chosen, done, too_large), take_slowest())
 
 
 def _select(parsers: Sequence[Parser], texts: list[str],
@@ -192,6 +196,8 @@ class ParserSpec:
     #: The fewest it can work with (its calls at once): under an address-space limit, the
     #: pool may shrink to this rather than give up code without bounds checks.
     min_instance_slots: int = 2
+    #: Whether plugin calls measure their CPU time (Outcomes.slowest): for --stats.
+    measure_cpu: bool = False
 
 
 def build_parsers(spec: ParserSpec, on_log: LogHandler | None,
@@ -206,7 +212,7 @@ def build_parsers(spec: ParserSpec, on_log: LogHandler | None,
 
         runtime = Runtime(spec.limits, on_log=on_log, capture_stderr=spec.capture_plugin_stderr,
                           instance_slots=spec.instance_slots, min_instance_slots=spec.min_instance_slots,
-                          on_compile=on_compile)
+                          on_compile=on_compile, measure_cpu=spec.measure_cpu)
         try:
             parsers.extend(runtime.load(path, prefilter=spec.prefilter) for path in spec.plugins)
         except BaseException:

@@ -180,7 +180,11 @@ def parse_options(f: F) -> F:
                    help="Run the built-in VRChat parser ahead of the plugins "
                         "(it runs alone without --plugin)."),
         env_option("--timeout", type=Duration(), default="50ms", show_default=True,
-                   help="Budget for one line in one plugin (50ms, 2s, 250us)."),
+                   help="CPU time one line may take in one plugin (50ms, 2s, 250us): its own "
+                        "work, never waiting for a CPU, garbage collection or one-time set-up."),
+        env_option("--timeout-per-mib", type=Duration(), default="250ms", show_default=True,
+                   help="More CPU time per MiB of a line, over --timeout (a 1 MiB line: 300 ms), so "
+                        "a slow but linear plugin is not taken for an endless loop."),
         env_option("--jobs", "-j", type=click.IntRange(min=1), default=os.cpu_count() or 1,
                    show_default="number of CPUs",
                    help="Lines parsed at once (worker threads or processes: see --workers)."),
@@ -327,7 +331,8 @@ def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, 
     """parse's option values as the library's ParseOptions and the CLI's View."""
     if opts["verbose"] and opts["quiet"]:
         raise UsageError("--verbose and --quiet cannot be used together")
-    limits = replace(DEFAULTS, timeout_s=opts["timeout"], max_memory_bytes=opts["memory_limit"],
+    limits = replace(DEFAULTS, timeout_s=opts["timeout"], timeout_per_mib_s=opts["timeout_per_mib"],
+                     max_memory_bytes=opts["memory_limit"],
                      max_output_bytes=opts["output_limit"], max_line_bytes=opts["line_limit"])
     if opts["plugin_size_limit"] is not None:  # one limit for both kinds when given
         limits = replace(limits, max_plugin_bytes=opts["plugin_size_limit"],
@@ -340,7 +345,7 @@ def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, 
         event_filter=EventFilter.from_text(opts["include_types"], opts["exclude_types"], opts["since"],
                                            opts["until"], opts["strict_time"]),
         follow=opts["follow"], workers=opts["workers"], prefilter=opts["prefilter"],
-        long_lines=opts["long_lines"])
+        long_lines=opts["long_lines"], measure_cpu=opts["stats"])
     view = View(fmt=opts["fmt"], raw=opts["raw"], stats=opts["stats"], progress=opts["progress"],
                 verbose=opts["verbose"], quiet=opts["quiet"], reports=tuple(opts["reports"]))
     return options, view
@@ -467,15 +472,19 @@ def info(path: str, as_json: bool) -> None:
 @click.argument("path", type=click.Path(dir_okay=True))
 @click.option("--sample", "samples", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="Also run every line of this log file (repeatable).")
-@click.option("--timeout", type=Duration(), default="50ms", show_default=True, help="Budget per line.")
-def check(path: str, samples: tuple[str, ...], timeout: float) -> None:
+@click.option("--timeout", type=Duration(), default="50ms", show_default=True,
+              help="CPU time per line, as parse's --timeout.")
+@click.option("--timeout-per-mib", type=Duration(), default="250ms", show_default=True,
+              help="More CPU time per MiB of a line, as parse's --timeout-per-mib.")
+def check(path: str, samples: tuple[str, ...], timeout: float, timeout_per_mib: float) -> None:
     """Drive a plugin with edge-case lines and report every contract violation.
 
     Exits 0 if nothing was violated, 1 if something was, 3 if it cannot load.
     """
     from . import check_plugin
 
-    report = check_plugin(path, replace(DEFAULTS, timeout_s=timeout), sample_files=samples)
+    report = check_plugin(path, replace(DEFAULTS, timeout_s=timeout, timeout_per_mib_s=timeout_per_mib),
+                          sample_files=samples)
     print_report(make_console(highlight=False, soft_wrap=True), report)
     if any(f.where == "load" for f in report.violations):
         raise SystemExit(ExitCode.PLUGIN_LOAD)

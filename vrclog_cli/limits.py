@@ -16,6 +16,12 @@ class Limits:
     #: Components carry their language's runtime (an interpreter: 2-20 MB).
     max_component_bytes: int = 64 * MIB
     timeout_s: float = 0.050
+    #: CPU time a line gets per MiB of its length, over timeout_s (budget.line_budget): so a
+    #: plugin that is slow but linear is never taken for a loop on a long line.  The slowest
+    #: template (Python, its regex matching a 1 MiB line) needs ~60 ms; 1 MiB gets 250 ms
+    #: more, and an endless loop on such a line is stopped after 300 ms.  Lines of a few
+    #: hundred bytes get a few hundredths of a millisecond.
+    timeout_per_mib_s: float = 0.250
     max_memory_bytes: int = 64 * MIB
     #: ABI v1 only: the input JSON must fit the input region.
     max_input_bytes: int = INPUT_REGION

@@ -8,7 +8,9 @@ own store and instance, and nothing survives between calls.
 The time budget counts the calling thread's CPU time (instantiation, the
 init export, parse_line, free and the host functions it calls), so time a
 call spends waiting for a core or for the interpreter lock never turns into
-a timeout; the epoch ticker only decides how often that budget is checked.
+a timeout; garbage collection and one-time set-up are taken off that clock,
+and long lines get an allowance per MiB (budget.py).  The epoch ticker only
+decides how often the budget is checked.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import wasmtime
 
-from . import capi, module_cache
+from . import budget, capi, module_cache
 from .abi import (
     FREE_EXPORT,
     INPUT_OFFSET,
@@ -71,11 +73,13 @@ LogHandler = Callable[[PluginLog], None]
 class _CallState:
     """What the deadline hook and host functions need to know about this thread's call."""
 
-    __slots__ = ("cpu_deadline", "logs", "plugin", "reason")
+    __slots__ = ("budget_s", "cpu_deadline", "logs", "plugin", "reason")
 
-    def __init__(self, plugin: Plugin, cpu_deadline: float) -> None:
+    def __init__(self, plugin: Plugin, budget_s: float) -> None:
         self.plugin = plugin
-        self.cpu_deadline = cpu_deadline
+        self.budget_s = budget_s
+        #: Moved later by budget.credit for work that is not the plugin's own.
+        self.cpu_deadline = time.thread_time() + budget_s
         self.reason: str | None = None
         #: Messages the plugin logged, handed on when the call returns: showing one
         #: (the first loads rich) is the host's work, not the plugin's, and must
@@ -95,7 +99,7 @@ class _CallState:
                 return
 
 
-_local = threading.local()
+_local = budget.local
 
 
 def _current() -> _CallState | None:
@@ -148,6 +152,7 @@ def _install_hooks() -> None:
     not at import (importing the library changes nothing)."""
     capi.set_deadline_hook(_deadline_verdict)
     capi.set_stderr_sink(_route_stderr)
+    budget.keep_collections_off_the_clock()
 
 
 #: What JSON must escape in a string: the quote, the backslash and C0 controls.
@@ -188,8 +193,12 @@ class Runtime:
 
     def __init__(self, limits: Limits | None = None, *, on_log: LogHandler | None = None,
                  capture_stderr: bool = False, instance_slots: int = 256,
-                 min_instance_slots: int | None = None, on_compile: CompileNotice | None = None) -> None:
+                 min_instance_slots: int | None = None, on_compile: CompileNotice | None = None,
+                 measure_cpu: bool = False) -> None:
         self.limits = limits or Limits()
+        #: Whether calls record the CPU time they used (budget.local.last and .slowest):
+        #: for --stats and plugin check; 0.6 µs a line (a thread_time call) otherwise spared.
+        self.measure_cpu = measure_cpu
         self.on_log = on_log
         self.on_compile = on_compile
         self.capture_stderr = capture_stderr
@@ -388,6 +397,8 @@ class Plugin:
             _stderr_owners[self._stderr_token] = self
         # Read on every line: kept flat rather than looked up through self.limits.
         self._timeout = self.limits.timeout_s
+        self._per_byte_s = self.limits.timeout_per_mib_s / budget.MIB
+        self._measure = runtime.measure_cpu
         self._max_input = self.limits.max_input_bytes
         self._max_line = self.limits.max_line_bytes
         self._max_output = self.limits.max_output_bytes
@@ -505,7 +516,7 @@ class Plugin:
     def _probed(self, run: Callable[[], T], failed: str, too_slow: str) -> T:
         """``run`` at load time under the time budget, its logs shown after; a failure is a
         PluginLoadError: "PATH: <too_slow> did not finish within N ms" or "PATH: <failed>: why"."""
-        state = _CallState(self, time.thread_time() + self.limits.timeout_s)
+        state = _CallState(self, self.limits.timeout_s)
         _local.call = state
         try:
             return run()
@@ -535,6 +546,10 @@ class Plugin:
                 f"{self.limits.max_input_bytes}-byte input region of ABI v1")
         return decode_output(self.call_raw(payload))
 
+    def line_budget(self, line_bytes: int) -> float:
+        """The CPU time (seconds) a line of that many bytes may take in this plugin."""
+        return budget.line_budget(self._timeout, self.limits.timeout_per_mib_s, line_bytes)
+
     def _line_bytes(self, line: str) -> bytes:
         """The line as the plugin gets it (v2, components): valid UTF-8, within the line limit."""
         try:
@@ -547,23 +562,29 @@ class Plugin:
         return raw
 
     def _parse_v2(self, line: str) -> list[Event]:
-        return decode_output(self._checked(self._caller.run_v2, self._line_bytes(line), self._max_output))
+        raw = self._line_bytes(line)
+        return decode_output(self._checked(self._timeout + len(raw) * self._per_byte_s,
+                                           self._caller.run_v2, raw, self._max_output))
 
     def _parse_component(self, line: str) -> list[Event]:
-        ok, value = self._guarded(self._component.run, self._line_bytes(line), self._max_output)
+        raw = self._line_bytes(line)
+        ok, value = self._guarded(self._timeout + len(raw) * self._per_byte_s,
+                                  self._component.run, raw, self._max_output)
         if ok:
             return [decode_event(i, item) for i, item in enumerate(value)]
         raise plugin_reported(*value)
 
     def call_raw(self, payload: bytes) -> bytes:
         """ABI v1: the raw output bytes of parse_line for an already encoded input document."""
-        return self._checked(self._caller.run, INPUT_OFFSET, payload, self._max_output)
+        return self._checked(self._timeout + len(payload) * self._per_byte_s,
+                             self._caller.run, INPUT_OFFSET, payload, self._max_output)
 
-    def _guarded(self, run: Callable[..., Any], *args: object) -> Any:
-        """One call under the budget, its failures classified; what ``run`` returns."""
+    def _guarded(self, budget_s: float, run: Callable[..., Any], *args: object) -> Any:
+        """One call under a budget of ``budget_s`` CPU seconds, its failures classified;
+        what ``run`` returns."""
         if self.cancelled:
             raise Cancelled("cancelled")
-        state = _CallState(self, time.thread_time() + self._timeout)
+        state = _CallState(self, budget_s)
         _local.call = state
         try:
             return run(*args)
@@ -571,12 +592,15 @@ class Plugin:
             raise self._classify(exc, state) from None
         finally:
             _local.call = None
+            if self._measure:
+                _record_cpu(state)
             if state.logs is not None:
                 state.emit_logs()
 
-    def _checked(self, run: Callable[..., tuple[int, int, bytes | None]], *args: object) -> bytes:
+    def _checked(self, budget_s: float, run: Callable[..., tuple[int, int, bytes | None]],
+                 *args: object) -> bytes:
         """A core plugin's call under the budget; the output bytes."""
-        result: tuple[int, int, bytes | None] = self._guarded(run, *args)
+        result: tuple[int, int, bytes | None] = self._guarded(budget_s, run, *args)
         out_ptr, out_len, output = result
         if output is None:
             if out_len > self.limits.max_output_bytes:
@@ -587,12 +611,21 @@ class Plugin:
                 f"bad plugin output: range [{out_ptr:#x}, {out_ptr + out_len:#x}) is outside memory")
         return output
 
+    def _budget_text(self, budget_s: float) -> str:
+        """"50 ms budget", or for a long line "300 ms budget of this 1 MiB line (50 ms + 250 ms
+        per MiB)"."""
+        base = self._timeout
+        if budget_s - base < 0.0005:
+            return f"{base * 1000:g} ms budget"
+        size = format_size(round((budget_s - base) / self._per_byte_s))
+        return (f"{budget_s * 1000:.0f} ms budget of this {size} line ({base * 1000:g} ms + "
+                f"{self.limits.timeout_per_mib_s * 1000:g} ms per MiB)")
+
     def _classify(self, exc: capi.CallFailed, state: _CallState) -> Exception:
         if state.reason == "cancelled":
             return Cancelled("cancelled")
         if state.reason == "timeout":
-            return PluginTimeout(
-                f"plugin ran longer than the {self.limits.timeout_s * 1000:g} ms budget")
+            return PluginTimeout(f"plugin ran longer than the {self._budget_text(state.budget_s)}")
         if exc.exit_code is not None:
             return PluginRuntimeError(f"plugin exited with code {exc.exit_code}")
         if isinstance(exc, capi.OutputTooLarge):
@@ -605,6 +638,17 @@ class Plugin:
                             f"{format_size(self.limits.max_memory_bytes)})")
             return PluginRuntimeError(message)
         return PluginRuntimeError(error_gist(str(exc)))
+
+
+def _record_cpu(state: _CallState) -> None:
+    """The CPU time a call used (credits taken off) against its budget, in
+    budget.local.last, and the largest share of its budget any call on this thread
+    used since the last take_slowest, in budget.local.slowest."""
+    used = time.thread_time() - state.cpu_deadline + state.budget_s
+    _local.last = (used, state.budget_s)
+    slowest = getattr(_local, "slowest", None)
+    if slowest is None or used * slowest[1] > slowest[0] * state.budget_s:
+        _local.slowest = (used, state.budget_s)
 
 
 def load_plugin(path: str | Path, limits: Limits | None = None) -> Plugin:

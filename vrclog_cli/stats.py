@@ -26,8 +26,16 @@ class RunStats:
     #: Per plugin: lines its prefilter kept from it (no instance made).
     prefilter_skipped: Counter[str] = field(default_factory=Counter)
     bytes_read: int = 0
+    #: (CPU seconds, budget) of the plugin call that used the largest share of its budget
+    #: (measured only for --stats: ParseOptions.measure_cpu).
+    slowest: tuple[float, float] | None = None
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
+
+    def note_call(self, cpu_s: float, budget_s: float) -> None:
+        """A plugin call's CPU time and budget: kept when it used the largest share yet."""
+        if self.slowest is None or cpu_s * self.slowest[1] > self.slowest[0] * budget_s:
+            self.slowest = (cpu_s, budget_s)
 
     @property
     def events(self) -> int:
@@ -62,6 +70,10 @@ class RunStats:
         table.add_row("errors", f"{self.errors:,}")
         for kind, count in sorted(self.errors_by_kind.items()):
             table.add_row(f"  {kind}", f"{count:,}")
+        if self.slowest is not None:
+            cpu_s, budget_s = self.slowest
+            table.add_row("slowest plugin call", f"{cpu_s * 1000:.2f} ms CPU of its "
+                          f"{budget_s * 1000:.1f} ms budget ({cpu_s / budget_s:.0%})")
         # Below a tenth of a second a rate says more about start-up than about speed.
         table.add_row("lines/s", f"{self.lines / elapsed:,.0f}" if elapsed >= MEASURABLE_S else "—")
         table.add_row("wall time", f"{elapsed:.2f} s")

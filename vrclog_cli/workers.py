@@ -371,6 +371,7 @@ def _merge(split: _Split) -> Batch:
     logs: list[PluginLog] = []
     done = 0
     skipped: list[int] | None = None
+    slowest: tuple[float, float] | None = None
     for index, result in enumerate(split.results):
         assert result is not None
         outcomes, line_logs = result
@@ -381,7 +382,10 @@ def _merge(split: _Split) -> Batch:
         if outcomes.skipped is not None:
             skipped = ([a + b for a, b in zip(skipped, outcomes.skipped, strict=True)]
                        if skipped is not None else list(outcomes.skipped))
+        if outcomes.slowest is not None and (
+                slowest is None or outcomes.slowest[0] * slowest[1] > slowest[0] * outcomes.slowest[1]):
+            slowest = outcomes.slowest
         if outcomes.done < 1:  # cancelled on this line: the batch stops here
             break
         done = index + 1
-    return Outcomes(found, done, skipped), logs
+    return Outcomes(found, done, skipped, slowest), logs
