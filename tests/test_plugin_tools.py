@@ -75,7 +75,7 @@ def test_info_on_unreadable_file(tmp_path: Path) -> None:
 def test_check_passes_sample_plugins(name: str) -> None:
     result = vrclog("plugin", "check", SAMPLES / f"{name}.wasm", "--sample", SAMPLE_LOGS / "vrpoker.log")
     assert result.returncode == 0, result.stdout
-    assert "PASS" in result.stdout and "per-line time: p50" in result.stdout
+    assert "PASS" in result.stdout and "per-line CPU time: p50" in result.stdout
 
 
 def plugin_with_output(tmp_path: Path, text: str) -> Path:
@@ -107,6 +107,34 @@ def test_check_catches_traps_and_timeouts() -> None:
     assert trap.violations and all("trapped" in f.hint for f in trap.violations if f.where != "alloc(64)")
     slow = check_plugin(str(SAMPLES / "slow.wasm"))
     assert any("did not finish within the 50 ms budget" in f.message for f in slow.violations)
+
+
+def test_check_tells_a_slow_but_linear_plugin_from_an_endless_loop(tmp_path: Path) -> None:
+    """Over its budget on the 1 MiB edge case, a linear plugin is 'slow, it ends' with its CPU
+    time and a hint to do less per line; slow.wasm, which loops on every line, is an endless
+    loop.  The budget comes from what this machine measured for the line."""
+    from vrclog_cli import budget
+    from vrclog_cli.limits import MIB, Limits
+    from vrclog_cli.plugin import Runtime
+
+    from .test_budget import LINEAR_WAT
+
+    linear = tmp_path / "linear.wat"
+    linear.write_text(LINEAR_WAT)
+    runtime = Runtime(Limits(timeout_s=30), measure_cpu=True)
+    runtime.load(linear).call("a" * MIB)
+    cpu = budget.local.last[0]
+    runtime.close()
+    tight = f"{cpu / 3 * 1000:.3f}ms"  # 1/3 of what the line needs; 10 times that is enough
+    result = vrclog("plugin", "check", linear, "--timeout", tight, "--timeout-per-mib", "1us")
+    assert result.returncode == 1, result.stdout
+    slow = [line for line in result.stdout.splitlines() if line.startswith("violation")]
+    assert len(slow) == 1 and "line limit (1 MiB)" in slow[0], slow
+    assert "ms of CPU time, over its" in slow[0] and "it ends, but too slowly" in slow[0]
+    assert "look for the line's literal text before any regex" in slow[0]
+    endless = vrclog("plugin", "check", SAMPLES / "slow.wasm")
+    assert "nor within 10 times that: an endless loop?" in endless.stdout
+    assert "make every loop end on any line" in endless.stdout
 
 
 def test_check_catches_output_outside_memory(tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ def print_report(console: Console, report: CheckReport) -> None:
         console.print(f"  [dim]hint: {finding.hint}[/]")
     stats = report.percentiles()
     if stats:
-        console.print("per-line time: " + ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in stats.items()))
+        console.print("per-line CPU time: " + ", ".join(f"{k} {v * 1e6:.0f} µs" for k, v in stats.items()))
         console.print("slowest: " + ", ".join(f"{where} ({t * 1e6:.0f} µs)"
                                                for where, t in report.slowest(3)))
     if report.abi_version is not None or report.world is not None:

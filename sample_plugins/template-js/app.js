@@ -23,6 +23,9 @@ function timestamp(line) {
 // The events of one line (none: an empty array). Throw { message, code } to
 // report this line as a plugin_error.
 export function parseLine(line) {
+  // The literal text first: includes() scans a line ~10x faster than a regex that
+  // fails (a 1 MiB line: a few ms, not 50-100), and most lines are not ours.
+  if (!line.includes("[MyWorld] Score ")) return [];
   const m = SCORE.exec(line);
   if (!m) return [];
   return [{ kind: "myworld_score", timestamp: timestamp(line), data: [["score", m[1]], ["player", m[2]]] }];
