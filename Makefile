@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint plugins bench soak clean install dev plugin-template wheels-check
+.PHONY: demo test lint plugins bench stress soak clean install dev plugin-template wheels-check
 
 # What running needs (72 MB), for `make demo` and `make install`; the dev tools
 # (pytest, mypy, ruff and the 411 MB zig toolchain the tests build plugins with)
@@ -93,6 +93,14 @@ else
 	@sed -i 's|NAME\.wasm|$(notdir $(NAME)).wasm|g' "$(NAME)/README.md" "$(NAME)"/app.*
 endif
 	@echo "created $(abspath $(NAME))/ - build it with: cd $(abspath $(NAME)) && make"
+
+## Under load (not in CI; ~15 min): with 4 CPU-bound hogs on the cores, the harness
+## (benchmarks/stress.py: no timeout, output identical to an idle run, fresh templates
+## pass their check), then the whole test suite.  STRESS_ARGS=--no-templates skips npm.
+stress: $(VENV)/.dev
+	$(BIN)/python -m compileall -q vrclog_cli
+	$(BIN)/python benchmarks/stress.py $(STRESS_ARGS)
+	$(BIN)/python benchmarks/hogs.py -- $(BIN)/python -m pytest -q
 
 ## Soak (not in CI): 2 M lines with 1 % hostile lines; memory must not grow.
 soak: install

@@ -1,5 +1,7 @@
 """`make bench`: throughput, ratios against a plain wasmtime-py host, memory, Ctrl-C.
 
+``bench.py --stress [ARGS]`` runs the load harness instead (stress.py, `make stress`).
+
 Every figure comes from real processes in this one run.  The machine is
 shared and noisy, so ratios are taken from alternating runs, median of
 several.  Logs are generated once (deterministically) into benchmarks/.cache.
@@ -491,4 +493,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--stress"]:  # the same figures under load: `make stress`'s harness
+        sys.exit(subprocess.call([sys.executable, str(HERE / "stress.py"), *sys.argv[2:]]))
     main()
