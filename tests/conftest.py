@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,14 +224,32 @@ def wat_plugin_v2(alloc_body: str = BUMP_ALLOC, *, prefilter: str | None = None,
 """
 
 
-def interrupt_after(args: list[str | Path], stdin: bytes, wait_s: float) -> tuple[int, bytes]:
-    """Runs `vrclog ARGS` fed ``stdin`` (left open), sends SIGINT after ``wait_s``:
-    (exit code, stderr)."""
+def stdout_lines(proc: subprocess.Popen[bytes], count: int, timeout: float = 60.0) -> bytes:
+    """Waits until ``proc`` has written ``count`` lines on stdout, and returns them: the
+    state a test sends its signal in, where a fixed sleep is outlasted on a busy machine
+    (start-up alone can take seconds there)."""
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.extend(stdout.readline() for _ in range(count)),
+                              daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert not reader.is_alive(), f"not {count} lines on stdout within {timeout} s: {got}"
+    return b"".join(got)
+
+
+def interrupt_after(args: list[str | Path], stdin: bytes, wait_s: float = 0.0, *,
+                    lines: int = 0) -> tuple[int, bytes]:
+    """Runs `vrclog ARGS` fed ``stdin`` (left open), sends SIGINT once it has written
+    ``lines`` lines on stdout and ``wait_s`` more seconds have passed: (exit code, stderr)."""
     proc = subprocess.Popen([VRCLOG_BIN, *map(str, args)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None
     proc.stdin.write(stdin)
     proc.stdin.flush()
+    if lines:
+        stdout_lines(proc, lines)
     time.sleep(wait_s)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)

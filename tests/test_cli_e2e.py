@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, echo_plugin_wat, vrclog
+from .conftest import SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, echo_plugin_wat, stdout_lines, vrclog
 
 PREFIX = "2024.01.15 23:59:59 Log        -  "
 
@@ -223,14 +223,13 @@ def _spin_then_signal(echo: Path, sig: int, jobs: str, workers: str, log: Path |
     if log is None:
         proc.stdin.write(SPIN_INPUT)
         proc.stdin.flush()
-    # The plugin is now spinning on line 3 (worker processes take ~0.4 s to start, more
-    # when the machine is busy; a worker signalled before it has started loses nothing,
-    # but then lines 1-2 were never run either).
-    time.sleep(2.5 if workers == "processes" else 1.0)
+    # Lines 1-2 written: line 3 is spinning, or next (waited for, not slept on: worker
+    # processes take ~0.4 s to start, seconds when the machine is busy).
+    head = stdout_lines(proc, 2)
     sent = time.monotonic()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=10)
-    return proc, time.monotonic() - sent, out, err
+    return proc, time.monotonic() - sent, head + out, err
 
 
 @pytest.mark.posix
@@ -260,9 +259,10 @@ def test_ctrl_break_is_a_clean_stop_on_windows(echo: Path) -> None:
     assert proc.stdin is not None
     proc.stdin.write(SPIN_INPUT)
     proc.stdin.flush()
-    time.sleep(1.5)  # spinning on line 3
+    head = stdout_lines(proc, 2)  # lines 1-2 written: line 3 is spinning, or next
     proc.send_signal(signal.CTRL_BREAK_EVENT)
     out, err = proc.communicate(timeout=30)
+    out = head + out
     assert proc.returncode == 143, err
     assert lines_of(out.decode()) == ["one", "two"]
     assert "terminated after 2 lines" in err.decode()

@@ -19,7 +19,7 @@ from vrclog_cli import Limits, Runtime, parse_lines
 from vrclog_cli.component import WIT_FILE, is_component
 from vrclog_cli.plugin import Plugin
 
-from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, vrclog
+from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, stdout_lines, vrclog
 
 PY_SAMPLE = SAMPLES / "python" / "vrpoker_py.wasm"
 JS_SAMPLE = SAMPLES / "js" / "vrpoker_js.wasm"
@@ -113,10 +113,11 @@ def test_ctrl_c_during_a_slow_python_component(spin_py: Path, jobs: str, workers
     assert proc.stdin is not None
     proc.stdin.write(b"one\ntwo\nspin\n")
     proc.stdin.flush()
-    time.sleep(3.0 if workers == "processes" else 1.5)  # now spinning on line 3
+    head = stdout_lines(proc, 2)  # lines 1-2 written: line 3 is spinning, or next
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
+    out = head + out
     elapsed = time.monotonic() - sent
     assert proc.returncode == 130, err
     assert [e["data"] for e in events_of(out.decode())] == [{"line": "one"}, {"line": "two"}]

@@ -176,7 +176,7 @@ def test_completion_offers_files_for_plugin(tmp_path: Path) -> None:
 
 @pytest.mark.posix
 def test_interrupted_says_line_in_the_singular() -> None:
-    code, err = interrupt_after(["parse", "--plugin", SAMPLES / "echo.wasm"], b"only\n", 1.5)
+    code, err = interrupt_after(["parse", "--plugin", SAMPLES / "echo.wasm"], b"only\n", lines=1)
     assert code == 130
     assert err.decode().strip() == "vrclog: interrupted after 1 line (1 event written)"
 

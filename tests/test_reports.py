@@ -7,7 +7,6 @@ import json
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -18,7 +17,7 @@ from junitparser import Error, Failure, JUnitXml
 
 from vrclog_cli.reports import escape_data, escape_property, parse_report_spec
 
-from .conftest import ROOT, VRCLOG_BIN, answer, echo_plugin_wat, vrclog
+from .conftest import ROOT, VRCLOG_BIN, answer, echo_plugin_wat, stdout_lines, vrclog
 
 #: A file name with a comma, a colon, spaces and a percent sign, in a folder.
 LOG_NAME = "logs/run 1, part: 2 (100%).log"
@@ -182,9 +181,9 @@ def test_ctrl_c_writes_complete_partial_reports(project: Path) -> None:
     assert proc.stdin is not None
     proc.stdin.write(b"good one\nL loops until Ctrl-C\n")
     proc.stdin.flush()
-    time.sleep(1.5)
+    out = stdout_lines(proc, 1)  # line 1 written: line 2 is spinning, or next
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
+    out += proc.communicate(timeout=30)[0]
     assert proc.returncode == 130 and out.count(b"\n") == 1
     invocation, partial, summary = partial_reports(project)
     assert invocation["executionSuccessful"] is False and partial == "interrupted (SIGINT, Ctrl-C)"

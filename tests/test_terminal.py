@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE_LOGS, VRCLOG_BIN, echo_plugin_wat, interrupt_after, vrclog
+from .conftest import SAMPLE_LOGS, VRCLOG_BIN, echo_plugin_wat, interrupt_after, stdout_lines, vrclog
 
 pty = pytest.importorskip("pty")  # a pseudo-terminal, and SIGINT sent to processes: POSIX
 pytestmark = pytest.mark.posix
@@ -260,9 +260,9 @@ def test_tail_alias(tmp_path: Path, echo: Path) -> None:
     log.write_text("via tail\n")
     proc = subprocess.Popen([VRCLOG_BIN, "tail", "--plugin", str(echo), str(log)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    time.sleep(1.0)
+    out = stdout_lines(proc, 1)
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=10)
+    out += proc.communicate(timeout=10)[0]
     assert proc.returncode == 130 and json.loads(out)["data"]["line"] == "via tail"
 
 
