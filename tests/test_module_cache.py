@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vrclog_cli import module_cache
-from vrclog_cli.plugin import Runtime
+from vrclog_cli.plugin import PluginLog, Runtime
 
 from .conftest import SAMPLES, VRCLOG_BIN, vrclog
 
@@ -175,7 +175,7 @@ def test_a_writer_killed_mid_write_leaves_no_temporary_file(cache: Path) -> None
     child = subprocess.Popen([sys.executable, "-c", f"""
 import os, time
 from vrclog_cli import module_cache
-from vrclog_cli.plugin import Runtime
+from vrclog_cli.plugin import PluginLog, Runtime
 os.replace = lambda *a: time.sleep(600)  # killed between writing and renaming
 Runtime().load({str(SAMPLES / "vrpoker.wasm")!r})
 """], env={**os.environ, "VRCLOG_CACHE_DIR": str(cache)})
@@ -202,3 +202,85 @@ def test_two_processes_fill_the_cache_at_once(cache: Path, tmp_path: Path) -> No
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     assert len(entries(cache)) == 2 and list(cache.glob(".tmp-*")) == []
     assert all(Runtime().load(SAMPLES / name).from_cache for name in ("vrpoker.wasm", "echo.wasm"))
+
+
+def _key_of(cache: Path, wasm: Path) -> Path:
+    """The entry a plugin's load writes (the only one in a fresh cache)."""
+    for old in entries(cache):
+        old.unlink()
+    Runtime().load(wasm)
+    (entry,) = entries(cache)
+    return entry
+
+
+@pytest.mark.posix
+@pytest.mark.parametrize("plant", ["fifo", "symlink to a fifo", "symlink to /dev/zero",
+                                   "symlink to a good entry", "directory"])
+def test_an_entry_that_is_not_a_regular_file_is_a_miss_not_a_hang(cache: Path, tmp_path: Path,
+                                                                    plant: str) -> None:
+    """A FIFO (or a link to one) would block the open for ever, /dev/zero would be read
+    without end: neither is opened as an entry.  In a process of its own, with a deadline."""
+    import os
+
+    entry = _key_of(cache, SAMPLES / "vrpoker.wasm")
+    good = entry.read_bytes()
+    entry.unlink()
+    if plant == "fifo":
+        os.mkfifo(entry)
+    elif plant == "symlink to a fifo":
+        os.mkfifo(tmp_path / "fifo")
+        entry.symlink_to(tmp_path / "fifo")
+    elif plant == "symlink to /dev/zero":
+        entry.symlink_to("/dev/zero")
+    elif plant == "symlink to a good entry":
+        (tmp_path / "elsewhere.cwasm").write_bytes(good)
+        entry.symlink_to(tmp_path / "elsewhere.cwasm")
+    else:
+        entry.mkdir()
+    log = tmp_path / "log.txt"
+    log.write_text(LINE + "\n")
+    result = vrclog("parse", "--verbose", "--plugin", SAMPLES / "vrpoker.wasm", log, timeout=60,
+                    env={"VRCLOG_CACHE_DIR": str(cache)})
+    assert result.returncode == 0, result.stderr
+    assert '"round":"7"' in result.stdout
+    assert f"compiled-module cache: {entry} " in result.stderr and "compiled again" in result.stderr
+    if plant != "directory":  # the recompiled code took the planted name's place
+        assert entry.is_file() and not entry.is_symlink()
+
+
+@pytest.mark.parametrize("how", ["copy", "hard link", "symlink"])
+def test_another_plugins_entry_under_this_key_never_runs(cache: Path, tmp_path: Path, how: str) -> None:
+    """trap.wasm's key holding vrpoker's valid entry: loading trap.wasm must compile trap.wasm
+    (its own behaviour: it traps), not run vrpoker's code."""
+    import os
+
+    if how == "symlink" and sys.platform == "win32":
+        pytest.skip("symbolic links need privileges on Windows")
+    trap_entry = _key_of(cache, SAMPLES / "trap.wasm")
+    poker_entry = _key_of(cache, SAMPLES / "vrpoker.wasm")
+    if how == "copy":
+        shutil.copy(poker_entry, trap_entry)
+    elif how == "hard link":
+        os.link(poker_entry, trap_entry)
+    else:
+        trap_entry.symlink_to(poker_entry)
+    seen: list[PluginLog] = []
+    plugin = Runtime(on_log=seen.append).load(SAMPLES / "trap.wasm")
+    assert not plugin.from_cache
+    notes = " ".join(log.message for log in seen)
+    assert "another plugin" in notes or "symbolic link" in notes
+    log = tmp_path / "log.txt"
+    log.write_text(LINE + "\n")
+    result = vrclog("parse", "--plugin", SAMPLES / "trap.wasm", log, env={"VRCLOG_CACHE_DIR": str(cache)})
+    assert result.returncode == 4 and result.stdout == ""
+
+
+def test_an_entry_of_the_old_format_is_a_miss(cache: Path) -> None:
+    import hashlib
+
+    entry = _key_of(cache, SAMPLES / "vrpoker.wasm")
+    blob = entry.read_bytes()
+    payload = blob[blob.index(b"\n", len(module_cache.MAGIC)) + 1 + 32:]
+    entry.write_bytes(b"vrclog-module-cache-1\n" + hashlib.sha256(payload).digest() + payload)
+    assert not Runtime().load(SAMPLES / "vrpoker.wasm").from_cache
+    assert Runtime().load(SAMPLES / "vrpoker.wasm").from_cache

@@ -3,9 +3,13 @@
 Entries live under ``$VRCLOG_CACHE_DIR``, else ``$XDG_CACHE_HOME/vrclog``,
 else ``~/.cache/vrclog``; ``VRCLOG_CACHE_DIR=off`` disables the cache.  The
 key covers the plugin's SHA-256, the wasmtime version and the engine settings
-that shape compiled code.  Each entry carries a SHA-256 of its own payload:
-deserializing damaged machine code could crash the process, so a damaged or
-foreign entry is ignored and rebuilt, never loaded.  Writes are atomic.
+that shape compiled code.  Each entry carries its own key and a SHA-256 of
+key and payload: deserializing damaged machine code could crash the process,
+and another plugin's entry copied or linked under this key would run that
+plugin's code, so a damaged or foreign entry is ignored and rebuilt, never
+loaded (with a note under --verbose).  Entries are opened without following
+symbolic links and without blocking, only regular files are read, and no more
+than MAX_BYTES.  Writes are atomic.
 
 The cache holds machine code that will run: its folder is made 0700, and a
 folder (or entry) that another user owns or others may write is not used at
@@ -16,6 +20,7 @@ temporary file is removed by the next writer.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import stat
@@ -38,7 +43,8 @@ class Serializable(Protocol):
 
     def serialize(self) -> bytearray: ...
 
-MAGIC = b"vrclog-module-cache-1\n"
+#: Version 2: the key inside the checksummed part (version 1 entries are misses).
+MAGIC = b"vrclog-module-cache-2\n"
 
 
 def cache_dir() -> Path | None:
@@ -115,6 +121,86 @@ def load(engine: wasmtime.Engine, key: str) -> wasmtime.Module | None:
     return load_with(wasmtime.Module.deserialize, engine, key)
 
 
+#: Why entries were passed over since the last take_notes (for --verbose).
+_notes: list[str] = []
+
+
+def take_notes() -> list[str]:
+    """Why cache entries were not used since the last call (each one line), and forgets them."""
+    notes = _notes[:]
+    del _notes[:len(notes)]
+    return notes
+
+
+def _miss(path: Path, why: str) -> None:
+    _notes.append(f"compiled-module cache: {path} {why}; compiled again")
+
+
+def _read_entry(path: Path) -> bytes | None:
+    """The bytes of an entry this user wrote as a regular file, at most MAX_BYTES; None
+    (with a note, unless it is simply absent) otherwise.  Never follows a symbolic link
+    and never blocks (a FIFO planted there would hang the run)."""
+    if sys.platform == "win32":  # no O_NOFOLLOW or O_NONBLOCK: looked at before it is opened
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return None
+        if not stat.S_ISREG(mode):
+            _miss(path, "is not a regular file")
+            return None
+        flags = os.O_RDONLY | os.O_BINARY | os.O_NOINHERIT
+    else:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # ELOOP: a symbolic link
+        _miss(path, "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be opened: {exc.strerror}")
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            _miss(path, "is not a regular file")
+            return None
+        if sys.platform != "win32" and info.st_uid != os.getuid():
+            _miss(path, "belongs to another user")
+            return None
+        chunks: list[bytes] = []
+        total = 0
+        while total <= MAX_BYTES and (chunk := os.read(fd, min(1 << 24, MAX_BYTES + 1 - total))):
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > MAX_BYTES:
+            _miss(path, f"is larger than the cache's {MAX_BYTES >> 20} MiB")
+            return None
+        return b"".join(chunks)
+    except OSError as exc:
+        _miss(path, f"cannot be read: {exc.strerror}")
+        return None
+    finally:
+        os.close(fd)
+
+
+def _sealed(key: str, payload: bytes) -> bytes:
+    """An entry's bytes: the magic, its key, a SHA-256 of both and the payload, the payload."""
+    head = MAGIC + key.encode() + b"\n"
+    return head + hashlib.sha256(head + payload).digest() + payload
+
+
+def _opened(key: str, blob: bytes) -> bytes | str:
+    """The payload of an entry sealed for ``key``, or why not."""
+    head = MAGIC + key.encode() + b"\n"
+    if not blob.startswith(MAGIC):
+        return "is not an entry of this vrclog"
+    if not blob.startswith(head):
+        return "was written for another plugin or engine"
+    checksum, payload = blob[len(head):len(head) + 32], blob[len(head) + 32:]
+    if len(checksum) < 32 or hashlib.sha256(head + payload).digest() != checksum:
+        return "is damaged (its checksum does not match)"
+    return payload
+
+
 def load_with(deserialize: Callable[[wasmtime.Engine, bytes], T], engine: wasmtime.Engine,
               key: str) -> T | None:
     """``load`` for what ``deserialize`` makes (a module or a component)."""
@@ -122,22 +208,17 @@ def load_with(deserialize: Callable[[wasmtime.Engine, bytes], T], engine: wasmti
     if directory is None:
         return None
     path = directory / f"{key}.cwasm"
-    try:
-        with open(path, "rb") as f:
-            if sys.platform != "win32" and os.fstat(f.fileno()).st_uid != os.getuid():
-                return None  # placed there by someone else
-            blob = f.read()
-    except OSError:
+    blob = _read_entry(path)
+    if blob is None:
         return None
-    header_len = len(MAGIC) + 32
-    if not blob.startswith(MAGIC) or len(blob) < header_len:
-        return None
-    checksum, payload = blob[len(MAGIC):header_len], blob[header_len:]
-    if hashlib.sha256(payload).digest() != checksum:
+    payload = _opened(key, blob)
+    if isinstance(payload, str):
+        _miss(path, payload)
         return None
     try:
         module = deserialize(engine, payload)
-    except wasmtime.WasmtimeError:
+    except wasmtime.WasmtimeError as exc:
+        _miss(path, f"was refused by wasmtime ({str(exc).strip().splitlines()[0]})")
         return None
     with contextlib.suppress(OSError):
         os.utime(path)  # recently used: the last to be evicted
@@ -160,7 +241,7 @@ def store(module: Serializable, key: str) -> Path | None:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=".cwasm")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(MAGIC + hashlib.sha256(payload).digest() + payload)
+                f.write(_sealed(key, payload))
             target = directory / f"{key}.cwasm"
             os.replace(tmp, target)
         except BaseException:

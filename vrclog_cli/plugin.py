@@ -231,8 +231,12 @@ class Runtime:
         compiled = compile_plugin(Path(path), self.engine, self.limits, self.sizing.settings,
                                   self.on_compile, self.component_engine)
         plugin = Plugin(self, compiled, prefilter=prefilter)
-        if self.on_log is not None and (note := module_cache.unsafe_note()) is not None:
-            self.on_log(PluginLog(Path(path), INFO_LEVEL, note))  # shown with --verbose
+        notes = module_cache.take_notes()
+        if self.on_log is not None:  # shown with --verbose
+            if (note := module_cache.unsafe_note()) is not None:
+                notes.append(note)
+            for note in notes:
+                self.on_log(PluginLog(Path(path), INFO_LEVEL, note))
         self._plugins.add(plugin)
         return plugin
 
