@@ -216,16 +216,28 @@ def _spin_then_signal(echo: Path, sig: int, jobs: str, workers: str, log: Path |
     args = [VRCLOG_BIN, "parse", "--plugin", str(echo), "--timeout", "60s", "--jobs", jobs,
             "--workers", workers]
     if log is not None:
+        # Nothing shows that a run reading a file has reached line 3 (lines 1-2 are written
+        # with it, when --jobs 1 spins on the main thread): wait three times what the same
+        # run takes to its end without line 3, measured now, on this machine, at this load.
+        log.write_bytes(SPIN_INPUT.split(b"Loop")[0])
+        started = time.monotonic()
+        subprocess.run([*args, str(log)], capture_output=True, timeout=120, check=True)
+        startup = time.monotonic() - started
         log.write_bytes(SPIN_INPUT)
         args.append(str(log))
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
-    if log is None:
-        proc.stdin.write(SPIN_INPUT)
+    head = b""
+    if log is None:  # a line at a time: each is written as soon as it is done (stdin idle)
+        for line in SPIN_INPUT.splitlines(keepends=True)[:2]:
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            head += stdout_lines(proc, 1)
+        proc.stdin.write(SPIN_INPUT.split(b"two\n")[1])
         proc.stdin.flush()
-    # Lines 1-2 written: line 3 is spinning, or next (waited for, not slept on: worker
-    # processes take ~0.4 s to start, seconds when the machine is busy).
-    head = stdout_lines(proc, 2)
+        time.sleep(0.5)  # line 3 begins to spin (not yet begun, the run stops all the same)
+    else:
+        time.sleep(max(1.0, 3 * startup))
     sent = time.monotonic()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=10)
@@ -257,9 +269,13 @@ def test_ctrl_break_is_a_clean_stop_on_windows(echo: Path) -> None:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
     assert proc.stdin is not None
-    proc.stdin.write(SPIN_INPUT)
+    head = b""
+    for line in SPIN_INPUT.splitlines(keepends=True)[:2]:  # each written once done (stdin idle)
+        proc.stdin.write(line)
+        proc.stdin.flush()
+        head += stdout_lines(proc, 1)
+    proc.stdin.write(SPIN_INPUT.split(b"two\n")[1])
     proc.stdin.flush()
-    head = stdout_lines(proc, 2)  # lines 1-2 written: line 3 is spinning, or next
     proc.send_signal(signal.CTRL_BREAK_EVENT)
     out, err = proc.communicate(timeout=30)
     out = head + out

@@ -111,9 +111,13 @@ def test_ctrl_c_during_a_slow_python_component(spin_py: Path, jobs: str, workers
                              "--jobs", jobs, "--workers", workers],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None
-    proc.stdin.write(b"one\ntwo\nspin\n")
+    head = b""
+    for line in (b"one\n", b"two\n"):  # each written once done (stdin idle)
+        proc.stdin.write(line)
+        proc.stdin.flush()
+        head += stdout_lines(proc, 1)
+    proc.stdin.write(b"spin\n")
     proc.stdin.flush()
-    head = stdout_lines(proc, 2)  # lines 1-2 written: line 3 is spinning, or next
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)

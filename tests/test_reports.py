@@ -179,9 +179,11 @@ def test_ctrl_c_writes_complete_partial_reports(project: Path) -> None:
          *[f"--report={f}=out/{f}.report" for f in FORMATS]], cwd=project,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdin is not None
-    proc.stdin.write(b"good one\nL loops until Ctrl-C\n")
+    proc.stdin.write(b"good one\n")
     proc.stdin.flush()
-    out = stdout_lines(proc, 1)  # line 1 written: line 2 is spinning, or next
+    out = stdout_lines(proc, 1)  # line 1 written (one batch is written whole: line 2 comes after)
+    proc.stdin.write(b"L loops until Ctrl-C\n")
+    proc.stdin.flush()
     proc.send_signal(signal.SIGINT)
     out += proc.communicate(timeout=30)[0]
     assert proc.returncode == 130 and out.count(b"\n") == 1
@@ -196,6 +198,40 @@ def test_unwritable_report_path_is_a_usage_error_before_any_line(project: Path) 
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr == ("vrclog: error: --report sarif=no/such/dir/x.sarif: cannot write: "
                              "No such file or directory\n")
+
+
+@pytest.mark.parametrize(("args", "stdout_to", "clash"), [
+    (["--report", "sarif=LOG", "LOG"], None, "is the input LOG"),
+    (["--report", "junit=./sub/../LOG", "LOG"], None, "is the input LOG"),
+    (["--report", "gitlab=HARD", "LOG"], None, "is the input LOG"),
+    (["--report", "sarif=stdin.log", "-"], None, "is the input <stdin>"),
+    (["--report", "sarif=events.jsonl", "LOG"], "events.jsonl", "is standard output's file"),
+    (["--report", "sarif=r.json", "--report", "junit=sub/../r.json", "LOG"], None,
+     "is --report sarif=r.json"),
+])
+def test_an_output_never_destroys_an_input_stdout_or_another_output(
+        project: Path, args: list[str], stdout_to: str | None, clash: str) -> None:
+    """Compared by file identity, not spelling (a hard link is the same file), before
+    anything is opened for writing: the log is untouched and nothing is written."""
+    import os
+
+    log = project / LOG_NAME
+    (project / "sub").mkdir()
+    os.link(log, project / "HARD")
+    before = log.read_bytes()
+    (project / "stdin.log").write_bytes(before)
+    argv = [VRCLOG_BIN, "parse", "--plugin", "p.wat",
+            *[a.replace("LOG", LOG_NAME) for a in args]]
+    with open(project / "stdin.log", "rb") as stdin, \
+            open(project / (stdout_to or "out.jsonl"), "wb") as stdout:
+        done = subprocess.run(argv, cwd=project, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert stderr.startswith("vrclog: error: --report ") and clash.replace("LOG", LOG_NAME) in stderr
+    assert len(stderr.splitlines()) == 1
+    assert log.read_bytes() == before and (project / "stdin.log").read_bytes() == before
+    assert (project / (stdout_to or "out.jsonl")).read_bytes() == b""
+    assert not (project / "r.json").exists()
 
 
 @pytest.mark.parametrize(("spec", "message"), [

@@ -372,7 +372,9 @@ def run_parse(options: ParseOptions, view: View) -> None:
     writer: EventWriter = (PrettyWriter(make_console(highlight=False)) if view.fmt == "pretty"
                            else JsonLinesWriter(sys.stdout.buffer, raw_line=view.raw))
     reports = Reports(view.reports)
-    reports.open()  # a path that cannot be written is a usage error before any line is read
+    # A path that cannot be written, or that is an input, stdout's file or another report's,
+    # is a usage error before any line is read and before anything is truncated.
+    reports.open(paths or ["-"], sys.stdout.fileno())
     run = ParseRun(options, writer, report, on_log, on_tick=bar.update if bar else None,
                    on_finding=reports.add if view.reports else None,
                    on_compile=None if view.quiet else functools.partial(compile_notice, err))

@@ -13,6 +13,7 @@ usage error, not a lost report.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -128,21 +129,28 @@ class Reports:
         self._outputs: list[tuple[ReportSpec, IO[str]]] = []
         self._names: dict[str, str] = {}  # source -> its name in reports (resolving costs ~10 µs)
 
-    def open(self) -> None:
-        """Opens every report's destination now: a UsageError before any line is read."""
-        for spec in self.specs:
-            self._outputs.append((spec, self._open(spec)))
+    def open(self, inputs: Sequence[str] = (), stdout: int | None = None) -> None:
+        """Opens every report's destination now: a UsageError before any line is read, and
+        before anything is opened, for a destination that is one of the ``inputs``, the
+        file behind the ``stdout`` descriptor, or another report's (by file identity)."""
+        places = [(spec, *self._place(spec)) for spec in self.specs]
+        _refuse_clashes([(f"--report {spec.format}={path}", path) for spec, path, _ in places
+                         if path is not None], inputs, stdout)
+        for spec, path, mode in places:
+            self._outputs.append((spec, self.stderr if path is None else self._open(spec, path, mode)))
 
-    def _open(self, spec: ReportSpec) -> IO[str]:
-        path, mode = spec.path, "w"
-        if path is None:
-            if spec.format == "github":
-                return self.stderr  # the runner reads workflow commands there too, apart from the events
-            if spec.format == "markdown" and self.environ.get("GITHUB_STEP_SUMMARY"):
-                path, mode = self.environ["GITHUB_STEP_SUMMARY"], "a"
-            else:
-                need = " (or GITHUB_STEP_SUMMARY set)" if spec.format == "markdown" else ""
-                raise UsageError(f"--report {spec.format} needs a path: --report {spec.format}=PATH{need}")
+    def _place(self, spec: ReportSpec) -> tuple[str | None, str]:
+        """Where a report goes, and the open mode (None: stderr)."""
+        if spec.path is not None:
+            return spec.path, "w"
+        if spec.format == "github":
+            return None, "w"  # the runner reads workflow commands there too, apart from the events
+        if spec.format == "markdown" and self.environ.get("GITHUB_STEP_SUMMARY"):
+            return self.environ["GITHUB_STEP_SUMMARY"], "a"
+        need = " (or GITHUB_STEP_SUMMARY set)" if spec.format == "markdown" else ""
+        raise UsageError(f"--report {spec.format} needs a path: --report {spec.format}=PATH{need}")
+
+    def _open(self, spec: ReportSpec, path: str, mode: str) -> IO[str]:
         try:
             return open(path, mode, encoding="utf-8", newline="\n")  # held until the run is written
         except OSError as exc:
@@ -189,6 +197,46 @@ class Reports:
 
 
 # --- GitHub workflow commands ---------------------------------------------------------
+
+def file_identity(path: str | None = None, fd: int | None = None) -> tuple[int | str, ...] | None:
+    """What names one file whatever its spelling: (device, inode) of a regular file, or,
+    for a path not there yet, its folder's identity and its name; None for anything
+    else (a terminal, /dev/null, a pipe: writing there destroys no file)."""
+    try:
+        info = os.fstat(fd) if fd is not None else os.stat(path or "")
+    except FileNotFoundError:
+        if path is None:
+            return None
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            folder = os.stat(parent)
+        except OSError:
+            return None
+        return (folder.st_dev, folder.st_ino, os.path.normcase(os.path.basename(path)))
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+
+
+def _refuse_clashes(destinations: Sequence[tuple[str, str]], inputs: Sequence[str],
+                    stdout: int | None) -> None:
+    """UsageError when an output would destroy an input, stdout's file or another output."""
+    taken: dict[tuple[int | str, ...], str] = {}
+    for name in inputs:
+        where = file_identity(fd=0) if name in ("-", STDIN_NAME) else file_identity(name)
+        if where is not None:
+            taken.setdefault(where, f"the input {STDIN_NAME if name == '-' else name}")
+    if stdout is not None and (where := file_identity(fd=stdout)) is not None:
+        taken.setdefault(where, "standard output's file")
+    for what, path in destinations:
+        where = file_identity(path)
+        if where is None:
+            continue
+        if where in taken:
+            raise UsageError(f"{what}: is {taken[where]}; writing it would destroy that "
+                             "(give the report a path of its own)")
+        taken[where] = what
+
 
 def escape_data(text: str) -> str:
     """As the Actions toolkit escapes a command's message."""
