@@ -434,3 +434,48 @@ def test_python_dash_m_is_the_same_command() -> None:
                             timeout=120)
     assert result.returncode == expected.returncode == 1
     assert result.stdout == expected.stdout and len(events(result.stdout)) == 10
+
+
+@pytest.mark.posix
+@pytest.mark.parametrize("workers", ["threads", "processes"])
+def test_a_stderr_whose_reader_left_never_changes_the_run(tmp_path: Path, workers: str) -> None:
+    """`vrclog ... 2>&1 >events | head -1`: once head has its line, the other diagnostics
+    are dropped; every event is still written and the exit code is the run's (it was 0
+    after 2 of 2000 events)."""
+    log = tmp_path / "t.log"
+    log.write_text("".join(f"T trap {i}\n" if i % 2 else f"line {i}\n" for i in range(4000)))
+    plugin = tmp_path / "echo.wat"
+    plugin.write_text(echo_plugin_wat())
+    out = tmp_path / "events.jsonl"
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; '{VRCLOG_BIN}' parse --plugin '{plugin}' "
+                             f"--jobs 2 --workers {workers} '{log}' 2>&1 >'{out}' | head -1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 4, result.stderr
+    assert result.stdout.startswith(f"{log}:2: runtime_error: ") and result.stdout.count("\n") == 1
+    assert [e["data"]["line"] for e in events(out.read_text())] == [  # type: ignore[index]
+        f"line {i}" for i in range(0, 4000, 2)]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="/dev/full: writes fail with ENOSPC")
+@pytest.mark.parametrize(("args", "code"), [
+    ("--plugin {echo} {log}", 4),  # traps
+    ("--plugin {echo} --timeout 5ms {spin}", 5),
+    ("--plugin {tmp}/missing.wasm {log}", 3),
+    ("--plugin {echo} {tmp}/missing.log", 2),
+    ("--no-such-option", 2),
+    ("--plugin {echo} --fail-on echo {log}", 4),
+])
+def test_a_full_stderr_never_changes_the_exit_code(tmp_path: Path, args: str, code: int) -> None:
+    """`2>/dev/full`: the diagnostics are lost, the events and the exit code are not (every
+    case exited 1 after the first message)."""
+    log = tmp_path / "t.log"
+    log.write_text("".join(f"T trap {i}\n" if i % 2 else f"line {i}\n" for i in range(200)))
+    spin = tmp_path / "spin.log"
+    spin.write_text("one\nLoop\ntwo\n")
+    plugin = tmp_path / "echo.wat"
+    plugin.write_text(echo_plugin_wat())
+    argv = args.format(echo=plugin, log=log, spin=spin, tmp=tmp_path)
+    quiet = _shell(f"'{VRCLOG_BIN}' parse {argv} 2>/dev/full")
+    loud = _shell(f"'{VRCLOG_BIN}' parse {argv}")
+    assert quiet.returncode == loud.returncode == code, loud.stderr
+    assert quiet.stdout == loud.stdout

@@ -64,6 +64,7 @@ from .console import (
     print_run_end,
     print_stats,
     print_types,
+    sturdy_stderr,
 )
 
 if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported when used:
@@ -552,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry: maps every outcome to an exit code in one place."""
     if sys.stderr is None:  # started with descriptor 2 closed (`2>&-`): messages go nowhere,
         sys.stderr = open(os.devnull, "w")  # the run goes on (kept open for the process)
+    sturdy_stderr()  # a message that cannot be written is dropped: the run goes on
     debug = "--debug" in (argv if argv is not None else sys.argv) or \
         os.environ.get("VRCLOG_DEBUG", "").lower() in ("1", "true", "yes", "on")
     err = LazyStderr()

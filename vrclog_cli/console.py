@@ -3,15 +3,18 @@ only when something is printed with it (~30 ms of every start-up otherwise)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import io
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from .errors import ExitCode
 
@@ -24,6 +27,63 @@ if TYPE_CHECKING:
     from .plugin import PluginLog
     from .runner import Diagnostic, ParseRun
     from .stats import RunStats
+
+
+class SturdyStderr(io.TextIOBase):
+    """stderr that never changes a run: a message that cannot be written (its reader gone,
+    ``2>&1 >out | head -1``; a full disk, ``2>/dev/full``) is dropped, with every later
+    one, and the run goes on to the exit code it would have had.  Descriptor 2 is then
+    pointed at /dev/null, so nothing fails again on the way out."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+        self.lost = False
+
+    def _lose(self) -> None:
+        self.lost = True
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                self._stream.write(text)
+            except OSError:
+                self._lose()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.lost:
+            try:
+                self._stream.flush()
+            except OSError:
+                self._lose()
+
+    def isatty(self) -> bool:
+        return not self.lost and self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self._stream.errors
+
+    def writable(self) -> bool:
+        return True
+
+
+def sturdy_stderr() -> None:
+    """Makes sys.stderr a SturdyStderr (once)."""
+    if sys.stderr is not None and not isinstance(sys.stderr, SturdyStderr):
+        sys.stderr = SturdyStderr(sys.stderr)
 
 
 class Printer(Protocol):
