@@ -479,3 +479,30 @@ def test_a_full_stderr_never_changes_the_exit_code(tmp_path: Path, args: str, co
     loud = _shell(f"'{VRCLOG_BIN}' parse {argv}")
     assert quiet.returncode == loud.returncode == code, loud.stderr
     assert quiet.stdout == loud.stdout
+
+
+HOSTILE_TEXT = "\x1b]0;PWNED\x07 \x1b[2J \x9b31m \x7f"
+
+
+def test_no_escape_sequence_from_a_log_or_a_plugin_reaches_the_terminal(tmp_path: Path) -> None:
+    """Pretty output, diagnostics, --stats and plugin check show a log's or a plugin's
+    controls escaped (\\x1b); JSON Lines keeps the text as it is."""
+    from .conftest import answer
+
+    log = tmp_path / "odd\x1b[2Jname.log"
+    log.write_text(f"{PREFIX}[Behaviour] OnPlayerJoined {HOSTILE_TEXT} (usr_1)\nB bad\n", encoding="utf-8")
+    error = json.dumps({"ok": False, "error": HOSTILE_TEXT, "code": "\x1b[31m"})
+    segment, body = answer(error)
+    plugin = tmp_path / "hostile.wat"
+    plugin.write_text(echo_plugin_wat(body, extra=segment))
+    pretty = subprocess.run([VRCLOG_BIN, "parse", "--builtin", "--plugin", str(plugin), "--format", "pretty",
+                             "--stats", str(log)], capture_output=True, timeout=120)
+    assert pretty.returncode == 4
+    assert b"\x1b" not in pretty.stdout and b"\x1b" not in pretty.stderr
+    assert b"\x9b" not in pretty.stdout and b"\\x9b" in pretty.stdout
+    assert b"\\x1b]0;PWNED\\x07" in pretty.stdout and b"\\x1b[2J" in pretty.stderr
+    jsonl = subprocess.run([VRCLOG_BIN, "parse", str(log)], capture_output=True, timeout=120)
+    assert json.loads(jsonl.stdout)["player_name"] == HOSTILE_TEXT
+    check = subprocess.run([VRCLOG_BIN, "plugin", "check", str(plugin), "--sample", str(log)],
+                           capture_output=True, timeout=120)
+    assert b"\\x1b]0;PWNED" in check.stdout and b"\x1b" not in check.stdout + check.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from .errors import ExitCode
+from .events import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -103,6 +104,11 @@ def _console_class() -> type[Console]:
     from rich.console import Console
 
     class QuietWhenReaderGone(Console):
+        def render_str(self, text: str, **options: Any) -> Any:
+            # Every string printed goes through here: one place where no text from a log
+            # or a plugin can reach the terminal as a control sequence.
+            return super().render_str(printable(text), **options)
+
         def on_broken_pipe(self) -> None:
             self.quiet = True  # nothing more is rendered on the way out
             raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))

@@ -118,6 +118,17 @@ _CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {0x7F: "\\x7f", 0x85: "\\x85"
 _CONTROL |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
 
 
+#: What a terminal would act on: C0 controls but tab and newline, DEL, and C1 controls.
+_UNPRINTABLE = {c: f"\\x{c:02x}" for c in (*range(9), *range(11, 32), 0x7F, *range(0x80, 0xA0))}
+
+
+def printable(text: str) -> str:
+    """Text from a log or a plugin as a person's terminal shows it: every control a
+    terminal would act on (ESC starting a title change or a screen clear) written out
+    as ``\\x1b``.  For display only: JSON Lines and the library keep the text as it is."""
+    return text.translate(_UNPRINTABLE)
+
+
 def one_line(text: str, limit: int = 500) -> str:
     """Plugin-supplied text made safe for a one-line diagnostic: controls escaped, length cut."""
     cleaned = text.translate(_CONTROL)

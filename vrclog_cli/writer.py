@@ -12,7 +12,7 @@ import sys
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from .events import Event
+from .events import Event, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -130,18 +130,18 @@ class PrettyWriter:
 
         for event in events:
             text = Text()
-            text.append(f"{source}:{number}", style="dim")
+            text.append(printable(f"{source}:{number}"), style="dim")
             text.append("  ")
-            text.append(event.timestamp or "-", style="cyan")
+            text.append(printable(event.timestamp or "-"), style="cyan")
             text.append("  ")
-            text.append(event.type, style="bold magenta")
+            text.append(printable(event.type), style="bold magenta")
             fields = event.to_dict()
             fields.pop("type")
             fields.pop("timestamp", None)
             data = fields.pop("data", {})
             for key, value in [*fields.items(), *data.items()]:
-                text.append(f"  {key}=", style="green")
-                text.append(str(value))
+                text.append(printable(f"  {key}="), style="green")
+                text.append(printable(str(value)))  # a log's ESC must not act on the terminal
             self.console.print(text, soft_wrap=True, highlight=False)
 
     def flush(self) -> None:
