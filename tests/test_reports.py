@@ -13,9 +13,19 @@ from urllib.parse import unquote
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from junitparser import Error, Failure, JUnitXml
 
-from vrclog_cli.reports import escape_data, escape_property, parse_report_spec
+from vrclog_cli.reports import (
+    Finding,
+    Reports,
+    ReportSpec,
+    RunOutcome,
+    escape_data,
+    escape_property,
+    parse_report_spec,
+)
 
 from .conftest import ROOT, VRCLOG_BIN, answer, echo_plugin_wat, stdout_lines, vrclog
 
@@ -291,3 +301,55 @@ def test_the_action_runs_vrclog_and_writes_annotations_summary_and_outputs(proje
     assert [(level, props["file"]) for level, props, _ in workflow_commands(done.stderr)] == [
         ("error", "logs/second.log"), ("error", "logs/second.log")]
     assert "**2 findings**" in summary.read_text() and (project / "out.sarif").exists()
+
+
+def read_back_every_report(out: Path) -> None:
+    """Each report read by its consumer's parser: XML (JUnit), the SARIF 2.1.0 schema,
+    JSON (GitLab), UTF-8 text (Markdown)."""
+    xml = JUnitXml.fromfile(str(out / "junit.xml"))
+    assert list(xml)
+    jsonschema.validate(json.loads((out / "r.sarif").read_text(encoding="utf-8")), sarif_schema())
+    assert isinstance(json.loads((out / "gitlab.json").read_text(encoding="utf-8")), list)
+    assert (out / "summary.md").read_text(encoding="utf-8").startswith("## vrclog")
+
+
+#: Names as a file system hands them over (bytes that are not UTF-8 arrive as lone surrogates).
+NAMES = st.binary(min_size=1, max_size=30).filter(lambda b: b"/" not in b and b"\0" not in b).map(
+    lambda b: __import__("os").fsdecode(b))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=NAMES, text=st.text(max_size=80), rule=st.text(min_size=1, max_size=20))
+def test_every_report_is_valid_whatever_the_names_and_text(tmp_path: Path, name: str, text: str,
+                                                          rule: str) -> None:
+    """Any bytes in a file name, any characters (controls, lone surrogates, XML's
+    noncharacters) in a message and a rule: every report still parses."""
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    specs = [ReportSpec("junit", str(out / "junit.xml")), ReportSpec("sarif", str(out / "r.sarif")),
+             ReportSpec("gitlab", str(out / "gitlab.json")), ReportSpec("markdown", str(out / "summary.md"))]
+    reports = Reports(specs, cwd=tmp_path, environ={})
+    reports.open()
+    reports.add(Finding(name, 3, rule, "error", text))
+    reports.add(Finding(name, 4, "timeout", "warning", text + "\x1b[2J\ud800\ufffe"))
+    reports.write(RunOutcome(4, f"stopped: {text}", [name], 4, {rule: 1}, {"timeout": 1}))
+    read_back_every_report(out)
+
+
+@pytest.mark.posix
+def test_reports_of_a_run_on_a_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    """A non-UTF-8 file name exited 70 (UnicodeEncodeError) and left each report holding
+    its first line; a control character made the JUnit file ill-formed."""
+    import os
+
+    name = os.fsdecode(b"log \xff\x01\x1b[2J.txt")
+    (tmp_path / name).write_text("good\nT trap \x1b]0;x\x07\n", encoding="utf-8")
+    (tmp_path / "p.wat").write_text(echo_plugin_wat())
+    (tmp_path / "out").mkdir()
+    result = vrclog("parse", "--plugin", "p.wat", "--fail-on", "echo", "--report", "junit=out/junit.xml",
+                    "--report", "sarif=out/r.sarif", "--report", "gitlab=out/gitlab.json",
+                    "--report", "markdown=out/summary.md", name, cwd=tmp_path)
+    assert result.returncode == 4, result.stderr
+    read_back_every_report(tmp_path / "out")
+    suite = next(iter(JUnitXml.fromfile(str(tmp_path / "out/junit.xml"))))
+    assert suite.name == "log \\xff\\x01\\x1b[2J.txt"

@@ -17,11 +17,12 @@ import stat
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from .errors import ExitCode, OutputError, UsageError
+from .events import printable
 from .sources import STDIN_NAME
 
 FORMATS = ("github", "junit", "sarif", "gitlab", "markdown")
@@ -64,6 +65,24 @@ def parse_report_spec(text: str) -> ReportSpec:
     if eq and not path:
         raise ValueError(f"{kind}=: the path is empty")
     return ReportSpec(kind, path or None)
+
+
+#: What XML 1.0 cannot hold at all, besides the controls events.printable writes out.
+_NONCHARACTERS = {0xFFFE: "\\ufffe", 0xFFFF: "\\uffff"}
+
+
+def report_text(text: str) -> str:
+    """Any text, a file name with bytes that are not UTF-8 or a line with controls, as
+    every report format can hold it: undecodable bytes written ``\\xff``, other lone
+    surrogates ``\\udc00``, controls ``\\x1b`` (as on a terminal) and XML's two
+    noncharacters ``\\ufffe``."""
+    if text.isascii() and text.isprintable():
+        return text
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name decoding made (a plugin's \ud800)
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return printable(text).translate(_NONCHARACTERS)
 
 
 def source_name(source: str, cwd: Path | None = None) -> str:
@@ -157,22 +176,26 @@ class Reports:
             raise UsageError(f"--report {spec.format}={path}: cannot write: {exc.strerror}") from None
 
     def add(self, finding: Finding) -> None:
-        self.by_rule[finding.rule] += 1
+        rule = report_text(finding.rule)
+        self.by_rule[rule] += 1
         if len(self.findings) >= MAX_FINDINGS:
             self.unlisted += 1
             return
         name = self._names.get(finding.source)
         if name is None:
-            name = self._names[finding.source] = source_name(finding.source, self.cwd)
-        self.findings.append(Finding(name, finding.line, finding.rule, finding.level,
-                                     " ".join(finding.message.split())))
+            name = self._names[finding.source] = report_text(source_name(finding.source, self.cwd))
+        self.findings.append(Finding(name, finding.line, rule, finding.level,
+                                     report_text(" ".join(finding.message.split()))))
 
     def write(self, outcome: RunOutcome) -> None:
         """Writes every report, whole, and closes its file; each is written even if
         another fails (an OutputError naming the first that failed is raised after)."""
         failed: OutputError | None = None
-        sources = [source_name(s, self.cwd) for s in outcome.sources] or sorted(
+        sources = [report_text(source_name(s, self.cwd)) for s in outcome.sources] or sorted(
             {f.source for f in self.findings})
+        outcome = replace(
+            outcome, partial_reason=outcome.partial_reason and report_text(outcome.partial_reason),
+            events_by_type={report_text(k): n for k, n in outcome.events_by_type.items()})
         for spec, out in self._outputs:
             try:
                 try:
