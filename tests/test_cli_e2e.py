@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -225,7 +227,10 @@ def _spin_then_signal(echo: Path, sig: int, jobs: str, workers: str, log: Path |
         startup = time.monotonic() - started
         log.write_bytes(SPIN_INPUT)
         args.append(str(log))
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A temporary folder of its own: multiprocessing's pymp-* folders must all be gone after.
+    tmp = Path(tempfile.mkdtemp(prefix="vrclog-signal-"))
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(tmp)})
     assert proc.stdin is not None and proc.stdout is not None
     head = b""
     if log is None:  # a line at a time: each is written as soon as it is done (stdin idle)
@@ -241,12 +246,16 @@ def _spin_then_signal(echo: Path, sig: int, jobs: str, workers: str, log: Path |
     sent = time.monotonic()
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=10)
-    return proc, time.monotonic() - sent, head + out, err
+    elapsed = time.monotonic() - sent
+    assert list(tmp.iterdir()) == []
+    tmp.rmdir()
+    return proc, elapsed, head + out, err
 
 
 @pytest.mark.posix
 @pytest.mark.parametrize(("jobs", "workers"), POOLS)
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                           (getattr(signal, "SIGHUP", 1), 129)])
 @pytest.mark.parametrize("from_file", [False, True], ids=["stdin", "file"])
 def test_signal_interrupts_spinning_plugin(echo: Path, tmp_path: Path, sig: int, code: int, jobs: str,
                                           workers: str, from_file: bool) -> None:

@@ -235,14 +235,19 @@ def print_run_end(out: Printer, run: ParseRun, code: int) -> None:
         count = run.stats.long_lines_skipped
         out.print(f"vrclog: skipped {plural(count, 'line')} too long for a plugin "
                   "(--long-lines skip)", markup=False)
-    if code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+    if code in STOPPED:
         lines, events = run.stats.lines, run.stats.events
-        out.print(f"vrclog: {'interrupted' if code == ExitCode.INTERRUPTED else 'terminated'} after "
+        out.print(f"vrclog: {STOPPED[code]} after "
                   f"{plural(lines, 'line')} ({plural(events, 'event')} written)", markup=False)
 
 
+#: How a run stopped by a signal says so.
+STOPPED: dict[int, str] = {ExitCode.INTERRUPTED: "interrupted", ExitCode.TERMINATED: "terminated",
+           ExitCode.HUNG_UP: "hung up (SIGHUP)"}
+
+
 def print_stats(out: Printer, stats: RunStats, code: int) -> None:
-    stopped = code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED)
+    stopped = code in STOPPED
     out.print(stats.table("vrclog summary" + (" (interrupted)" if stopped else "")))
 
 

@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     RUNTIME_ERROR = 4  # on at least one line (input_too_large counts here)
     TIMEOUT = 5  # on at least one line
     INTERNAL = 70  # a bug in vrclog itself (sysexits EX_SOFTWARE)
+    HUNG_UP = 129  # SIGHUP: the terminal closed, the ssh session dropped
     INTERRUPTED = 130  # SIGINT, Ctrl-C
     TERMINATED = 143  # SIGTERM (Ctrl-Break or a closed console on Windows)
 
@@ -29,6 +30,8 @@ def stop_signals() -> dict[int, ExitCode]:
     stops = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
     if sys.platform == "win32":
         stops[signal.SIGBREAK] = ExitCode.TERMINATED
+    else:  # a closed terminal or a dropped ssh session: the same clean stop as SIGTERM
+        stops[signal.SIGHUP] = ExitCode.HUNG_UP
     return {int(sig): code for sig, code in stops.items()}
 
 

@@ -120,6 +120,7 @@ class RunOutcome:
 
 STOP_REASONS: dict[int, str] = {ExitCode.INTERRUPTED: "interrupted (SIGINT, Ctrl-C)",
                 ExitCode.TERMINATED: "terminated (SIGTERM)",
+                ExitCode.HUNG_UP: "hung up (SIGHUP: the terminal closed)",
                 ExitCode.OK: "stopped: standard output was closed"}
 
 

@@ -40,7 +40,7 @@ from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any, cast
 
 from .batch import Batch, LineFailure, LineOutcome, Outcomes
-from .errors import ExitCode
+from .errors import ExitCode, stop_signals
 
 if sys.platform == "win32":  # what Pipe() gives there
     from multiprocessing.connection import PipeConnection as Connection
@@ -65,8 +65,8 @@ CANCEL = b"c"
 
 def _worker_main(spec: ParserSpec, tasks: Connection, control: Connection) -> None:
     """A worker process: batches in, (outcomes, logs) out, until its pipe closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for stop in stop_signals():  # the parent stops the run, and then its workers
+        signal.signal(stop, signal.SIG_IGN)
     from .batch import build_parsers, process_batch
 
     logs: list[PluginLog] = []
