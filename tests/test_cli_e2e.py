@@ -515,3 +515,31 @@ def test_no_escape_sequence_from_a_log_or_a_plugin_reaches_the_terminal(tmp_path
     check = subprocess.run([VRCLOG_BIN, "plugin", "check", str(plugin), "--sample", str(log)],
                            capture_output=True, timeout=120)
     assert b"\\x1b]0;PWNED" in check.stdout and b"\x1b" not in check.stdout + check.stderr
+
+
+@pytest.mark.posix
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", 1)])
+def test_a_stop_signal_while_vrclog_starts_is_a_clean_stop_with_its_reports(tmp_path: Path, sig: int) -> None:
+    """A signal that comes while the modules load (as the console script holds them,
+    __main__) stops the run as any stop does: no traceback, the stop's exit code, the
+    reports asked for, written and saying the run was partial.  Delivered at a known
+    moment: by the process itself, between holding the signals and importing the CLI."""
+    from .conftest import python
+
+    report = tmp_path / "r.sarif"
+    script = ("import os, sys\n"
+              "from vrclog_cli.stops import hold_stop_signals\n"
+              "hold_stop_signals()\n"
+              f"os.kill(os.getpid(), {int(sig)})\n"
+              "from vrclog_cli.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    code = {int(signal.SIGINT): 130, int(signal.SIGTERM): 143}.get(int(sig), 129)
+    run = python(script, "parse", "--plugin", SAMPLES / "vrpoker.wasm", "--report", f"sarif={report}",
+                 SAMPLE_LOGS / "vrpoker.log")
+    assert run.returncode == code, run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == ""
+    assert run.stderr.strip().endswith("after 0 lines (0 events written)")
+    invocation = json.loads(report.read_text())["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False and invocation["exitCode"] == code
+    other = python(script, "types")
+    assert other.returncode == code and "Traceback" not in other.stderr and other.stdout == ""

@@ -51,6 +51,7 @@ from . import (
     partial_reason,
     split_types,
     stop_signals,
+    take_early_stops,
 )
 from .console import (
     LazyStderr,
@@ -133,6 +134,14 @@ class Commands(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         with _reader_gone():
             return super().invoke(ctx)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[Any, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in ("parse", "tail"):  # (those take them over with their own handlers)
+            # Stop signals held while vrclog started (__main__): Ctrl-C acts as usual again.
+            if early := take_early_stops():
+                raise SystemExit(SIGNAL_EXIT[early[0]])
+        return name, command, rest
 
 
 @contextlib.contextmanager
@@ -386,11 +395,14 @@ def run_parse(options: ParseOptions, view: View) -> None:
         run.interrupt(SIGNAL_EXIT.get(signum, ExitCode.INTERRUPTED))
 
     previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_EXIT}
+    for signum in take_early_stops(restore=False):  # Ctrl-C while vrclog started: a stop as any
+        on_signal(signum, None)
     forward_console_close()  # Windows: a closed console window stops the run as Ctrl-Break does
     code: int = ExitCode.INTERNAL
     failure: str | None = "internal error"  # until the run ends as it should
     try:
-        run.load()
+        if not run.interrupted:
+            run.load()
         if bar:
             bar.start()
         code = run.run()

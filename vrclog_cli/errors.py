@@ -27,12 +27,12 @@ def stop_signals() -> dict[int, ExitCode]:
     SIGTERM to receive: Ctrl-Break (SIGBREAK) is its clean stop, with SIGTERM's code."""
     import signal
 
-    stops = {signal.SIGINT: ExitCode.INTERRUPTED, signal.SIGTERM: ExitCode.TERMINATED}
-    if sys.platform == "win32":
-        stops[signal.SIGBREAK] = ExitCode.TERMINATED
-    else:  # a closed terminal or a dropped ssh session: the same clean stop as SIGTERM
-        stops[signal.SIGHUP] = ExitCode.HUNG_UP
-    return {int(sig): code for sig, code in stops.items()}
+    from .stops import stop_signal_numbers
+
+    codes = {int(signal.SIGINT): ExitCode.INTERRUPTED}
+    if sys.platform != "win32":  # a closed terminal or a dropped ssh session: a clean stop too
+        codes[int(signal.SIGHUP)] = ExitCode.HUNG_UP
+    return {int(sig): codes.get(int(sig), ExitCode.TERMINATED) for sig in stop_signal_numbers()}
 
 
 #: How long a closed console's stop may take: Windows ends the process 5 s after the
