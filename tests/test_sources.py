@@ -213,3 +213,28 @@ def test_needled_bytes_estimates_what_prefilters_let_through(tmp_path: Path) -> 
     assert needled_bytes([str(packed)], (b"[VRPoker]",)) is None  # its bytes tell nothing
     assert needled_bytes(["-"], (b"[VRPoker]",)) is None and needled_bytes([], (b"x",)) is None
     assert needled_bytes([str(tmp_path / "missing.log"), str(log)], (b"[VRPoker]",)) == estimate
+
+
+def test_a_file_truncated_while_it_is_read_is_a_warning_and_no_half_line(tmp_path: Path) -> None:
+    """The reader has taken its first 256 KiB when the file is cut to 100 KiB: the lines of
+    what it read are given, the piece of line read last is not (it was never finished),
+    and a warning names the file."""
+    from vrclog_cli.sources import CHUNK, Lines, SourceWarning, read_items
+
+    log = tmp_path / "cut.log"
+    lines = [f"line {i:07d} " + "x" * 80 for i in range(7000)]  # ~650 KB
+    log.write_text("".join(line + "\n" for line in lines))
+    got: list[str] = []
+    warnings: list[str] = []
+    items = read_items([str(log)], 1 << 20, batch_lines=64)
+    for item in items:
+        if isinstance(item, Lines):
+            got.extend(item.texts)
+            if len(got) >= 64 and log.stat().st_size > 100_000:
+                with log.open("r+b") as f:
+                    f.truncate(100_000)
+        elif isinstance(item, SourceWarning):
+            warnings.append(item.message)
+    assert len(warnings) == 1 and warnings[0].startswith(f"{log}: truncated while it was read ")
+    assert got == lines[:len(got)]  # whole lines only, in order: none cut off
+    assert 0 < len(got) <= CHUNK // 90

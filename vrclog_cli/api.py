@@ -47,9 +47,10 @@ def parse_files(paths: Sequence[str | Path], *, plugins: Sequence[str | Path | P
                 builtin: bool = False, jobs: int = 1, limits: Limits | None = None,
                 prefilter: bool = True, on_error: ErrorHandler | None = None) -> Iterator[Event]:
     """``parse_lines`` over files read as the CLI reads them (gzip, BOM, CRLF, invalid
-    UTF-8 replaced); a file that cannot be read is an InputError, or, with
-    ``on_error``, a ``LineProblem`` of kind ``input_error`` at line 0 (the other
-    files are still read)."""
+    UTF-8 replaced); a file that cannot be read or is damaged (a truncated gzip) is an
+    InputError, or, with ``on_error``, a ``LineProblem`` of kind ``input_error`` at line 0
+    (cannot be read) or at the first line it could not give whole (the other files are
+    still read)."""
     limits = limits or Limits()
 
     def batches() -> Iterator[Lines]:
@@ -57,7 +58,8 @@ def parse_files(paths: Sequence[str | Path], *, plugins: Sequence[str | Path | P
             if isinstance(item, SourceFailed):
                 if on_error is None:
                     raise item.error
-                on_error(LineProblem(_source_of(item.error), 0, "", "input_error", str(item.error)))
+                on_error(LineProblem(item.source or _source_of(item.error), item.line, "", "input_error",
+                                     str(item.error)))
             elif isinstance(item, Lines):
                 yield item
 

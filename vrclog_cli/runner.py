@@ -48,7 +48,16 @@ from .limits import MIB, Limits
 from .pool import Inline, OrderedPool
 from .prefilter import raw_needles
 from .reports import Finding, event_message
-from .sources import BATCH_LINES, Idle, Item, Lines, SourceFailed, needled_bytes, read_items
+from .sources import (
+    BATCH_LINES,
+    Idle,
+    Item,
+    Lines,
+    SourceFailed,
+    SourceWarning,
+    needled_bytes,
+    read_items,
+)
 from .stats import RunStats
 from .wakeup import cancel_on_signals
 from .writer import EventWriter
@@ -504,6 +513,9 @@ class ParseRun:
                                              str(item.error)))
             elif isinstance(item, Lines):
                 pool.submit(item)
+            elif isinstance(item, SourceWarning):
+                self._drain_all(pool)  # after the lines read before it, as a SourceFailed is
+                self.report(Diagnostic(item.message, per_line=False, severity="warning"))
         if self._stop_code is None:
             self._drain_all(pool)
         if self._stop_code is not None:  # also when stopped during that last drain

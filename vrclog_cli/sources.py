@@ -93,7 +93,14 @@ class SourceFailed:
     line: int = 0
 
 
-Item = Lines | Idle | SourceFailed
+@dataclass(slots=True)
+class SourceWarning:
+    """Something about an input a person should know, that loses no whole line."""
+
+    message: str
+
+
+Item = Lines | Idle | SourceFailed | SourceWarning
 
 
 def _would_block(fd: int) -> bool:
@@ -471,7 +478,9 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_L
             continue
         splitter = LineSplitter(name, max_line_bytes, needles, prefixes_at)
         decoder = Decoder()
+        consumed = 0  # raw bytes read: more than a regular file holds at its end = truncated
         try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
             while True:
                 if _would_block(fd):
                     yield Idle()
@@ -481,8 +490,14 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_L
                     yield SourceFailed(InputError(f"{name}: read error: {exc.strerror}"),
                                        name, splitter.number + 1)
                     break
+                consumed += len(chunk)
                 if on_bytes is not None:
                     on_bytes(len(chunk))
+                if not chunk and regular and (size := os.fstat(fd).st_size) < consumed:
+                    # Cut while it was read: the piece of line read last was never finished.
+                    yield SourceWarning(f"{name}: truncated while it was read ({consumed:,} bytes "
+                                        f"read, {size:,} now); its last, unfinished line is not parsed")
+                    break
                 try:
                     for data in decoder.feed(chunk) if chunk else decoder.finish():
                         lines = splitter.feed(data)
