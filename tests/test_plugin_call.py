@@ -316,3 +316,18 @@ def test_showing_a_log_message_is_not_the_plugins_time(make_plugin) -> None:  # 
     finally:
         runtime.close()
     assert shown == ["hello", "hello"]
+
+
+def test_a_closed_runtime_runs_nothing() -> None:
+    """After its Runtime closes (its ticker gone), a plugin refuses to run: a spinning one
+    would have run for ever."""
+    from vrclog_cli.errors import PluginLoadError
+
+    with Runtime(Limits(timeout_s=0.05)) as runtime:
+        slow = runtime.load(SAMPLES / "slow.wasm")
+    with pytest.raises(Cancelled, match="its Runtime is closed"):
+        slow.call("x")
+    with pytest.raises(Cancelled, match="its Runtime is closed"), slow.budgeted():
+        pass
+    with pytest.raises(PluginLoadError, match="this Runtime is closed"):
+        runtime.load(SAMPLES / "slow.wasm")

@@ -242,3 +242,53 @@ def test_component_templates_build_and_pass_check(tmp_path: Path, lang: str) -> 
     events = [json.loads(x) for x in vrclog("parse", "--plugin", wasm, log).stdout.splitlines()]
     assert [(e["type"], e["timestamp"][:19], e["data"]) for e in events] == [
         ("myworld_score", "2024-01-15T23:59:59", {"score": "42", "player": "Alice"})]
+
+
+@pytest.mark.parametrize("loop", ["alloc", "start"])
+def test_check_ends_on_a_plugin_that_loops_outside_parse_line(tmp_path: Path, loop: str) -> None:
+    """An alloc that never returns, or a start function that loops on one instance in two
+    (random_get decides: plugin check hung for ever on such modules), is a violation within
+    the budget, never a hang."""
+    looping = "(loop $forever (br $forever))"
+    start = ""
+    if loop == "start":
+        start = f"""
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (func $maybe (drop (call $random (i32.const 0x100) (i32.const 1)))
+    (if (i32.and (i32.load8_u (i32.const 0x100)) (i32.const 1)) (then {looping})))
+  (start $maybe)"""
+    wat = f"""
+(module
+  {start}
+  (memory (export "memory") 2)
+  (func (export "abi_version") (result i32) i32.const 2)
+  (func (export "alloc") (param i32) (result i32) {looping if loop == "alloc" else ""} i32.const 0x1000)
+  (func (export "parse_line") (param i32 i32) (result i64) i64.const 0))
+"""
+    plugin = tmp_path / "p.wat"
+    plugin.write_text(wat)
+    for _ in range(4 if loop == "start" else 1):
+        result = vrclog("plugin", "check", plugin, timeout=60)
+        assert result.returncode in (1, 3), result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+    if loop == "alloc":
+        assert "alloc(64)" in result.stdout
+
+
+@pytest.mark.posix
+def test_ctrl_c_stops_plugin_check_on_an_endless_loop() -> None:
+    """Ctrl-C came inside the deadline callback as a KeyboardInterrupt that ctypes swallowed
+    ('Exception ignored on calling ctypes callback function'): check went on."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "vrclog"), "plugin", "check",
+                             str(SAMPLES / "slow.wasm"), "--timeout", "60s"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)  # spinning in the first line's 60 s (or still starting: a stop all the same)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 2.0
+    assert b"Exception ignored" not in err and b"Traceback" not in err

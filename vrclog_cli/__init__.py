@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _EXPORTS = {
     # loading and calling plugins
-    "Runtime": "plugin", "Plugin": "plugin", "PluginLog": "plugin",
+    "Runtime": "plugin", "Plugin": "plugin", "PluginLog": "plugin", "cancel_all_calls": "plugin",
     "BuiltinParser": "builtin", "BUILTIN_TYPES": "builtin", "EventType": "builtin",
     "Event": "events",
     "Limits": "limits",
@@ -89,6 +89,7 @@ __all__ = [
     "UsageError",
     "VrclogError",
     "__version__",
+    "cancel_all_calls",
     "check_plugin",
     "default_log_dirs",
     "embed_prefilter",
@@ -140,7 +141,7 @@ if TYPE_CHECKING:
     from .filters import EventFilter, split_types
     from .inspection import PluginInfo, plugin_info
     from .limits import Limits
-    from .plugin import Plugin, PluginLog, Runtime
+    from .plugin import Plugin, PluginLog, Runtime, cancel_all_calls
     from .prefilter import Prefilter, PrefilterError, make_prefilter
     from .reports import Finding, Reports, ReportSpec, RunOutcome, parse_report_spec, partial_reason
     from .runner import Diagnostic, ParseOptions, ParseRun

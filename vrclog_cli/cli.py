@@ -496,10 +496,29 @@ def check(path: str, samples: tuple[str, ...], timeout: float, timeout_per_mib: 
 
     Exits 0 if nothing was violated, 1 if something was, 3 if it cannot load.
     """
-    from . import check_plugin
+    from . import Cancelled, cancel_all_calls, check_plugin
 
-    report = check_plugin(path, replace(DEFAULTS, timeout_s=timeout, timeout_per_mib_s=timeout_per_mib),
-                          sample_files=samples)
+    stopped: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # No exception from here: one raised while the main thread is inside a plugin's
+        # deadline callback is swallowed by ctypes, and the call would go on.
+        stopped.append(signum)
+        cancel_all_calls()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_EXIT}
+    try:
+        report = check_plugin(path, replace(DEFAULTS, timeout_s=timeout, timeout_per_mib_s=timeout_per_mib),
+                              sample_files=samples)
+    except Cancelled:
+        if not stopped:
+            raise
+        raise SystemExit(SIGNAL_EXIT[stopped[0]]) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped:  # (between two calls)
+        raise SystemExit(SIGNAL_EXIT[stopped[0]])
     print_report(make_console(highlight=False, soft_wrap=True), report)
     if any(f.where == "load" for f in report.violations):
         raise SystemExit(ExitCode.PLUGIN_LOAD)

@@ -115,7 +115,16 @@ class CheckReport:
 def _check_layout(plugin: Plugin, report: CheckReport) -> None:
     """alloc must hand out usable memory; in ABI v1, clear of the input region, which
     must also be free of the plugin's own data."""
-    inst = plugin.new_instance()
+    with plugin.budgeted():  # a start function or alloc that never ends is stopped
+        _check_instance(plugin, report)
+
+
+def _check_instance(plugin: Plugin, report: CheckReport) -> None:
+    try:
+        inst = plugin.new_instance()
+    except capi.CallFailed as exc:
+        report.findings.append(Finding("violation", "instantiation", f"failed: {exc}", hint_for(str(exc))))
+        return
     v1 = plugin.abi_version == 1
     try:
         region = inst.read(INPUT_OFFSET, INPUT_REGION) if v1 else b""

@@ -15,11 +15,12 @@ decides how often the budget is checked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from pathlib import Path
@@ -106,11 +107,24 @@ def _current() -> _CallState | None:
     return getattr(_local, "call", None)
 
 
+#: Every call of the process is to stop (cancel_all_calls): a stop signal in a command
+#: that runs plugins on its main thread (plugin check), where no exception may be raised.
+_all_cancelled = False
+
+
+def cancel_all_calls() -> None:
+    """Interrupts every call in flight in this process, and every later one, with
+    Cancelled (safe from a signal handler: it raises nothing, only sets a flag that the
+    next epoch tick of each call reads)."""
+    global _all_cancelled
+    _all_cancelled = True
+
+
 def _deadline_verdict() -> str | None:
     state = _current()
     if state is None:
         return None
-    if state.plugin.cancelled:
+    if state.plugin.cancelled or _all_cancelled:
         state.reason = "cancelled"
         return "vrclog: call cancelled"
     if time.thread_time() > state.cpu_deadline:
@@ -228,6 +242,9 @@ class Runtime:
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
         its ``vrclog.prefilter`` section declares."""
+        if self._ticking.ended:
+            raise PluginLoadError(f"{path}: this Runtime is closed (no time budget runs in it): "
+                                  "load plugins in an open one")
         compiled = compile_plugin(Path(path), self.engine, self.limits, self.sizing.settings,
                                   self.on_compile, self.component_engine)
         plugin = Plugin(self, compiled, prefilter=prefilter)
@@ -283,7 +300,10 @@ class Runtime:
             self._component_engine.increment_epoch()
 
     def close(self) -> None:
-        """Stops ticking this runtime's epoch; plugins loaded here must not be called afterwards."""
+        """Stops ticking this runtime's epoch; plugins loaded here refuse to run afterwards
+        (Cancelled: without the ticker, no budget could stop a call)."""
+        for plugin in list(self._plugins):
+            plugin.cancelled = plugin.closed = True
         self._ticking.ended = True
         if self._component_ticking is not None:
             self._component_ticking.ended = True
@@ -384,6 +404,8 @@ class Plugin:
         self.from_cache = compiled.from_cache
         self.limits = runtime.limits
         self.cancelled = False
+        #: Its runtime was closed: it refuses to run (cancelled is set too).
+        self.closed = False
         #: What the plugin's section declares, used or not.
         self.declared: Declared = compiled.declared
         #: The prefilter in force: lines it rejects give no events and make no instance.
@@ -476,9 +498,13 @@ class Plugin:
 
     def new_instance(self) -> capi.Instance:
         """A fresh instance, its init export run, for inspecting the module (its probe,
-        ``plugin check``'s memory-layout checks); the caller closes it.  Core plugins only."""
+        ``plugin check``'s memory-layout checks); the caller closes it.  Core plugins only.
+        The init export runs under the time budget (within ``budgeted``, under its)."""
         if self.kind != "core":
             raise TypeError("new_instance: a component has no core instance to inspect")
+        if _current() is None:
+            with self.budgeted():
+                return self.new_instance()
         inst = capi.Instance(self.runtime.engine, self._pre, self.limits.max_memory_bytes,
                              self._stderr_token)
         if self._init is not None:
@@ -489,6 +515,23 @@ class Plugin:
                     inst.close()
                     raise
         return inst
+
+    @contextlib.contextmanager
+    def budgeted(self) -> Iterator[_CallState]:
+        """Calls on this thread within the block (on instances from new_instance) run under
+        one time budget: an instance's start function or alloc that never ends is stopped
+        (plugin check hung on one for ever).  Ctrl-C that traps such a call is raised."""
+        if self.cancelled:
+            raise self._refusal()
+        state = _CallState(self, self._timeout)
+        _local.call = state
+        try:
+            yield state
+        finally:
+            _local.call = None
+            state.emit_logs()
+            if capi.take_interrupted():
+                raise KeyboardInterrupt
 
     def _probe(self, compiled: CompiledPlugin) -> int:
         """First instantiation, under the time budget: init must finish, and abi_version
@@ -525,6 +568,10 @@ class Plugin:
         try:
             return run()
         except capi.CallFailed as exc:
+            if capi.take_interrupted():
+                raise KeyboardInterrupt from None
+            if state.reason == "cancelled":
+                raise Cancelled("cancelled") from None
             if state.reason == "timeout":
                 raise PluginLoadError(f"{self.path}: {too_slow} did not finish within "
                                       f"{self.limits.timeout_s * 1000:g} ms") from None
@@ -586,13 +633,15 @@ class Plugin:
     def _guarded(self, budget_s: float, run: Callable[..., Any], *args: object) -> Any:
         """One call under a budget of ``budget_s`` CPU seconds, its failures classified;
         what ``run`` returns."""
-        if self.cancelled:
-            raise Cancelled("cancelled")
+        if self.cancelled or _all_cancelled:
+            raise self._refusal()
         state = _CallState(self, budget_s)
         _local.call = state
         try:
             return run(*args)
         except capi.CallFailed as exc:
+            if capi.take_interrupted():
+                raise KeyboardInterrupt from None
             raise self._classify(exc, state) from None
         finally:
             _local.call = None
@@ -600,6 +649,12 @@ class Plugin:
                 _record_cpu(state)
             if state.logs is not None:
                 state.emit_logs()
+
+    def _refusal(self) -> Cancelled:
+        if self.closed:
+            return Cancelled(f"{self.path}: its Runtime is closed (a closed runtime's time budget "
+                             "no longer runs): load it in an open one")
+        return Cancelled("cancelled")
 
     def _checked(self, budget_s: float, run: Callable[..., tuple[int, int, bytes | None]],
                  *args: object) -> bytes:

@@ -337,6 +337,16 @@ def make_engine(max_memory_bytes: int, instance_slots: int,
 
 DeadlineHook = Callable[[], "str | None"]
 _deadline_hook: DeadlineHook | None = None
+#: A KeyboardInterrupt came inside the deadline callback (it trapped the call instead).
+_interrupted = False
+
+
+def take_interrupted() -> bool:
+    """Whether Ctrl-C trapped a call (see _on_deadline) since the last take: the caller
+    raises KeyboardInterrupt then, which ctypes would otherwise have swallowed."""
+    global _interrupted
+    taken, _interrupted = _interrupted, False
+    return taken
 _CONTINUE = 0  # WASMTIME_UPDATE_DEADLINE_CONTINUE
 
 
@@ -358,8 +368,12 @@ def set_deadline_hook(hook: DeadlineHook) -> None:
     ctypes.POINTER(ffi.wasmtime_update_deadline_kind_t),
 )
 def _on_deadline(_ctx: Any, _data: Any, delta: Any, kind: Any) -> int:
+    global _interrupted
     try:
         verdict = _deadline_hook() if _deadline_hook is not None else None
+    except KeyboardInterrupt:  # Ctrl-C where Python's own handler is in force (plugin check)
+        _interrupted = True
+        verdict = "vrclog: interrupted (Ctrl-C)"
     except BaseException as exc:  # noqa: BLE001 - must never unwind into wasmtime
         verdict = f"internal error in deadline hook: {exc!r}"
     if verdict is None:
