@@ -543,3 +543,31 @@ def test_a_stop_signal_while_vrclog_starts_is_a_clean_stop_with_its_reports(tmp_
     assert invocation["executionSuccessful"] is False and invocation["exitCode"] == code
     other = python(script, "types")
     assert other.returncode == code and "Traceback" not in other.stderr and other.stdout == ""
+
+
+@pytest.mark.posix
+def test_two_signals_at_once_are_one_ctrl_c(tmp_path: Path, echo: Path) -> None:
+    """`timeout -s INT` signals the process and its group: two SIGINTs a moment apart. They
+    were taken for a second Ctrl-C (exit at once, one run in eight): the diagnostics, the
+    summary and the report were lost."""
+    report = tmp_path / "r.sarif"
+    proc = subprocess.Popen([VRCLOG_BIN, "parse", "--plugin", str(echo), "--timeout", "60s",
+                             "--jobs", "2", "--workers", "processes", "--report", f"sarif={report}"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(b"T traps\none\n")
+    proc.stdin.flush()
+    head = stdout_lines(proc, 1)
+    proc.stdin.write(b"Loop forever\n")
+    proc.stdin.flush()
+    time.sleep(0.3)  # line 3 begins to spin (not yet begun, the run stops all the same)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)  # handled apart (two at the same instant are one pending signal anyway)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert lines_of((head + out).decode()) == ["one"]
+    assert err.decode().splitlines() == [
+        "<stdin>:1: runtime_error: echo.wat: wasm `unreachable` instruction executed",
+        "vrclog: interrupted after 2 lines (1 event written)"]
+    assert json.loads(report.read_text())["runs"][0]["invocations"][0]["exitCode"] == 130

@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -75,6 +76,9 @@ if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported wh
 
 F = TypeVar("F", bound=Callable[..., Any])
 SIGNAL_EXIT = stop_signals()
+#: Stop signals closer together than this are one stop: `timeout -s INT` sends SIGINT to
+#: the process and to its group, and a person's second Ctrl-C comes later than that.
+SAME_STOP_S = 0.5
 
 
 def version_text() -> str:
@@ -389,10 +393,36 @@ def run_parse(options: ParseOptions, view: View) -> None:
                    on_finding=reports.add if view.reports else None,
                    on_compile=None if view.quiet else functools.partial(compile_notice, err))
 
+    reports_due = [bool(view.reports)]  # written once, by the run's end or a second Ctrl-C
+
+    def write_reports(code: int, failure: str | None) -> int:
+        """Every report, whole, however the run ended; the exit code (the largest wins)."""
+        if not reports_due[0]:
+            return code
+        reports_due[0] = False
+        try:
+            reports.write(RunOutcome(
+                code, partial_reason(run.stopped_code, failure), paths, run.stats.lines,
+                dict(run.stats.events_by_type), dict(run.stats.errors_by_kind)))
+        except OutputError as exc:
+            code = max(code, print_error(err, exc))
+        return code
+
+    first_stop: list[float] = []
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if run.interrupted:  # a second Ctrl-C: leave at once
-            os._exit(SIGNAL_EXIT.get(signum, ExitCode.INTERRUPTED))
-        run.interrupt(SIGNAL_EXIT.get(signum, ExitCode.INTERRUPTED))
+        code: int = SIGNAL_EXIT.get(signum, ExitCode.INTERRUPTED)
+        if first_stop:
+            if time.monotonic() - first_stop[0] < SAME_STOP_S:
+                return  # the same Ctrl-C: `timeout -s INT` signals the process and its group
+            # A second Ctrl-C: leave at once, with what was already decided written.
+            with contextlib.suppress(OSError):
+                writer.flush()
+            code = write_reports(code, None)
+            print_run_end(err, run, code)
+            os._exit(code)
+        first_stop.append(time.monotonic())
+        run.interrupt(code)
 
     previous = {sig: signal.signal(sig, on_signal) for sig in SIGNAL_EXIT}
     for signum in take_early_stops(restore=False):  # Ctrl-C while vrclog started: a stop as any
@@ -415,13 +445,7 @@ def run_parse(options: ParseOptions, view: View) -> None:
             bar.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if view.reports:  # every report, whole, however the run ended
-            try:
-                reports.write(RunOutcome(
-                    code, partial_reason(run.stopped_code, failure), paths, run.stats.lines,
-                    dict(run.stats.events_by_type), dict(run.stats.errors_by_kind)))
-            except OutputError as exc:  # the largest exit code wins, as everywhere
-                code = max(code, print_error(err, exc))
+        code = write_reports(code, failure)
     if run.output_closed:
         silence_stdout()
     else:
@@ -663,6 +687,10 @@ def entry() -> NoReturn:
             pass  # the usual exit reports it as it always has
         else:
             os._exit(code)
+    # The run is over: a stop signal now (the second of `timeout -s INT`'s two) has nothing
+    # to stop, and would kill the process mid-teardown (Python restores the default handler).
+    for stop in SIGNAL_EXIT:
+        signal.signal(stop, signal.SIG_IGN)
     sys.exit(code)
 
 
