@@ -132,3 +132,26 @@ def test_auto_runs_one_job_where_prefilters_leave_little(tmp_path: Path) -> None
     assert little(sparse, default_jobs=False)  # estimated alike, but the asked-for jobs run
     assert not little(dense)
     assert not little(sparse, prefilter=False)  # every line reaches the plugin
+
+
+def test_the_library_calls_are_strict_about_what_they_take(tmp_path: Path) -> None:
+    """One string is not lines (it iterated characters: 0 events, no error); plugins load at
+    the call, so a bad one fails there, not at the first event; a problem keeps the plugin's
+    own text."""
+    from vrclog_cli import LineProblem, PluginLoadError, parse_files, parse_lines
+
+    with pytest.raises(TypeError, match="not one string"):
+        parse_lines("2024.01.15 23:59:59 Log        -  [Behaviour] OnPlayerJoined Alice (usr_1)")
+    with pytest.raises(TypeError, match="not one"):
+        parse_files("sample_logs/vrpoker.log")
+    with pytest.raises(PluginLoadError):
+        parse_lines(["x"], plugins=["no/such/plugin.wasm"])
+    with pytest.raises(PluginLoadError):
+        parse_files(["sample_logs/vrpoker.log"], plugins=["no/such/plugin.wasm"])
+    from .conftest import answer, wat_plugin
+
+    segment, body = answer('{"ok":false,"error":"two\\nlines\\u001b[2J","code":"E\\r1"}')
+    (tmp_path / "p.wat").write_text(wat_plugin(body, extra=segment))
+    problems: list[LineProblem] = []
+    assert list(parse_lines(["x"], plugins=[tmp_path / "p.wat"], on_error=problems.append)) == []
+    assert (problems[0].message, problems[0].code) == ("two\nlines\x1b[2J", "E\r1")

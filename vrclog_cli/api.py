@@ -36,8 +36,13 @@ def parse_lines(lines: Iterable[str], *, plugins: Sequence[str | Path | Plugin] 
 
     ``plugins``: paths (loaded for this call) or loaded ``Plugin``s; without any,
     or with ``builtin=True`` ahead of them, the built-in VRChat parser.  ``jobs``
-    threads parse at once; the order stays the input's.
+    threads parse at once; the order stays the input's.  Plugins are loaded at the
+    call (a PluginLoadError comes here, not at the first event); the lines are read
+    as the events are asked for.
     """
+    if isinstance(lines, str | bytes):
+        raise TypeError("parse_lines takes an iterable of lines, not one string: "
+                        "parse_lines([line]) or parse_lines(text.splitlines())")
     limits = limits or Limits()
     return _events(_batches(lines, source, limits.max_line_bytes), plugins, builtin, jobs, limits,
                    prefilter, on_error)
@@ -51,6 +56,8 @@ def parse_files(paths: Sequence[str | Path], *, plugins: Sequence[str | Path | P
     InputError, or, with ``on_error``, a ``LineProblem`` of kind ``input_error`` at line 0
     (cannot be read) or at the first line it could not give whole (the other files are
     still read)."""
+    if isinstance(paths, str | bytes | Path):
+        raise TypeError("parse_files takes a sequence of paths, not one: parse_files([path])")
     limits = limits or Limits()
 
     def batches() -> Iterator[Lines]:
@@ -91,8 +98,14 @@ def _batches(lines: Iterable[str], source: str, max_line_bytes: int) -> Iterator
 def _events(batches: Iterable[Lines], plugins: Sequence[str | Path | Plugin] = (), builtin: bool = False,
             jobs: int = 1, limits: Limits | None = None, prefilter: bool = True,
             on_error: ErrorHandler | None = None) -> Iterator[Event]:
+    """The plugins loaded now (a load error at the call); the events as they are asked for."""
     limits = limits or Limits()
     runtime, parsers = _parsers(plugins, builtin, jobs, limits, prefilter)
+    return _run(batches, runtime, parsers, jobs, limits, on_error)
+
+
+def _run(batches: Iterable[Lines], runtime: Runtime | None, parsers: list[Parser], jobs: int,
+         limits: Limits, on_error: ErrorHandler | None) -> Iterator[Event]:
     stopped = False
 
     def run(batch: Lines) -> Outcomes:

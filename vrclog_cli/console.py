@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from .errors import ExitCode
-from .events import printable
+from .events import one_line, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -220,7 +220,7 @@ def print_diagnostic(out: Printer, diag: Diagnostic, *, colour: bool) -> None:
 
 
 def print_plugin_log(out: Printer, log: PluginLog) -> None:
-    out.print(f"{log.plugin.name}: {log.level_name}: {log.message}", markup=False)
+    out.print(f"{log.plugin.name}: {log.level_name}: {one_line(log.message)}", markup=False)
 
 
 def plural(count: int, noun: str) -> str:

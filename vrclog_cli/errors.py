@@ -147,7 +147,8 @@ class LineProblem:
     """A per-line error as data: where, which parser, what kind and why.
 
     ``kind``: timeout, runtime_error, plugin_error or input_too_large (and, for a
-    file that cannot be read, input_error at line 0); ``code`` is a plugin's own.
+    file that cannot be read, input_error at line 0, or at the first line a damaged
+    one could not give whole); ``code`` is a plugin's own.
     """
 
     source: str

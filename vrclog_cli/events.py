@@ -154,12 +154,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, the cut shown with an ellipsis."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def plugin_reported(message: object, code: object) -> PluginRuntimeError:
-    """The plugin's own per-line error (``plugin_error``): its message and code, each on
-    one line; whatever is not a non-empty string is left out."""
+    """The plugin's own per-line error (``plugin_error``): its message and code as it gave
+    them (cut to 500 and 100 characters; a display writes controls out, one_line);
+    whatever is not a non-empty string is left out."""
     return PluginRuntimeError(
-        one_line(message) if isinstance(message, str) and message else "plugin reported an error",
-        code=one_line(code, 100) if isinstance(code, str) and code else None,
+        cut(message, 500) if isinstance(message, str) and message else "plugin reported an error",
+        code=cut(code, 100) if isinstance(code, str) and code else None,
         from_plugin=True,
     )
 

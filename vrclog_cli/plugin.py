@@ -40,7 +40,7 @@ from .abi import (
 )
 from .component import EXPORT, HOST_INTERFACE, CompiledComponent, CompileNotice, ExternRow, externs
 from .errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
-from .events import Event, decode_event, decode_output, one_line, plugin_reported
+from .events import Event, decode_event, decode_output, plugin_reported
 from .hostfuncs import LogLimiter, component_host_calls, define_host_functions, define_wasi
 from .limits import Limits, format_size
 from .loader import CompiledPlugin, compile_plugin
@@ -486,8 +486,8 @@ class Plugin:
         handler = self.runtime.on_log
         if handler is None:
             return
-        cut = message[: self.limits.log_message_bytes].decode("utf-8", "replace").rstrip("\n")
-        handler(PluginLog(self.path, level, one_line(cut)))
+        text = message[: self.limits.log_message_bytes].decode("utf-8", "replace").rstrip("\n")
+        handler(PluginLog(self.path, level, text))  # as the plugin wrote it: shown with one_line
 
     def world_externs(self) -> tuple[list[ExternRow], list[ExternRow]]:
         """A component's imports and exports as ``plugin info`` lists them (from the code

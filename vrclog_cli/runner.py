@@ -41,7 +41,7 @@ from .errors import (
     UsageError,
     stop_signals,
 )
-from .events import Event
+from .events import Event, one_line
 from .filters import EventFilter
 from .follow import follow_items
 from .limits import MIB, Limits
@@ -69,6 +69,8 @@ if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs sta
 #: Batches where few lines reach a parser: the built-in parser alone, or plugins that
 #: all declare a prefilter.  Per batch the pool costs ~30 µs, a prefiltered line ~0.1.
 SKIM_BATCH_LINES = 1024
+#: A per-line diagnostic's length at most (a plugin's message is cut at 500 characters).
+DIAGNOSTIC_CHARS = 2000
 POLL_S = 0.05  # longest the main thread waits before it looks at signals again
 CANCEL_GRACE_S = 1.0  # how long cancelled worker processes get to hand back finished lines
 
@@ -368,11 +370,13 @@ class ParseRun:
             self.stats.errors_by_kind[failure.kind] += 1
             problem = LineProblem(batch.source, batch.first + outcome.index, failure.plugin,
                                   failure.kind, failure.message, failure.code)
-            self.report(Diagnostic(str(problem), per_line=True))
+            # One line each, the plugin's newlines and controls written out: the problem
+            # itself keeps the plugin's own text (a library caller's on_error gets it).
+            self.report(Diagnostic(one_line(str(problem), DIAGNOSTIC_CHARS), per_line=True))
             if self._on_finding is not None:
-                code = f" ({failure.code})" if failure.code else ""
+                code = f" ({one_line(failure.code, 100)})" if failure.code else ""
                 self._on_finding(Finding(batch.source, problem.line, failure.kind, "warning",
-                                         f"{failure.plugin}: {failure.message}{code}"))
+                                         f"{failure.plugin}: {one_line(failure.message)}{code}"))
 
     def _drain(self, pool: OrderedPool[Lines, Batch]) -> None:
         for batch, result in pool.completed():
