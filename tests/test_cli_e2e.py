@@ -571,3 +571,20 @@ def test_two_signals_at_once_are_one_ctrl_c(tmp_path: Path, echo: Path) -> None:
         "<stdin>:1: runtime_error: echo.wat: wasm `unreachable` instruction executed",
         "vrclog: interrupted after 2 lines (1 event written)"]
     assert json.loads(report.read_text())["runs"][0]["invocations"][0]["exitCode"] == 130
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "pretty"])
+def test_a_lone_surrogate_from_a_plugin_is_written_as_u_fffd(tmp_path: Path, fmt: str) -> None:
+    """`"\\ud800"` without its pair is no character: it was written as '?' (JSON Lines) or
+    stopped the run with an internal error (pretty)."""
+    from .conftest import answer, wat_plugin
+
+    segment, body = answer('{"ok":true,"events":[{"type":"x","data":{"k":"a\\ud800b\\udc00"}}]}')
+    plugin = tmp_path / "p.wat"
+    plugin.write_text(wat_plugin(body, extra=segment))
+    result = vrclog("parse", "--plugin", plugin, "--format", fmt, stdin=b"line\n")
+    assert result.returncode == 0, result.stderr
+    if fmt == "jsonl":
+        assert json.loads(result.stdout)["data"]["k"] == "a\ufffdb\ufffd"
+    else:
+        assert "k=a\ufffdb\ufffd" in result.stdout

@@ -119,7 +119,9 @@ _CONTROL |= {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
 
 
 #: What a terminal would act on: C0 controls but tab and newline, DEL, and C1 controls.
-_UNPRINTABLE = {c: f"\\x{c:02x}" for c in (*range(9), *range(11, 32), 0x7F, *range(0x80, 0xA0))}
+_UNPRINTABLE: dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(9), *range(11, 32), 0x7F,
+                                                             *range(0x80, 0xA0))}
+_UNPRINTABLE |= dict.fromkeys(range(0xD800, 0xE000), "\ufffd")  # no character: not writable either
 
 
 def printable(text: str) -> str:

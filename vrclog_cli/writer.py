@@ -7,6 +7,7 @@ input.  Whole lines are written at once, so a stop never leaves half a line.
 
 from __future__ import annotations
 
+import codecs
 import select
 import sys
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
@@ -46,6 +47,19 @@ def event_json(event: Event, raw_line: str | None = None) -> str:
         text += ',"data":{' + ",".join([encode_json_string(key) + ":" + encode_json_string(value)
                                         for key, value in event.data.items()]) + "}"
     return line_safe(text + "}")
+
+
+UNPAIRED_AS_FFFD = "vrclog.unpaired-as-fffd"
+
+
+def _unpaired_as_fffd(exc: UnicodeError) -> tuple[bytes, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    # Bytes: the UTF-8 encoder takes only ASCII text back from a handler.
+    return "\ufffd".encode() * (exc.end - exc.start), exc.end
+
+
+codecs.register_error(UNPAIRED_AS_FFFD, _unpaired_as_fffd)
 
 
 def line_safe(text: str) -> str:
@@ -102,7 +116,9 @@ class JsonLinesWriter:
     def flush(self) -> None:
         if self._parts:
             self._parts.append("")  # the last line's newline, from the join
-            data = "\n".join(self._parts).encode("utf-8", "replace")
+            # A plugin's lone surrogate ("\ud800" in its JSON) becomes U+FFFD, as invalid
+            # UTF-8 does everywhere ("replace" would write "?").
+            data = "\n".join(self._parts).encode("utf-8", UNPAIRED_AS_FFFD)
             self._parts.clear()
             self._size = 0
             self.out.write(data)
