@@ -127,8 +127,25 @@ def externs(ctype: wc.ComponentType, engine: wasmtime.Engine) -> tuple[list[Exte
     return rows(ctype.imports(engine)), rows(ctype.exports(engine))
 
 
+#: The WASI 0.2 interfaces wasmtime's linker provides (add_wasip2): any other wasi: name
+#: failed only at instantiation, as "cannot instantiate: unknown error".
+WASI_P2_INTERFACES = frozenset({
+    "wasi:cli/environment", "wasi:cli/exit", "wasi:cli/stdin", "wasi:cli/stdout", "wasi:cli/stderr",
+    "wasi:cli/terminal-input", "wasi:cli/terminal-output", "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout", "wasi:cli/terminal-stderr",
+    "wasi:clocks/monotonic-clock", "wasi:clocks/wall-clock",
+    "wasi:filesystem/types", "wasi:filesystem/preopens",
+    "wasi:io/error", "wasi:io/poll", "wasi:io/streams",
+    "wasi:random/random", "wasi:random/insecure", "wasi:random/insecure-seed",
+    "wasi:sockets/network", "wasi:sockets/instance-network", "wasi:sockets/udp",
+    "wasi:sockets/udp-create-socket", "wasi:sockets/tcp", "wasi:sockets/tcp-create-socket",
+    "wasi:sockets/ip-name-lookup",
+})
+
+
 def _is_wasi_p2(name: str) -> bool:
-    return name.startswith("wasi:") and "@0.2." in name
+    interface, _, version = name.partition("@")
+    return interface in WASI_P2_INTERFACES and version.startswith("0.2.")
 
 
 def validate_world(path: Path, ctype: wc.ComponentType, engine: wasmtime.Engine) -> None:

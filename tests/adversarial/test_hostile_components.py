@@ -129,7 +129,13 @@ REFUSED: dict[str, tuple[str, str]] = {
         "import vrclog:plugin/host@1.0.0#exec is not a host function"),
     "WASI interface wasmtime lacks": (component_wat(
         component_head='(import "wasi:nothing/here@0.2.0" (instance $x (export "f" (func))))'),
-        "cannot instantiate:"),
+        "import wasi:nothing/here@0.2.0 is not available"),
+    "unknown WASI package": (component_wat(
+        component_head='(import "wasi:evil/pwn@0.2.0" (instance $x (export "f" (func))))'),
+        "import wasi:evil/pwn@0.2.0 is not available"),
+    "unknown interface of a WASI package": (component_wat(
+        component_head='(import "wasi:cli/evil@0.2.0" (instance $x (export "f" (func))))'),
+        "import wasi:cli/evil@0.2.0 is not available"),
     "trap while starting": (component_wat(core_extra="(start $boom) (func $boom unreachable)"),
                             "cannot instantiate: wasm `unreachable` instruction executed"),
 }
