@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .batch import Outcomes, Parser, ParserSpec, build_parsers, process_batch
 from .builtin import BuiltinParser
@@ -46,6 +46,17 @@ def parse_lines(lines: Iterable[str], *, plugins: Sequence[str | Path | Plugin] 
     limits = limits or Limits()
     return _events(_batches(lines, source, limits.max_line_bytes), plugins, builtin, jobs, limits,
                    prefilter, on_error)
+
+
+def located_events(lines: Iterable[str], *, plugins: Sequence[str | Path | Plugin] = (),
+                   builtin: bool = False, limits: Limits | None = None, prefilter: bool = True,
+                   on_error: ErrorHandler | None = None,
+                   source: str = "<lines>") -> Iterator[tuple[str, int, Event]]:
+    """``parse_lines``, each event with its source and line number (for parse_bag's records)."""
+    limits = limits or Limits()
+    runtime, parsers = _parsers(plugins, builtin, 1, limits, prefilter)
+    return _run(_batches(lines, source, limits.max_line_bytes), runtime, parsers, 1, limits, on_error,
+                located=True)
 
 
 def parse_files(paths: Sequence[str | Path], *, plugins: Sequence[str | Path | Plugin] = (),
@@ -105,7 +116,7 @@ def _events(batches: Iterable[Lines], plugins: Sequence[str | Path | Plugin] = (
 
 
 def _run(batches: Iterable[Lines], runtime: Runtime | None, parsers: list[Parser], jobs: int,
-         limits: Limits, on_error: ErrorHandler | None) -> Iterator[Event]:
+         limits: Limits, on_error: ErrorHandler | None, located: bool = False) -> Iterator[Any]:
     stopped = False
 
     def run(batch: Lines) -> Outcomes:
@@ -120,7 +131,12 @@ def _run(batches: Iterable[Lines], runtime: Runtime | None, parsers: list[Parser
                     if on_error is None:
                         raise LineFailed(problem)
                     on_error(problem)
-                yield from outcome.events
+                if located:
+                    where = batch.first + outcome.index
+                    for event in outcome.events:
+                        yield batch.source, where, event
+                else:
+                    yield from outcome.events
     finally:  # done, failed, or abandoned by the caller: stop the calls in flight
         stopped = True
         if runtime is not None:

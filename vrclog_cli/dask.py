@@ -8,9 +8,11 @@
     events, errors = events_of(records), errors_of(records)
     json_lines(events).to_textfiles("out/events-*.jsonl.gz")   # as vrclog parse writes them
 
-Each record is an event's JSON object, as ``vrclog parse`` writes it, or, for a
-per-line error, ``{"error": {"source", "line", "parser", "kind", "message",
-"code"}}``: errors are data in the same bag, never lost.  Plugins travel
+Each record is an event's JSON object, as ``vrclog parse`` writes it, with
+``"source"`` and ``"line"`` added (where it was found), or, for a per-line
+error, ``{"error": {"source", "line", "parser", "kind", "message", "code"}}``:
+errors are data in the same bag, never lost.  ``json_lines`` writes events as
+``vrclog parse`` does (without the two keys).  Plugins travel
 pickled by reference (path, content hash, limits); each worker process loads
 each plugin once, its compiled code from vrclog's module cache.  Workers need
 vrclog installed and the plugin files at the same paths.
@@ -25,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import parse_lines
+from .api import located_events
 from .errors import LineProblem
 from .limits import Limits
 from .writer import line_safe
@@ -69,6 +71,8 @@ def json_lines(records: Bag) -> Bag:
 
 
 def _json_line(record: Record) -> str:
+    if "error" not in record:  # an event: as vrclog parse writes it, without where it was found
+        record = {k: v for k, v in record.items() if k not in ("source", "line")}
     return line_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -90,9 +94,10 @@ def _parse_partition(items: Iterable[Any], plugins: list[Plugin], builtin: bool,
 
     for path, group in itertools.groupby(items, key=_path_of):
         lines = (item[0] if isinstance(item, tuple) else item for item in group)
-        for event in parse_lines(lines, plugins=plugins, builtin=builtin, limits=limits,
-                                 on_error=keep_problem, source=path or source):
-            records.append(event.to_dict())
+        for where, number, event in located_events(lines, plugins=plugins, builtin=builtin,
+                                                   limits=limits, on_error=keep_problem,
+                                                   source=path or source):
+            records.append({**event.to_dict(), "source": where, "line": number})
     return records
 
 
