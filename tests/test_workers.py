@@ -156,3 +156,43 @@ def test_workers_go_when_the_main_process_is_killed(echo: Path) -> None:
     while any(alive(p) for p in helpers) and time.monotonic() - killed < 5:
         time.sleep(0.05)
     assert time.monotonic() - killed < 1.0, [p for p in helpers if alive(p)]
+
+
+def _with_open_files(limit: int, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`vrclog ARGS` under `ulimit -n LIMIT` (soft and hard)."""
+    def cap() -> None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    done = subprocess.run([VRCLOG_BIN, *map(str, args)], capture_output=True, timeout=300,
+                          preexec_fn=cap)
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(),
+                                       done.stderr.decode())
+
+
+@pytest.mark.posix
+def test_few_file_descriptors_are_fewer_workers_or_one_error(busy_log: tuple[Path, bytes]) -> None:
+    """`ulimit -n 16` with worker processes exited 70 (EMFILE), and at 8 with a raw traceback:
+    now a run fits its workers to the limit and says so once, or, with no room for one
+    worker and --workers processes asked for, gives one error naming the limit (exit 2)."""
+    log, expected = busy_log
+    args = ("parse", "--plugin", BUSY, "--jobs", "2", "--timeout", "5s", log)
+    none_fit = _with_open_files(12, *args, "--workers", "processes")
+    assert none_fit.returncode == 2 and none_fit.stdout == ""
+    assert none_fit.stderr.startswith("vrclog: error: ulimit -n 12: too few file descriptors")
+    assert len(none_fit.stderr.splitlines()) == 1
+    big = log.parent / "big.log"  # over the 4 MiB from which auto starts worker processes
+    big.write_text("".join(f"2024.01.15 23:59:59 Log        -  [VRPoker] Round {i} begins\n"
+                           for i in range(100_000)))
+    vrpoker = BUSY.with_name("vrpoker.wasm")
+    threads = _with_open_files(12, "parse", "--plugin", vrpoker, "--jobs", "2", big)
+    assert threads.returncode == 0 and threads.stdout.count("\n") == 100_000
+    (warning,) = threads.stderr.splitlines()
+    assert warning.startswith("vrclog: warning: ulimit -n 12 leaves room for 0 of 2 worker processes "
+                              "(--jobs 2 needs about ") and warning.endswith("): running on threads")
+    one = _with_open_files(20, *args, "--workers", "processes")
+    assert one.returncode == 0 and one.stdout.encode() == expected
+    assert "leaves room for 1 of 2 worker processes" in one.stderr
+    assert "running on 1 worker process" in one.stderr
+    tiny = _with_open_files(8, *args, "--workers", "threads")
+    assert tiny.returncode == 0 and "Traceback" not in tiny.stderr

@@ -134,7 +134,12 @@ class LazyStderr:
         return self.console.is_terminal
 
     def print(self, *objects: Any, **options: Any) -> None:
-        self.console.print(*objects, **options)
+        try:
+            self.console.print(*objects, **options)
+        except OSError:  # rich could not even be imported (no file descriptor left: EMFILE)
+            if all(isinstance(o, str) for o in objects) and sys.stderr is not None:
+                sys.stderr.write(printable(" ".join(objects)) + "\n")
+                sys.stderr.flush()
 
 
 @contextmanager

@@ -407,10 +407,24 @@ class ParseRun:
             return OrderedPool(Inline(), self._process, window)
         if use_processes(opts):
             # Threads share one interpreter lock; processes scale (see README, Performance).
-            from .workers import ProcessWorkers
+            from .workers import ProcessWorkers, workers_that_fit
 
-            workers = ProcessWorkers(opts.parser_spec, opts.jobs)
-            return OrderedPool(workers, self._process, window, control=workers)
+            fit, limit, want = workers_that_fit(opts.jobs)
+            if fit < opts.jobs:  # a low `ulimit -n`: EMFILE while starting them was exit 70
+                need = f"--jobs {opts.jobs} needs about {want}"
+                if fit == 0 and opts.workers == "processes":
+                    raise UsageError(f"ulimit -n {limit}: too few file descriptors for worker processes "
+                                     f"({need}); raise the limit, or use --workers threads")
+                how = f"{fit} worker process{'es' if fit > 1 else ''}" if fit else "threads"
+                self.report(Diagnostic(f"ulimit -n {limit} leaves room for {fit} of {opts.jobs} worker "
+                                       f"processes ({need}): running on {how}", per_line=False,
+                                       severity="warning"))
+                if fit:
+                    workers = ProcessWorkers(opts.parser_spec, fit)
+                    return OrderedPool(workers, self._process, max(4, fit * 4), control=workers)
+            else:
+                workers = ProcessWorkers(opts.parser_spec, opts.jobs)
+                return OrderedPool(workers, self._process, window, control=workers)
         if opts.jobs == 1 or not opts.plugins:
             # One job, or only the built-in parser (pure Python: threads would only
             # take turns holding the interpreter lock).
