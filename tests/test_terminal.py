@@ -255,6 +255,27 @@ def test_follow_directory_picks_up_newer_log(tmp_path: Path, echo: Path) -> None
     assert code == 130
 
 
+def test_following_a_folder_reads_every_log_to_its_end_however_fast_they_come(
+        tmp_path: Path, echo: Path) -> None:
+    """Two logs made within a moment of each other, while a third is followed: each is read
+    whole, in order (the middle one's 1000 lines were lost: the follower jumped to the newest)."""
+    first = tmp_path / "output_log_2024-01-15_10-00-00.txt"
+    first.write_text("first session\n")
+    follower = Follower("--plugin", echo, "--log-dir", tmp_path)
+    try:
+        follower.expect(["first session"])
+        now = time.time()
+        names = ["output_log_2024-01-15_11-00-00.txt", "output_log_2024-01-15_12-00-00.txt"]
+        for n, name in enumerate(names):
+            log = tmp_path / name
+            log.write_text("".join(f"{name[11:30]} {i}\n" for i in range(1000)))
+            os.utime(log, (now + n, now + n))  # made in that order, within a moment
+        follower.expect([f"2024-01-15_{h}-00-00 {i}" for h in ("11", "12") for i in range(1000)], timeout=30)
+    finally:
+        code, _ = follower.stop()
+    assert code == 130
+
+
 def test_tail_alias(tmp_path: Path, echo: Path) -> None:
     log = tmp_path / "x.log"
     log.write_text("via tail\n")

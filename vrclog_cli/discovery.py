@@ -32,11 +32,6 @@ def log_files(directory: Path) -> list[Path]:
     return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
 
-def newest_log(directory: Path) -> Path | None:
-    files = log_files(directory)
-    return files[-1] if files else None
-
-
 def find_default_logs() -> tuple[Path | None, list[Path]]:
     """(the first existing VRChat log folder, its logs oldest first)."""
     for directory in default_log_dirs():

@@ -5,7 +5,9 @@ truncated and rewritten past the read offset between two polls, which the
 bytes just before the offset tell) and replacement (rotation:
 the path now names another file, which is read from its start once the old
 one is drained).  Given a directory, follows its newest ``output_log_*.txt``
-and moves to a newer one when VRChat starts it.  A partial last line waits
+and moves on when VRChat starts another: to the next log after it, oldest first,
+each read to its end (however fast new ones appear: jumping to the newest lost
+a log made in between).  A partial last line waits
 for its newline.  Never ends by itself: the run is stopped by a signal.
 """
 
@@ -16,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .discovery import newest_log
+from .discovery import log_files
 from .errors import InputError
 from .sources import BATCH_LINES, CHUNK, Idle, Item, LineSplitter, SourceFailed, open_shared
 
@@ -73,9 +75,15 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
     """Batches of lines as they are appended, with an Idle marker whenever caught up."""
     base = Path(target)
     watch_dir = base if base.is_dir() else None
+    #: Logs of the folder read to their end, or there before the run (tail starts at the newest).
+    finished: set[Path] = set(log_files(watch_dir)[:-1]) if watch_dir is not None else set()
 
-    def current_path() -> Path | None:
-        return newest_log(watch_dir) if watch_dir is not None else base
+    def current_path(after: Path | None = None) -> Path | None:
+        """The log to read next: the oldest of the folder's not yet finished (other than
+        ``after``, the one being read); the path itself when following a file."""
+        if watch_dir is None:
+            return base
+        return next((p for p in log_files(watch_dir) if p not in finished and p != after), None)
 
     followed: _Followed | None = None
     reported_missing = False
@@ -111,7 +119,7 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
             same = (st.st_dev, st.st_ino) == followed.inode
         except FileNotFoundError:
             st, same = None, False
-        newer = current_path()
+        newer = current_path(after=followed.path)
         if same and st is not None and followed.rewritten(st.st_size):
             followed.start_over()
         elif not same or (newer is not None and newer != followed.path):
@@ -121,6 +129,7 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
                 if lines is not None:
                     yield from lines.batches(batch_lines)
             followed.close()
+            finished.add(followed.path)
             followed = None
             reported_missing = False
     if followed is not None:
