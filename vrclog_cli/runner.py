@@ -211,11 +211,40 @@ class ParseRun:
             raise UsageError(
                 f"--fail-on: the built-in parser gives no event of type {', '.join(unknown)} "
                 f"({hint}`vrclog types` lists its types; 'any' for every type)")
-        self.runtime, self.parsers = build_parsers(opts.parser_spec, self._on_log, self._on_compile)
+        if not opts.plugins:
+            self.runtime, self.parsers = build_parsers(opts.parser_spec, self._on_log, self._on_compile)
+        elif (built := self._load_interruptibly()) is None:
+            return  # stopped while loading (a Ctrl-C during a component's seconds-long compile)
+        else:
+            self.runtime, self.parsers = built
         self.stats.plugins = [p.name for p in self.parsers]
         for parser in self.parsers:
             for warning in getattr(parser, "warnings", ()):
                 self.report(Diagnostic(warning, per_line=False, severity="warning"))
+
+    def _load_interruptibly(self) -> tuple[Runtime | None, list[Parser]] | None:
+        """build_parsers on a thread of its own, the calling thread waiting for it or for
+        a stop, whichever comes first (None: a stop).  Compiling a large component takes
+        seconds inside wasmtime, where no signal handler runs: a Ctrl-C then took 4-14 s.
+        A compile left behind ends with the process; its cache entry is written atomically
+        (a crashed write's temporary file is swept by the next writer), never half."""
+        result: list[tuple[Runtime | None, list[Parser]] | BaseException] = []
+
+        def build() -> None:
+            try:
+                result.append(build_parsers(self.options.parser_spec, self._on_log, self._on_compile))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                result.append(exc)
+
+        loader = threading.Thread(target=build, name="vrclog-load", daemon=True)
+        loader.start()
+        while loader.is_alive():
+            loader.join(POLL_S)
+            if self._stop_code is not None:
+                return None
+        if isinstance(result[0], BaseException):
+            raise result[0]
+        return result[0]
 
     @property
     def interrupted(self) -> bool:
