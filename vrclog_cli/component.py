@@ -198,16 +198,24 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
     from wasmtime import component as wc
 
     key = module_cache.cache_key(digest, f"component,max_memory={max_memory_bytes},{engine_settings}")
+    if (why := module_cache.load_refusal(key)) is not None:  # refused before: no compile again
+        raise PluginLoadError(f"{path}: {why}")
     compiled = module_cache.load_with(wc.Component.deserialize, engine, key)
     from_cache = compiled is not None
-    if compiled is None:
-        announce = notice if len(data) >= ANNOUNCED_BYTES else None
-        try:
-            with announce(path, len(data)) if announce is not None else nullcontext():
-                compiled = wc.Component(engine, data)
-        except wasmtime.WasmtimeError as exc:
-            raise PluginLoadError.invalid(path, "component", exc) from None
-    validate_world(path, compiled.type, engine)
+    try:
+        if compiled is None:
+            announce = notice if len(data) >= ANNOUNCED_BYTES else None
+            try:
+                with announce(path, len(data)) if announce is not None else nullcontext():
+                    compiled = wc.Component(engine, data)
+            except wasmtime.WasmtimeError as exc:
+                raise PluginLoadError.invalid(path, "component", exc) from None
+        validate_world(path, compiled.type, engine)
+    except PluginLoadError as exc:
+        # The verdict, kept like the compiled code (seconds and ~400 MB of compiling a
+        # refused interpreter's component on every run, measured 7 s otherwise).
+        module_cache.store_refusal(key, str(exc).removeprefix(f"{path}: "))
+        raise
     if not from_cache:
         module_cache.store(compiled, key)
     return CompiledComponent(path=path, component=compiled, engine=engine, from_cache=from_cache,

@@ -36,6 +36,7 @@ import wasmtime
 from .capi import wasmtime_version
 
 T = TypeVar("T")
+E = TypeVar("E")  # what deserialize takes: an engine (None for a refusal's text)
 
 
 class Serializable(Protocol):
@@ -201,8 +202,7 @@ def _opened(key: str, blob: bytes) -> bytes | str:
     return payload
 
 
-def load_with(deserialize: Callable[[wasmtime.Engine, bytes], T], engine: wasmtime.Engine,
-              key: str) -> T | None:
+def load_with(deserialize: Callable[[E, bytes], T], engine: E, key: str) -> T | None:
     """``load`` for what ``deserialize`` makes (a module or a component)."""
     directory = _trusted_dir()
     if directory is None:
@@ -252,6 +252,27 @@ def store(module: Serializable, key: str) -> Path | None:
         return target
     except (OSError, wasmtime.WasmtimeError):
         return None
+
+
+class _Verdict:
+    """Why a plugin was refused after its compile (a Serializable of its text)."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    def serialize(self) -> bytearray:
+        return bytearray(self.why.encode("utf-8", "replace"))
+
+
+def store_refusal(key: str, why: str) -> None:
+    """Remembers that the plugin cached under ``key`` is refused, and why (without its
+    path): a component refused after seconds of compiling is not compiled on every run."""
+    store(_Verdict(why), f"{key}-refused")
+
+
+def load_refusal(key: str) -> str | None:
+    """Why the plugin cached under ``key`` was refused, if it was (store_refusal)."""
+    return load_with(lambda _engine, payload: payload.decode("utf-8", "replace"), None, f"{key}-refused")
 
 
 def sweep(directory: Path) -> None:
