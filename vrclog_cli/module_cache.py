@@ -267,12 +267,19 @@ class _Verdict:
 def store_refusal(key: str, why: str) -> None:
     """Remembers that the plugin cached under ``key`` is refused, and why (without its
     path): a component refused after seconds of compiling is not compiled on every run."""
-    store(_Verdict(why), f"{key}-refused")
+    store(_Verdict(why), _refusal_key(key))
 
 
 def load_refusal(key: str) -> str | None:
     """Why the plugin cached under ``key`` was refused, if it was (store_refusal)."""
-    return load_with(lambda _engine, payload: payload.decode("utf-8", "replace"), None, f"{key}-refused")
+    return load_with(lambda _engine, payload: payload.decode("utf-8", "replace"), None, _refusal_key(key))
+
+
+def _refusal_key(key: str) -> str:
+    """A verdict is this vrclog's: another version may accept what this one refuses."""
+    from . import __version__
+
+    return f"{key}-refused-{__version__}"
 
 
 def sweep(directory: Path) -> None:
