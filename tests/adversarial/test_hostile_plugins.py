@@ -220,3 +220,42 @@ def test_wasi_cannot_open_files_or_read_our_stdin(tmp_path: Path) -> None:
     outcome = run_vrclog("--plugin", plugin, stdin=b"good one\nBAD line\ngood two\n" + b"more\n" * 100)
     assert outcome.code == 0, outcome.stderr
     assert outcome.lines == [*GOOD, *["more"] * 100]
+
+
+STDERR_FLOOD = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 0x100) "flood!\\n")
+  (func (export "abi_version") (result i32) i32.const 2)
+  (func (export "alloc") (param i32) (result i32) i32.const 0x1000)
+  (func (export "parse_line") (param i32 i32) (result i64)
+    (i32.store (i32.const 0x200) (i32.const 0x100))
+    (i32.store (i32.const 0x204) (i32.const 7))
+    (loop $l (drop (call $fd_write (i32.const 2) (i32.const 0x200) (i32.const 1) (i32.const 0x300)))
+      (br $l))
+    i64.const 0))
+"""
+
+
+@pytest.mark.posix
+def test_a_plugin_flooding_stderr_under_verbose_is_stopped_by_its_budget(tmp_path: Path) -> None:
+    """wasmtime hands each stderr write to threads of its own while the plugin's waits, so
+    the writes used none of the plugin's CPU time: a 1 s budget ran 4.7-5.3 s (3.6 s of CPU,
+    mostly system time).  Its writes are charged to it; the messages shown are rate-limited."""
+    import resource
+    import subprocess
+
+    from ..conftest import VRCLOG_BIN
+
+    plugin = tmp_path / "flood.wat"
+    plugin.write_text(STDERR_FLOOD)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run([VRCLOG_BIN, "parse", "--verbose", "--plugin", str(plugin), "--timeout", "1s"],
+                          input=b"x\n", capture_output=True, timeout=60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert done.returncode == 5, done.stderr
+    assert b"timeout: flood.wat: plugin ran longer than the 1000 ms budget" in done.stderr
+    assert done.stderr.count(b"flood!") <= 20  # rate-limited: 10 a second
+    assert cpu < 2.6, cpu  # measured 1.3 s (start-up and the 1 s budget); 3.6 s before
