@@ -218,6 +218,7 @@ def test_unwritable_report_path_is_a_usage_error_before_any_line(project: Path) 
     (["--report", "sarif=events.jsonl", "LOG"], "events.jsonl", "is standard output's file"),
     (["--report", "sarif=r.json", "--report", "junit=sub/../r.json", "LOG"], None,
      "is --report sarif=r.json"),
+    (["HARD"], "LOG", "standard output is the input HARD"),  # `vrclog parse log >> log`
 ])
 def test_an_output_never_destroys_an_input_stdout_or_another_output(
         project: Path, args: list[str], stdout_to: str | None, clash: str) -> None:
@@ -233,14 +234,15 @@ def test_an_output_never_destroys_an_input_stdout_or_another_output(
     argv = [VRCLOG_BIN, "parse", "--plugin", "p.wat",
             *[a.replace("LOG", LOG_NAME) for a in args]]
     with open(project / "stdin.log", "rb") as stdin, \
-            open(project / (stdout_to or "out.jsonl"), "wb") as stdout:
+            open(project / (stdout_to or "out.jsonl").replace("LOG", LOG_NAME), "ab") as stdout:
         done = subprocess.run(argv, cwd=project, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
     stderr = done.stderr.decode()
     assert done.returncode == 2, stderr
-    assert stderr.startswith("vrclog: error: --report ") and clash.replace("LOG", LOG_NAME) in stderr
+    assert stderr.startswith("vrclog: error: ") and clash.replace("LOG", LOG_NAME) in stderr
     assert len(stderr.splitlines()) == 1
     assert log.read_bytes() == before and (project / "stdin.log").read_bytes() == before
-    assert (project / (stdout_to or "out.jsonl")).read_bytes() == b""
+    if stdout_to != "LOG":
+        assert (project / (stdout_to or "out.jsonl")).read_bytes() == b""
     assert not (project / "r.json").exists()
 
 

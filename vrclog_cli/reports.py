@@ -251,7 +251,10 @@ def _refuse_clashes(destinations: Sequence[tuple[str, str]], inputs: Sequence[st
         if where is not None:
             taken.setdefault(where, f"the input {STDIN_NAME if name == '-' else name}")
     if stdout is not None and (where := file_identity(fd=stdout)) is not None:
-        taken.setdefault(where, "standard output's file")
+        if where in taken:  # `vrclog parse log >> log` would read its own events for ever
+            raise UsageError(f"standard output is {taken[where]}: the run would read what it writes "
+                             "(write the events to a file of their own)")
+        taken[where] = "standard output's file"
     for what, path in destinations:
         where = file_identity(path)
         if where is None:
