@@ -136,7 +136,7 @@ class LazyStderr:
     def print(self, *objects: Any, **options: Any) -> None:
         try:
             self.console.print(*objects, **options)
-        except OSError:  # rich could not even be imported (no file descriptor left: EMFILE)
+        except (OSError, MemoryError):  # rich could not be imported (EMFILE, ulimit -v)
             if all(isinstance(o, str) for o in objects) and sys.stderr is not None:
                 sys.stderr.write(printable(" ".join(objects)) + "\n")
                 sys.stderr.flush()

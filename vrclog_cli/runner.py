@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import queue
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -145,6 +146,15 @@ def use_processes(options: ParseOptions) -> bool:
     return (regular_file_bytes(options.paths) or 0) >= PROCESS_MIN_BYTES
 
 
+def _address_space_limited() -> bool:
+    """Whether an address-space limit (`ulimit -v`) is in force."""
+    if sys.platform == "win32":  # no such limit
+        return False
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
+
+
 @dataclass
 class FailOnHit:
     count: int
@@ -211,7 +221,9 @@ class ParseRun:
             raise UsageError(
                 f"--fail-on: the built-in parser gives no event of type {', '.join(unknown)} "
                 f"({hint}`vrclog types` lists its types; 'any' for every type)")
-        if not opts.plugins:
+        if not opts.plugins or _address_space_limited():
+            # Under `ulimit -v`, on this thread: another's first malloc may reserve a 64 MiB
+            # arena of address space (glibc), and the load failed with MemoryError.
             self.runtime, self.parsers = build_parsers(opts.parser_spec, self._on_log, self._on_compile)
         elif (built := self._load_interruptibly()) is None:
             return  # stopped while loading (a Ctrl-C during a component's seconds-long compile)
