@@ -76,6 +76,16 @@ def keep_collections_off_the_clock() -> None:
         gc.callbacks.append(_on_gc)
 
 
+Share = tuple[float, float]  # (CPU seconds a call used, its budget)
+
+
+def larger_share(kept: Share | None, new: Share) -> Share:
+    """Whichever of two calls used the larger share of its budget (cross-multiplied)."""
+    if kept is None or new[0] * kept[1] > kept[0] * new[1]:
+        return new
+    return kept
+
+
 def take_slowest() -> tuple[float, float] | None:
     """(CPU seconds, budget) of the call on this thread that used the largest share of its
     budget since the last take (None: none measured); recorded only where the runtime

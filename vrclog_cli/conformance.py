@@ -156,25 +156,42 @@ ROOMY = 10
 RETRIED = 3
 
 
-def _too_slow(roomy: list[Plugin], plugin: Plugin, limits: Limits, where: str, line: str) -> Finding:
+class _Rerun:
+    """The plugin loaded again with ROOMY times the budget (on first need), and how many
+    lines it ran."""
+
+    def __init__(self, path: Path, limits: Limits) -> None:
+        self.path = path
+        self.limits = replace(limits, timeout_s=limits.timeout_s * ROOMY,
+                              timeout_per_mib_s=limits.timeout_per_mib_s * ROOMY)
+        self.plugin: Plugin | None = None
+        self.lines = 0
+
+    def cpu_time(self, line: str) -> float | None:
+        """The CPU time the line takes with the larger budget (None: it does not end)."""
+        self.lines += 1
+        try:
+            if self.plugin is None:
+                self.plugin = Runtime(self.limits, measure_cpu=True).load(self.path)
+            self.plugin.parse(line)
+        except (PluginTimeout, PluginLoadError, PluginRuntimeError, InputTooLarge):
+            return None
+        used: float = budget.local.last[0]
+        return used
+
+    def close(self) -> None:
+        if self.plugin is not None:
+            self.plugin.runtime.close()
+
+
+def _too_slow(rerun: _Rerun, plugin: Plugin, where: str, line: str) -> Finding:
     """The violation of a line over its budget: slow but finite (it ends with ROOMY times
-    the budget; its CPU time is given), or an endless loop (it does not).  ``roomy``: the
-    plugin loaded with the larger budget, once, and a count of the lines retried."""
+    the budget; its CPU time is given), or an endless loop (it does not)."""
     line_budget = plugin.line_budget(len(line.encode("utf-8", "replace")))
-    if len(roomy) > RETRIED:
+    if rerun.lines >= RETRIED:
         return Finding("violation", where, f"parse_line did not finish within the {line_budget * 1000:.0f} "
                        "ms budget", "avoid unbounded loops; keep per-line work small")
-    used: float | None = None
-    try:
-        if not roomy:
-            roomy.append(Runtime(replace(limits, timeout_s=limits.timeout_s * ROOMY,
-                                         timeout_per_mib_s=limits.timeout_per_mib_s * ROOMY),
-                                 measure_cpu=True).load(plugin.path))
-        roomy.append(roomy[0])
-        roomy[0].parse(line)
-        used = budget.local.last[0]
-    except (PluginTimeout, PluginLoadError, PluginRuntimeError, InputTooLarge):
-        pass
+    used = rerun.cpu_time(line)
     if used is None:
         return Finding("violation", where, f"parse_line did not finish within the {line_budget * 1000:.0f} "
                        f"ms budget, nor within {ROOMY} times that: an endless loop?",
@@ -231,13 +248,12 @@ def check_plugin(path: str | Path, limits: Limits | None = None, *,
         report.findings.append(Finding("violation", "load", str(exc), hint_for(str(exc))))
         runtime.close()
         return report
-    roomy: list[Plugin] = []  # see _too_slow
+    rerun = _Rerun(plugin.path, limits)  # for lines over their budget (_too_slow)
     try:
-        _check_lines(plugin, limits, sample, report, roomy)
+        _check_lines(plugin, limits, sample, report, rerun)
     finally:
         runtime.close()
-        if roomy:
-            roomy[0].runtime.close()
+        rerun.close()
     for where, size in too_large:
         report.findings.append(Finding(
             "warning", where, f"line is {size} bytes, over the {format_size(limits.max_line_bytes)} "
@@ -246,7 +262,7 @@ def check_plugin(path: str | Path, limits: Limits | None = None, *,
 
 
 def _check_lines(plugin: Plugin, limits: Limits, sample: list[tuple[str, str]],
-                 report: CheckReport, roomy: list[Plugin]) -> None:
+                 report: CheckReport, rerun: _Rerun) -> None:
     report.abi_version = plugin.abi_version
     report.world = WORLD if plugin.kind == "component" else None
     prefilter = plugin.prefilter
@@ -277,7 +293,7 @@ def _check_lines(plugin: Plugin, limits: Limits, sample: list[tuple[str, str]],
                                                "ABI v2 plugins get whole lines up to the line limit"))
             continue
         except PluginTimeout:
-            report.findings.append(_too_slow(roomy, plugin, limits, where, line))
+            report.findings.append(_too_slow(rerun, plugin, where, line))
             continue
         except PluginRuntimeError as exc:
             if exc.kind == "plugin_error":

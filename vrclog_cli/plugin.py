@@ -722,9 +722,7 @@ def _record_cpu(state: _CallState) -> None:
     used since the last take_slowest, in budget.local.slowest."""
     used = time.thread_time() - state.cpu_deadline + state.budget_s
     _local.last = (used, state.budget_s)
-    slowest = getattr(_local, "slowest", None)
-    if slowest is None or used * slowest[1] > slowest[0] * state.budget_s:
-        _local.slowest = (used, state.budget_s)
+    _local.slowest = budget.larger_share(getattr(_local, "slowest", None), (used, state.budget_s))
 
 
 def load_plugin(path: str | Path, limits: Limits | None = None) -> Plugin:

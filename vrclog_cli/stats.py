@@ -34,8 +34,9 @@ class RunStats:
 
     def note_call(self, cpu_s: float, budget_s: float) -> None:
         """A plugin call's CPU time and budget: kept when it used the largest share yet."""
-        if self.slowest is None or cpu_s * self.slowest[1] > self.slowest[0] * budget_s:
-            self.slowest = (cpu_s, budget_s)
+        from .budget import larger_share
+
+        self.slowest = larger_share(self.slowest, (cpu_s, budget_s))
 
     @property
     def events(self) -> int:

@@ -40,6 +40,7 @@ from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any, cast
 
 from .batch import Batch, LineFailure, LineOutcome, Outcomes
+from .budget import larger_share
 from .errors import ExitCode, stop_signals
 
 if sys.platform == "win32":  # what Pipe() gives there
@@ -423,9 +424,8 @@ def _merge(split: _Split) -> Batch:
         if outcomes.skipped is not None:
             skipped = ([a + b for a, b in zip(skipped, outcomes.skipped, strict=True)]
                        if skipped is not None else list(outcomes.skipped))
-        if outcomes.slowest is not None and (
-                slowest is None or outcomes.slowest[0] * slowest[1] > slowest[0] * outcomes.slowest[1]):
-            slowest = outcomes.slowest
+        if outcomes.slowest is not None:
+            slowest = larger_share(slowest, outcomes.slowest)
         if outcomes.done < 1:  # cancelled on this line: the batch stops here
             break
         done = index + 1
