@@ -18,45 +18,11 @@ from vrclog_cli.events import Event
 # VRChat's header: 19 characters of time, the level word padded to column 34.
 HEADER = re.compile(r".{19} (?:Log|Debug|Warning|Error|Exception) *-  ", re.S)
 # The meaning of the first three events, as one pattern each, on the message.
-ENTERING = re.compile(r"\[Behaviour\] Entering Room: (.+?)\s*$")
-JOINING = re.compile(r"\[Behaviour\] Joining (wrld_[0-9A-Za-z-]+):(\S+)")
-PLAYER = re.compile(r"\[Behaviour\] OnPlayer(Joined|Left) (.+?)(?: \((usr_[0-9A-Za-z-]+)\))?\s*$")
-
-
-def message_of(line: str) -> str | None:
-    m = HEADER.match(line)
-    return line[MESSAGE_AT:] if m is not None and m.end() == MESSAGE_AT else None
-
-
-def reference(line: str) -> list[tuple[str, dict[str, str | None]]]:
-    if (message := message_of(line)) is None:
-        return []
-    if (m := PLAYER.match(message)) is not None:
-        kind = "player_join" if m.group(1) == "Joined" else "player_left"
-        return [(kind, {"player_name": m.group(2), "player_id": m.group(3)})]
-    if (m := ENTERING.match(message)) is not None:
-        return [("world_join", {"world_name": m.group(1)})]
-    if (m := JOINING.match(message)) is not None:
-        return [("world_join", {"world_id": m.group(1), "instance_id": m.group(2)})]
-    return []
-
-
-def reference_dispatch(line: str) -> list[Event]:
-    """Every row in order, on a line whose header the pattern finds."""
-    if (message := message_of(line)) is None:
-        return []
-    for prefix, handle in HANDLERS:
-        if message.startswith(prefix) and (events := handle(line, MESSAGE_AT + len(prefix))):
-            return events
-    return []
-
-
-def fields(event: Event) -> tuple[str, dict[str, str | None]]:
-    keys = ("player_name", "player_id") if event.type.startswith("player") else (
-        ("world_name",) if event.world_name is not None else ("world_id", "instance_id"))
-    assert all(getattr(event, k) is None for k in Event.__slots__
-               if k not in (*keys, "type", "timestamp", "data"))
-    return event.type, {k: getattr(event, k) for k in keys}
+# (2020 wrote [RoomManager] and [NetworkManager]; until ~2023 the name came twice.)
+ENTERING = re.compile(r"\[(?:Behaviour|RoomManager)\] (?:Entering Room|Joining or Creating Room): (.+?)\s*$")
+JOINING = re.compile(r"\[(?:Behaviour|RoomManager)\] Joining (wrld_[0-9A-Za-z-]+):(\S+)")
+PLAYER = re.compile(
+    r"\[(?:Behaviour|NetworkManager)\] OnPlayer(Joined|Left) (.+?)(?: \((usr_[0-9A-Za-z-]+)\))?\s*$")
 
 
 STAMP = re.compile(r"(\d{4})\.(\d{2})\.(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
@@ -70,6 +36,44 @@ def reference_timestamp(line: str) -> str | None:
         return datetime(year, month, day, hour, minute, second).astimezone().isoformat()
     except ValueError:
         return None
+
+
+def message_of(line: str) -> str | None:
+    m = HEADER.match(line)
+    return line[MESSAGE_AT:] if m is not None and m.end() == MESSAGE_AT else None
+
+
+def reference(line: str) -> list[tuple[str, dict[str, str | None]]]:
+    if (message := message_of(line)) is None or reference_timestamp(line) is None:
+        return []
+    if (m := PLAYER.match(message)) is not None:
+        kind = "player_join" if m.group(1) == "Joined" else "player_left"
+        return [(kind, {"player_name": m.group(2), "player_id": m.group(3)})]
+    if (m := ENTERING.match(message)) is not None:
+        return [("world_join", {"world_name": m.group(1)})]
+    if (m := JOINING.match(message)) is not None:
+        return [("world_join", {"world_id": m.group(1), "instance_id": m.group(2)})]
+    return []
+
+
+def reference_dispatch(line: str) -> list[Event]:
+    """Every row in order, on a line whose header the pattern finds."""
+    if (message := message_of(line)) is None or (stamp := reference_timestamp(line)) is None:
+        return []
+    for prefix, handle in HANDLERS:
+        if message.startswith(prefix) and (events := handle(line, MESSAGE_AT + len(prefix))):
+            for event in events:
+                event.timestamp = stamp
+            return events
+    return []
+
+
+def fields(event: Event) -> tuple[str, dict[str, str | None]]:
+    keys = ("player_name", "player_id") if event.type.startswith("player") else (
+        ("world_name",) if event.world_name is not None else ("world_id", "instance_id"))
+    assert all(getattr(event, k) is None for k in Event.__slots__
+               if k not in (*keys, "type", "timestamp", "data"))
+    return event.type, {k: getattr(event, k) for k in keys}
 
 
 def two(low: int, high: int) -> st.SearchStrategy[str]:
@@ -106,9 +110,10 @@ LEVEL_FIELDS = ["Log        -  ", "Debug      -  ", "Warning    -  ", "Exception
 # Lines never hold "\n" (the reader splits on it).
 text = st.text(alphabet=st.characters(blacklist_characters="\n"), max_size=4)
 lines = st.builds(
-    lambda level, before, head, tail: f"2024.01.15 23:58:01 {level}{before}[Behaviour] {head}{''.join(tail)}",
+    lambda level, before, tag, head, tail: f"2024.01.15 23:58:01 {level}{before}{tag}{head}{''.join(tail)}",
     st.sampled_from(LEVEL_FIELDS),
     st.sampled_from(["", "", "junk ", "[Behaviour] x "]) | text,
+    st.sampled_from(["[Behaviour] ", "[Behaviour] ", "[RoomManager] ", "[NetworkManager] "]),
     st.sampled_from(HEADS),
     st.lists(st.sampled_from(TAILS) | text, max_size=6))
 PREFIXES = [prefix for prefix, _ in HANDLERS]
@@ -118,7 +123,9 @@ any_rows = st.builds(
     st.sampled_from(LEVEL_FIELDS), st.sampled_from([*PREFIXES, "[Network] ", ""]),
     st.lists(st.sampled_from([*TAILS, "', due to '", ", sender user id:usr_1 to usr_2", " to avatar ",
                               "] Portals/x)", ") spawned sticker inv_1", "You have been kicked", "60",
-                              ", requested by ", "{{worldId=wrld_1:2, worldName=W}}", "'"]) | text,
+                              ", requested by ", "{{worldId=wrld_1:2, worldName=W}}", "'", "' resolved to '",
+                              " added URL ", " succeeded", ") '", ': S: "ConfigurePortal"', " for ",
+                              "(Domain: d)", "1] Sending Get request to u", " (2 total) 'Mic'"]) | text,
              max_size=6))
 
 
@@ -153,8 +160,9 @@ def test_examples() -> None:
 @given(st.lists(lines | text, max_size=20))
 def test_batch_events_are_the_line_by_line_events(batch: list[str]) -> None:
     parser = BuiltinParser()
-    assert parser.find_events(batch) == [(i, parser.call(line)) for i, line in enumerate(batch)
-                                         if parser.call(line)]
+    assert parser.find_events(batch) == (
+        [(i, parser.call(line)) for i, line in enumerate(batch) if parser.call(line)],
+        sum(1 for line in batch if parser.read(line) is None))
 
 
 def one(line: str) -> dict[str, object]:
@@ -184,8 +192,8 @@ def test_lines_not_at_a_line_start_give_nothing() -> None:
                  "2025.04.09 21:16:28 Debug -  [Behaviour] OnLeftRoom",  # not VRChat's padding
                  "2025.04.09 21:16:28 Info       -  [Behaviour] OnLeftRoom"]:
         assert parser.call(line) == [], line
-    assert parser.find_events(["[Behaviour] OnLeftRoom", DEBUG + "[Behaviour] OnLeftRoom"]) == [
-        (1, parser.call(DEBUG + "[Behaviour] OnLeftRoom"))]
+    assert parser.find_events(["[Behaviour] OnLeftRoom", DEBUG + "[Behaviour] OnLeftRoom"]) == ([
+        (1, parser.call(DEBUG + "[Behaviour] OnLeftRoom"))], 0)
 
 
 @pytest.mark.parametrize(("instance", "details"), [
@@ -219,7 +227,8 @@ def test_world_join_by_name_and_players() -> None:
     assert one(DEBUG + "[Behaviour] OnPlayerLeft ダニエル (usr_") == {  # truncated
         "type": "player_left", "player_name": "ダニエル (usr_"}
     assert BuiltinParser().call(DEBUG + "[Behaviour] OnPlayerLeftRoom") == []
-    assert BuiltinParser().call(DEBUG + "[Behaviour] Joining or Creating Room: Lounge") == []
+    assert one(LOG + "[Behaviour] Joining or Creating Room: Lounge") == {  # until ~2023
+        "type": "world_join", "world_name": "Lounge"}
 
 
 def test_avatar_change() -> None:
@@ -280,7 +289,8 @@ def test_stickers_portals_votes_kicks() -> None:
     assert one(DEBUG + vote) == {"type": "vote_kick", "player_name": "Bo, Jr."}
     assert one(DEBUG + "[Behaviour] Received executive message: You have been kicked from the instance") == {
         "type": "kicked", "data": {"message": "You have been kicked from the instance"}}
-    assert BuiltinParser().call(DEBUG + "[Behaviour] Received executive message: Be nice") == []
+    assert one(DEBUG + "[Behaviour] Received executive message: Be nice") == {  # not a kick
+        "type": "executive_message", "data": {"message": "Be nice"}}
 
 
 def test_join_failed_instance_reset_app_quit() -> None:
@@ -335,3 +345,55 @@ def test_timestamps_across_offset_changes(zone: str, monkeypatch: pytest.MonkeyP
         time.tzset()
         builtin._convert_minute.cache_clear()
         builtin._hour.cache_clear()
+
+
+@pytest.mark.parametrize("message", [
+    "[String Download] Attempting to load String from URL 'https://x.test/a.txt",  # cut before the quote
+    "[Image Download] Attempting to load image from URL ''",
+    "[Video Playback] URL 'https://a.test' resolved to 'https://b.test",
+    "[Video Playback] URL '' resolved to 'https://b.test'",
+    "[ModerationManager] Vote to kick Night Owl",
+    "User Night Owl added URL ",
+    "User Authenticated: Night Owl",  # no id: not the login line
+    "VR Disabled for now",
+    "[API] [x] Sending Get request to https://api.test",
+    "[Always] uSpeak: SetInputDevice 0 (2 total) 'Mic",
+    "[Network Processing] RPC invoked ConfigurePortal on (Clone [1] Pens/Pen) for Ann",
+    "[Behaviour] Will execute SendRPC/AlwaysBufferOne on (Clone [1] Portals/P) (x) for Ann: S: \"Draw\"",
+    "[Behaviour] OnPlayerJoined:Unnamed",
+    "[Behaviour] OnPlayerLeftRoom",
+    "[Behaviour] Successfully left room",
+])
+def test_cut_or_other_lines_of_the_new_shapes_give_nothing(message: str) -> None:
+    assert BuiltinParser().call(DEBUG + message) == []
+
+
+def test_the_shapes_of_other_eras() -> None:
+    assert one(LOG + "[NetworkManager] OnPlayerJoined Rize♡") == {
+        "type": "player_join", "player_name": "Rize♡"}
+    assert one(LOG + "[RoomManager] Joining wrld_1:2~region(jp)") == {
+        "type": "world_join", "world_id": "wrld_1", "instance_id": "2~region(jp)",
+        "data": {"instance_type": "public", "region": "jp"}}
+    assert one(LOG + "VRCApplication: HandleApplicationQuit at 936.5161") == {
+        "type": "app_quit", "data": {"at": "936.5161"}}
+    assert one(LOG + "[API] Received Notification: < Notification from username:Ann, sender user id:usr_1 to "
+                     "of type: friendRequest, id: not_2, created at: x") == {
+        "type": "notification", "player_name": "Ann", "player_id": "usr_1",
+        "data": {"notification_type": "friendRequest", "id": "not_2"}}
+    assert one(LOG + "User Ann (JP) added URL https://v.test/1") == {
+        "type": "video_play", "data": {"url": "https://v.test/1", "requested_by": "Ann (JP)"}}
+    assert one(DEBUG + "[API] [7] Sending Post request to https://api.test/x?y=1") == {
+        "type": "api_request", "data": {"request_id": "7", "method": "Post", "url": "https://api.test/x?y=1"}}
+
+
+@pytest.mark.parametrize(("instance", "kind"), [
+    ("1~region(jp)~private(usr_a)~canRequestInvite", "invite+"),
+    ("1~canRequestInvite~private(usr_a)", "invite+"),
+    ("1~groupAccessType(plus)~group(grp_a)", "group+"),
+    ("1~nonce(x)~group(grp_a)~groupAccessType(members)~region(eu)", "group"),
+    ("1~public(usr_a)", "public"),
+])
+def test_instance_tags_in_any_order(instance: str, kind: str) -> None:
+    from vrclog_cli.builtin import instance_details
+
+    assert instance_details(instance)["instance_type"] == kind

@@ -264,7 +264,7 @@ def test_types_lists_every_built_in_type_with_fields_and_an_example() -> None:
 
 @pytest.mark.parametrize(("words", "offered"), [
     ("vrclog parse --fail-on player_join,wor", ["player_join,world_join", "player_join,world_leave"]),
-    ("vrclog parse --include-types vid", ["video_play", "video_error"]),
+    ("vrclog parse --include-types vid", ["video_play", "video_error", "video_resolved", "video_sync"]),
     ("vrclog parse --fail-on an", ["any"]),
 ])
 def test_completion_offers_event_types(words: str, offered: list[str]) -> None:

@@ -312,7 +312,7 @@ def test_default_vrchat_folder_found_under_proton(tmp_path: Path) -> None:
     os.close(slave)
     os.close(master)
     assert proc.returncode == 0, proc.stderr
-    assert len(events(proc.stdout)) == 7
+    assert len(events(proc.stdout)) == 8  # every event of vrpoker.log
 
 
 def test_no_vrchat_folder_is_a_clear_error(tmp_path: Path) -> None:

@@ -81,6 +81,9 @@ class Outcomes:
     #: (CPU seconds, budget) of the plugin call that used the largest share of its budget
     #: (None: not measured; see ParserSpec.measure_cpu).
     slowest: tuple[float, float] | None = None
+    #: Lines holding a message the built-in parser reads but no valid VRChat header
+    #: (an impossible date or time): no event comes from them.
+    unheaded: int = 0
 
 
 def sole_builtin(parsers: Sequence[Parser]) -> BuiltinParser | None:
@@ -105,8 +108,9 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
         # The built-in parser alone: it never fails or blocks, and skips a whole batch at once.
         if stopped():
             return Outcomes([LineOutcome(0, _NO_EVENTS, _NO_ERRORS, True)], 0)
-        return Outcomes([LineOutcome(i, events, _NO_ERRORS)
-                         for i, events in builtin.find_events(texts)], len(texts))
+        found_events, unheaded = builtin.find_events(texts)
+        return Outcomes([LineOutcome(i, events, _NO_ERRORS) for i, events in found_events], len(texts),
+                        unheaded=unheaded)
     chosen = _select(parsers, texts, too_large)
     selected = [mine for mine in chosen if mine is not None] if chosen is not None else []
     if chosen is None or len(selected) < len(chosen):
@@ -115,6 +119,7 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
         indices = sorted(set().union(*selected, too_large or ()))
     found: list[LineOutcome] = []
     done = len(texts)
+    unheaded = 0
     for index in indices:
         if stopped():
             found.append(LineOutcome(index, _NO_EVENTS, _NO_ERRORS, True))
@@ -133,7 +138,13 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
             if chosen is not None and (mine := chosen[k]) is not None and index not in mine:
                 continue
             try:
-                got = parser.parse(text)
+                if isinstance(parser, BuiltinParser):
+                    if (read := parser.read(text)) is None:
+                        unheaded += 1
+                        continue
+                    got = read
+                else:
+                    got = parser.parse(text)
             except LineError as exc:
                 if errors is _NO_ERRORS:
                     errors = []
@@ -150,7 +161,7 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
             break
         if events or errors:
             found.append(LineOutcome(index, events, errors))
-    return Outcomes(found, done, _skipped(chosen, done, too_large), take_slowest())
+    return Outcomes(found, done, _skipped(chosen, done, too_large), take_slowest(), unheaded)
 
 
 def _select(parsers: Sequence[Parser], texts: list[str],

@@ -299,6 +299,7 @@ class ParseRun:
         counted = 0  # lines of the batch done: before an outcome, every line found nothing
         if outcomes.slowest is not None:
             stats.note_call(*outcomes.slowest)
+        stats.unheaded += outcomes.unheaded
         if outcomes.skipped is not None:
             for parser, skipped in zip(self.parsers, outcomes.skipped, strict=True):
                 if parser.prefilter is not None:

@@ -11,6 +11,7 @@ arrive; an ``Idle`` marker says when no more input is ready right now.
 from __future__ import annotations
 
 import os
+import re
 import select
 import stat
 import sys
@@ -111,8 +112,8 @@ def _would_block(fd: int) -> bool:
     return not ready
 
 
-#: (a byte offset, the prefixes a line may start with there).
-PrefixesAt = tuple[int, tuple[bytes, ...]]
+#: (a byte offset, a pattern of the prefixes a line may start with there).
+PrefixesAt = tuple[int, re.Pattern[bytes]]
 
 
 def needled_line_ends(body: bytes, needles: tuple[bytes, ...]) -> dict[int, int]:
@@ -136,8 +137,8 @@ class LineSplitter:
 
     With ``needles``, a line whose bytes contain none of them is not decoded: its
     text is "" (every parser's prefilter rejects it anyway; see ``raw_needles``).
-    With ``prefixes_at`` (a byte offset, prefixes), the same for a line that does not
-    start with one of the prefixes at that offset (the built-in parser's lines).
+    With ``prefixes_at`` (a byte offset, a pattern), the same for a line the pattern does not
+    match at that offset (the built-in parser's lines).
     """
 
     def __init__(self, name: str, max_line_bytes: int, needles: tuple[bytes, ...] | None = None,
@@ -215,15 +216,15 @@ class LineSplitter:
         texts.extend(decoded)
 
     @staticmethod
-    def _prefixed_lines(body: bytes, texts: list[str], at: int, prefixes: tuple[bytes, ...]) -> None:
-        """What ``_whole_lines`` gives at every line that starts with one of ``prefixes`` at
-        byte ``at``, and "" at the others: splitting bytes and decoding the few kept
+    def _prefixed_lines(body: bytes, texts: list[str], at: int, prefixes: re.Pattern[bytes]) -> None:
+        """What ``_whole_lines`` gives at every line that ``prefixes`` matches at byte ``at``,
+        and "" at the others: splitting bytes and decoding the few kept
         lines costs ~40 % of decoding and splitting the block as text (measured on the
         bench log, 5 % events; a block with one non-Latin-1 character decodes to 4 bytes
         a character, and every line's str is made from that)."""
         raw = body.split(b"\n")
         kept = [""] * len(raw)
-        for index in compress(range(len(raw)), map(bytes.startswith, raw, repeat(prefixes), repeat(at))):
+        for index in compress(range(len(raw)), map(prefixes.match, raw, repeat(at))):
             line = raw[index]
             kept[index] = (line[:-1] if line.endswith(b"\r") else line).decode("utf-8", "replace")
         texts.extend(kept)

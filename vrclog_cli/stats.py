@@ -23,6 +23,8 @@ class RunStats:
     filtered_out: int = 0
     #: Lines too long for a plugin, skipped under --long-lines skip.
     long_lines_skipped: int = 0
+    #: Lines holding a message the built-in parser reads but no valid VRChat header.
+    unheaded: int = 0
     #: Per plugin: lines its prefilter kept from it (no instance made).
     prefilter_skipped: Counter[str] = field(default_factory=Counter)
     bytes_read: int = 0
@@ -66,6 +68,8 @@ class RunStats:
         for plugin, skipped in self.prefilter_skipped.items():
             share = f" ({skipped / self.lines:.0%})" if self.lines else ""
             table.add_row(f"prefilter skipped, {plugin}", f"{skipped:,} lines{share}")
+        if self.unheaded:
+            table.add_row("lines without a valid VRChat header", f"{self.unheaded:,} (no events taken)")
         if self.long_lines_skipped:
             table.add_row("long lines skipped", f"{self.long_lines_skipped:,}")
         table.add_row("errors", f"{self.errors:,}")

@@ -414,6 +414,7 @@ def _merge(split: _Split) -> Batch:
     done = 0
     skipped: list[int] | None = None
     slowest: tuple[float, float] | None = None
+    unheaded = 0
     for index, result in enumerate(split.results):
         assert result is not None
         outcomes, line_logs = result
@@ -426,7 +427,8 @@ def _merge(split: _Split) -> Batch:
                        if skipped is not None else list(outcomes.skipped))
         if outcomes.slowest is not None:
             slowest = larger_share(slowest, outcomes.slowest)
+        unheaded += outcomes.unheaded
         if outcomes.done < 1:  # cancelled on this line: the batch stops here
             break
         done = index + 1
-    return Outcomes(found, done, skipped, slowest), logs
+    return Outcomes(found, done, skipped, slowest, unheaded), logs
