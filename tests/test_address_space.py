@@ -83,7 +83,8 @@ def test_too_small_a_limit_is_one_line_and_exit_3(limit: int) -> None:
 @pytest.mark.skipif(sys.platform != "linux", reason="the built-in parser needs no wasmtime anywhere")
 def test_the_built_in_parser_runs_under_a_small_limit() -> None:
     done = run(["parse", SAMPLE_LOGS / "vrchat.log"], 256 << 20)
-    assert done.returncode == 0 and done.stdout.count("\n") == 23
+    unlimited = vrclog("parse", SAMPLE_LOGS / "vrchat.log")
+    assert done.returncode == 0 and done.stdout == unlimited.stdout and done.stdout.count("\n") > 30
 
 
 def test_the_environment_has_no_limit_of_its_own() -> None:

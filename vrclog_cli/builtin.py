@@ -570,7 +570,7 @@ class EventType:
 _P = "2025.06.17 18:28:11 Debug      -  "
 #: Every event type the built-in parser gives, with its fields and a line that gives it.
 BUILTIN_TYPES: tuple[EventType, ...] = (
-    EventType("world_join", "you entered a world (two lines: its name, then its instance)",
+    EventType("world_join", "you entered a world (two lines: its instance, then its name)",
               ("world_name", "world_id", "instance_id", "data.instance_type", "data.region", "data.owner_id"),
               _P + "[Behaviour] Joining wrld_4432ea9b-729c-46e3-8eaf-846aa0a37fdd:12345~private("
                    "usr_c1644b5b-3ca4-45b4-97c6-a2a0de70d469)~canRequestInvite~region(jp)~nonce(5f1c)"),
