@@ -203,11 +203,21 @@ def test_ctrl_c_writes_complete_partial_reports(project: Path) -> None:
 
 
 def test_unwritable_report_path_is_a_usage_error_before_any_line(project: Path) -> None:
-    result = vrclog("parse", "--plugin", "p.wat", "--report", "sarif=no/such/dir/x.sarif", LOG_NAME,
+    result = vrclog("parse", "--plugin", "p.wat", "--report", f"sarif={LOG_NAME}/dir/x.sarif", LOG_NAME,
                     cwd=project)
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr == ("vrclog: error: --report sarif=no/such/dir/x.sarif: cannot write: "
-                             "No such file or directory\n")
+    assert result.stderr == (f"vrclog: error: --report sarif={LOG_NAME}/dir/x.sarif: cannot write: "
+                             "Not a directory\n")
+
+
+def test_a_report_creates_its_folder(project: Path) -> None:
+    """As CI tools do: --report junit=out/junit.xml when out/ does not exist yet."""
+    result = vrclog("parse", "--plugin", "p.wat", "--report", "junit=out/deep/junit.xml",
+                    "--report", "sarif=out/x.sarif", LOG_NAME, cwd=project)
+    assert result.returncode != 2 and "cannot write" not in result.stderr, result.stderr  # the lines' errors
+    assert (project / "out/deep/junit.xml").read_text().startswith("<?xml")
+    assert (project / "out/x.sarif").stat().st_size > 0
+
 
 
 @pytest.mark.parametrize(("args", "stdout_to", "clash"), [

@@ -171,8 +171,14 @@ class Reports:
         raise UsageError(f"--report {spec.format} needs a path: --report {spec.format}=PATH{need}")
 
     def _open(self, spec: ReportSpec, path: str, mode: str) -> IO[str]:
+        """Creates the report's folder as CI tools do (``--report junit=out/junit.xml``)."""
         try:
+            if (folder := os.path.dirname(path)) and not os.path.isdir(folder):
+                os.makedirs(folder, exist_ok=True)
             return open(path, mode, encoding="utf-8", newline="\n")  # held until the run is written
+        except FileExistsError:  # from makedirs: a file where a folder must be
+            raise UsageError(f"--report {spec.format}={path}: cannot write: "
+                             "a file is in the way of its folder") from None
         except OSError as exc:
             raise UsageError(f"--report {spec.format}={path}: cannot write: {exc.strerror}") from None
 
