@@ -208,6 +208,21 @@ class Follower:
                 got.append(json.loads(raw)["data"]["line"])
         assert got == lines
 
+    def expect_numbers(self, numbers: list[int], timeout: float = 10) -> None:
+        """The line numbers of the next events (run with --format pretty: ``FILE:N  …``)."""
+        deadline = time.monotonic() + timeout
+        got: list[int] = []
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline and len(got) < len(numbers):
+            select.select([self.proc.stdout], [], [], 0.1)
+            chunk = self.proc.stdout.read()
+            if chunk:
+                self.buffer += chunk
+            while b"\n" in self.buffer:
+                raw, self.buffer = self.buffer.split(b"\n", 1)
+                got.append(int(raw.split()[0].rsplit(b":", 1)[1]))
+        assert got == numbers
+
     def stop(self) -> tuple[int, bytes]:
         self.proc.send_signal(signal.SIGINT)
         _, err = self.proc.communicate(timeout=10)
@@ -232,6 +247,27 @@ def test_follow_appends_truncation_and_replacement(tmp_path: Path, echo: Path) -
         replacement.write_text("rotated file\n")
         replacement.replace(log)  # the path now names another file
         follower.expect(["rotated file"])
+    finally:
+        code, err = follower.stop()
+    assert code == 130 and b"Traceback" not in err
+
+
+def test_follow_numbers_a_truncated_file_from_1_as_a_rotated_one(tmp_path: Path, echo: Path) -> None:
+    """Both are a new file's content: its first line is line 1 again."""
+    log = tmp_path / "live.log"
+    log.write_text("one\ntwo\nthree\n")
+    follower = Follower("--format", "pretty", "--plugin", echo, log)
+    try:
+        follower.expect_numbers([1, 2, 3])
+        log.write_text("new one\nnew two\n")  # truncated and rewritten in place
+        follower.expect_numbers([1, 2])
+        with log.open("a") as f:
+            f.write("appended\n")
+        follower.expect_numbers([3])
+        replacement = tmp_path / "next.log"
+        replacement.write_text("rotated\n")
+        replacement.replace(log)
+        follower.expect_numbers([1])
     finally:
         code, err = follower.stop()
     assert code == 130 and b"Traceback" not in err

@@ -251,10 +251,11 @@ class LineSplitter:
             texts[first + index] = text
 
     def restart(self) -> None:
-        """Drops the line in progress: its source starts over (a truncated file).
-        Line numbers go on counting."""
+        """Drops the line in progress: its source starts over (a truncated file).  Its lines
+        are a new file's, numbered from 1 again, as after a rotation."""
         self.partial = bytearray()
         self.overflow = 0
+        self.number = 0
 
     def finish(self) -> Lines | None:
         """The last line, when the input did not end with a line ending."""
