@@ -189,6 +189,16 @@ def test_check_load_failure_exits_3(tmp_path: Path) -> None:
     assert result.returncode == 3 and "missing export memory" in result.stdout
 
 
+@pytest.mark.parametrize("name", ["nosuch.wasm", "."])
+def test_check_of_no_plugin_file_says_so_as_parse_does(name: str) -> None:
+    """No contract is in question: one error line, the exit code parse gives (3), no report."""
+    checked = vrclog("plugin", "check", name)
+    parsed = vrclog("parse", "--plugin", name, stdin=b"")
+    assert (checked.returncode, checked.stderr) == (parsed.returncode, parsed.stderr) == (3, checked.stderr)
+    assert checked.stdout == "" and len(checked.stderr.splitlines()) == 1
+    assert checked.stderr.startswith(f"vrclog: error: {name}: ") and "violation" not in checked.stderr
+
+
 def test_ok_false_is_a_warning_not_a_violation(tmp_path: Path) -> None:
     report = check_plugin(str(plugin_with_output(tmp_path, '{"ok":false,"error":"nope","code":"E1"}')))
     assert report.ok and any(f.severity == "warning" and "nope" in f.message for f in report.findings)

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import budget, capi
 from .abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION
 from .component import WORLD
-from .errors import InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
+from .errors import InputTooLarge, PluginFileError, PluginLoadError, PluginRuntimeError, PluginTimeout
 from .events import Event
 from .limits import Limits, format_size
 from .plugin import Plugin, Runtime, encode_input
@@ -244,6 +244,9 @@ def check_plugin(path: str | Path, limits: Limits | None = None, *,
     runtime = Runtime(limits, measure_cpu=True)
     try:
         plugin = runtime.load(path)
+    except PluginFileError:
+        runtime.close()
+        raise
     except PluginLoadError as exc:
         report.findings.append(Finding("violation", "load", str(exc), hint_for(str(exc))))
         runtime.close()

@@ -108,6 +108,11 @@ class PluginLoadError(VrclogError):
         return cls(f"{path}: invalid WebAssembly {what}: {' '.join(str(reason).split())}")
 
 
+class PluginFileError(PluginLoadError):
+    """A plugin path that names no readable plugin file (missing, a folder, a pipe):
+    no contract is in question, so `plugin check` reports it as `parse` does."""
+
+
 class LineError(VrclogError):
     """A failure confined to one line; the run goes on with the next line."""
 

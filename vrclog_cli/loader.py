@@ -34,7 +34,7 @@ from .abi import (
     format_signature,
 )
 from .component import CompiledComponent, CompileNotice, compile_component, is_component
-from .errors import PluginLoadError
+from .errors import PluginFileError, PluginLoadError
 from .limits import Limits, format_size
 from .prefilter import Declared, PrefilterError, read_prefilter
 from .sections import MalformedBinary, custom_sections
@@ -76,7 +76,7 @@ def describe_file_type(mode: int) -> str:
 
 def _refuse_unless_regular(path: Path, mode: int) -> None:
     if not stat.S_ISREG(mode):
-        raise PluginLoadError(f"{path}: is {describe_file_type(mode)}, not a plugin file")
+        raise PluginFileError(f"{path}: is {describe_file_type(mode)}, not a plugin file")
 
 
 def read_plugin_file(path: Path, max_bytes: int) -> bytes:
@@ -91,7 +91,7 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:
-            raise PluginLoadError(f"{path}: cannot open: {exc.strerror}") from None
+            raise PluginFileError(f"{path}: cannot open: {exc.strerror}") from None
         _refuse_unless_regular(path, mode)
         flags = os.O_RDONLY | os.O_BINARY | os.O_NOINHERIT
     else:
@@ -100,8 +100,8 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
         fd = os.open(path, flags)
     except OSError as exc:
         if exc.errno == errno.EISDIR:
-            raise PluginLoadError(f"{path}: is a directory, not a plugin file") from None
-        raise PluginLoadError(f"{path}: cannot open: {exc.strerror}") from None
+            raise PluginFileError(f"{path}: is a directory, not a plugin file") from None
+        raise PluginFileError(f"{path}: cannot open: {exc.strerror}") from None
     try:
         _refuse_unless_regular(path, os.fstat(fd).st_mode)
         chunks: list[bytes] = []
@@ -117,7 +117,7 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
                 f"{path}: larger than the {format_size(max_bytes)} plugin size limit")
         return b"".join(chunks)
     except OSError as exc:
-        raise PluginLoadError(f"{path}: cannot read: {exc.strerror}") from None
+        raise PluginFileError(f"{path}: cannot read: {exc.strerror}") from None
     finally:
         os.close(fd)
 
