@@ -361,6 +361,15 @@ def test_no_vrchat_folder_is_a_clear_error(tmp_path: Path) -> None:
     assert "no input: give FILEs, pipe a log into stdin, or use --log-dir" in proc.stderr
 
 
+def test_follow_of_a_pipe_says_follow_needs_a_file(tmp_path: Path) -> None:
+    """`cat small.log | vrclog parse -f` had stdin piped: the problem is --follow, not a missing input."""
+    proc = subprocess.run([VRCLOG_BIN, "parse", "-f"], input=(SAMPLE_LOGS / "vrpoker.log").read_bytes(),
+                          capture_output=True, timeout=30, env={**os.environ, "HOME": str(tmp_path)})
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert proc.stderr.decode().startswith("vrclog: error: --follow needs a FILE or folder: it cannot "
+                                           "follow stdin")
+
+
 def test_completion_scripts() -> None:
     for shell, marker in (("bash", "_VRCLOG_COMPLETE"), ("zsh", "compdef"), ("fish", "complete")):
         result = vrclog("completion", shell)

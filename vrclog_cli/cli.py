@@ -311,6 +311,9 @@ def resolve_inputs(files: list[str], log_dir: str | None, follow: bool) -> list[
         raise UsageError(f"--log-dir {directory}: not a folder")
     if directory is None:
         searched = ", ".join(str(d) for d in default_log_dirs())
+        if follow and sys.stdin is not None and not sys.stdin.isatty():
+            raise UsageError("--follow needs a FILE or folder: it cannot follow stdin (to read a pipe, "
+                             f"leave out --follow; no VRChat log folder found; looked in: {searched})")
         raise UsageError("no input: give FILEs, pipe a log into stdin, or use --log-dir DIR "
                          f"(no VRChat log folder found; looked in: {searched})")
     if follow:

@@ -79,8 +79,9 @@ class RunStats:
             cpu_s, budget_s = self.slowest
             table.add_row("slowest plugin call", f"{cpu_s * 1000:.2f} ms CPU of its "
                           f"{budget_s * 1000:.1f} ms budget ({cpu_s / budget_s:.0%})")
-        # Below a tenth of a second a rate says more about start-up than about speed.
-        table.add_row("lines/s", f"{self.lines / elapsed:,.0f}" if elapsed >= MEASURABLE_S else "—")
+        # Whenever anything was read: a short run's rate is rough ("~"), but it is a figure.
+        rate = f"{self.lines / elapsed:,.0f}" if self.lines and elapsed > 0 else "—"
+        table.add_row("lines/s", rate if elapsed >= MEASURABLE_S or rate == "—" else f"~{rate}")
         table.add_row("wall time", f"{elapsed:.2f} s")
         table.add_row("plugins", ", ".join(self.plugins) or "-")
         return table
