@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLES, VRCLOG_BIN, interrupt_after, python, vrclog
+from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, interrupt_after, python, vrclog
 from .test_cli_e2e import PREFIX, events
 
 LEFT = PREFIX + "[Behaviour] OnPlayerLeft {} (usr_{})"
@@ -349,3 +349,19 @@ def test_posix_only_tests_are_skipped_where_there_is_no_posix(monkeypatch: pytes
     monkeypatch.setattr(os, "name", "nt")  # the os module conftest reads
     conftest.pytest_collection_modifyitems(None, [posix, portable])  # type: ignore[arg-type, list-item]
     assert [m.name for m in posix.marks] == ["skip"] and portable.marks == []
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="a bash example")
+def test_the_readme_shell_example_reports_the_real_exit_code(tmp_path: Path) -> None:
+    """The README's exit-code example, run as written by bash: a plugin that cannot load
+    (exit 3) must be reported as 3 (`if ! vrclog …; then echo $?` printed 0)."""
+    readme = (ROOT / "README.md").read_text("utf-8")
+    start = readme.index("    # In a shell script: branch on the exit code")
+    block = readme[start:readme.index("\n\n", start)]
+    script = "\n".join(line[4:] for line in block.splitlines())
+    assert "checks.wasm" in script and "build.log" in script
+    (tmp_path / "build.log").write_bytes((SAMPLE_LOGS / "vrpoker.log").read_bytes())
+    path = f"{Path(VRCLOG_BIN).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PATH": path})
+    assert done.stderr.splitlines()[-1] == "vrclog failed with 3", done.stderr
