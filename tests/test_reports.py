@@ -285,34 +285,78 @@ def test_escaping_is_the_actions_toolkits() -> None:
         parse_report_spec("junit=")
 
 
-def test_the_action_runs_vrclog_and_writes_annotations_summary_and_outputs(project: Path) -> None:
+def run_action_step(project: Path, **inputs: str) -> subprocess.CompletedProcess[str]:
     """The composite action's parse step, run by bash as the runner runs it (the set-up
-    steps, setup-python and pip install, are the runner's)."""
+    steps, setup-python and pip install, are the runner's), with these inputs."""
     import os
 
     import yaml
 
     action = yaml.safe_load((ROOT / "action.yml").read_text())
-    assert set(action["inputs"]) >= {"files", "plugins", "fail-on", "timeout", "args"}
+    assert set(action["inputs"]) >= {"files", "plugins", "fail-on", "timeout", "args", "builtin"}
     step = next(s for s in action["runs"]["steps"] if s.get("id") == "parse")
     script = project / "step.sh"
     script.write_text(step["run"])
-    (project / "logs" / "second.log").write_text("good three\n")
-    outputs, summary = project / "outputs.txt", project / "summary.md"
     env = {**os.environ, "PATH": f"{Path(VRCLOG_BIN).parent}:{os.environ['PATH']}",
-           "GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(summary), "RUNNER_TEMP": str(project),
-           "VRCLOG_INPUT_FILES": "logs/second.log\nlogs/sec*.log", "VRCLOG_INPUT_PLUGINS": "p.wat",
-           "VRCLOG_INPUT_FAIL_ON": "echo,other", "VRCLOG_INPUT_TIMEOUT": "50ms",
-           "VRCLOG_INPUT_ARGS": "--jobs 1 --report sarif=out.sarif"}
-    done = subprocess.run(["bash", "-e", str(script)], cwd=project, env=env, capture_output=True, text=True,
+           "GITHUB_OUTPUT": str(project / "outputs.txt"), "GITHUB_STEP_SUMMARY": str(project / "summary.md"),
+           "RUNNER_TEMP": str(project)}
+    for name, default in action["inputs"].items():
+        if name != "python-version":
+            env[f"VRCLOG_INPUT_{name.upper().replace('-', '_')}"] = inputs.get(name.replace("-", "_"),
+                                                                              default.get("default", ""))
+    return subprocess.run(["bash", "-e", str(script)], cwd=project, env=env, capture_output=True, text=True,
                           timeout=120)
+
+
+def test_the_action_runs_vrclog_and_writes_annotations_summary_and_outputs(project: Path) -> None:
+    (project / "logs" / "second.log").write_text("good three\n")
+    done = run_action_step(project, files="logs/second.log\nlogs/sec*.log", plugins="p.wat",
+                           fail_on="echo,other", args="--jobs 1 --report sarif=out.sarif")
     assert done.returncode == 1, done.stderr  # --fail-on matched
+    outputs = project / "outputs.txt"
     assert dict(line.split("=", 1) for line in outputs.read_text().splitlines()) == {
         "events": str(project / "vrclog-events.jsonl"), "exit-code": "1"}
     assert len((project / "vrclog-events.jsonl").read_text().splitlines()) == 2  # the file, twice
     assert [(level, props["file"]) for level, props, _ in workflow_commands(done.stderr)] == [
         ("error", "logs/second.log"), ("error", "logs/second.log")]
-    assert "**2 findings**" in summary.read_text() and (project / "out.sarif").exists()
+    assert "**2 findings**" in (project / "summary.md").read_text() and (project / "out.sarif").exists()
+
+
+@pytest.mark.parametrize("args", [
+    # as YAML's `args: |` gives it: several lines, several words a line, a quoted path with spaces
+    '--jobs 1\n--report sarif=out.sarif\n--report "junit=my reports/j u.xml"\n',
+    # one argument a line
+    "--jobs\n1\n--report\nsarif=out.sarif\n--report\n'junit=my reports/j u.xml'\n",
+], ids=["words a line", "one a line"])
+def test_the_action_takes_every_line_of_args(project: Path, args: str) -> None:
+    (project / "logs" / "second.log").write_text("good three\n")
+    done = run_action_step(project, files="logs/second.log", plugins="p.wat", args=args)
+    assert done.returncode == 0, done.stderr
+    assert (project / "out.sarif").stat().st_size > 0
+    assert (project / "my reports" / "j u.xml").read_text().startswith("<?xml")
+
+
+def test_the_action_runs_the_built_in_parser_beside_plugins(project: Path) -> None:
+    """The README's example fails the job on `kicked`, a built-in type: with builtin: true."""
+    (project / "logs" / "vrchat.log").write_text(
+        "2023.06.02 01:08:04 Log        -  [Behaviour] Received executive message: You have been kicked "
+        "from the instance by majority vote\n")
+    args = {"files": "logs/vrchat.log", "plugins": "p.wat", "fail_on": "error_found, kicked"}
+    without = run_action_step(project, **args)
+    assert without.returncode == 0, without.stderr
+    done = run_action_step(project, **args, builtin="true")
+    assert done.returncode == 1, done.stderr
+    assert '"type":"kicked"' in (project / "vrclog-events.jsonl").read_text()
+
+
+@pytest.mark.parametrize(("inputs", "message"), [
+    ({"args": '--report "sarif=unclosed'}, "args is not valid shell words"),
+    ({"builtin": "yes"}, "builtin must be true or false"),
+])
+def test_the_action_refuses_inputs_it_cannot_read(project: Path, inputs: dict[str, str],
+                                                  message: str) -> None:
+    done = run_action_step(project, files="logs/second.log", plugins="p.wat", **inputs)
+    assert done.returncode == 2 and f"::error::vrclog action: {message}" in done.stdout
 
 
 def read_back_every_report(out: Path) -> None:
