@@ -365,3 +365,18 @@ def test_the_readme_shell_example_reports_the_real_exit_code(tmp_path: Path) -> 
     done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PATH": path})
     assert done.stderr.splitlines()[-1] == "vrclog failed with 3", done.stderr
+
+
+def test_list_variables_split_as_help_says(tmp_path: Path) -> None:
+    """VRCLOG_PLUGIN: paths separated by os.pathsep (on Windows, `C:\\…\\a.wasm;D:\\…` with the
+    drive letters' colons kept); VRCLOG_FAIL_ON and the type lists: spaces."""
+    first, second = tmp_path / "one dir" / "a.wasm", tmp_path / "b.wasm"
+    first.parent.mkdir()
+    for plugin in (first, second):
+        plugin.write_bytes((SAMPLES / "echo.wasm").read_bytes())
+    env = {"VRCLOG_PLUGIN": f"{first}{os.pathsep}{second}", "VRCLOG_FAIL_ON": "nothing line"}
+    result = vrclog("parse", stdin=b"hello\n", env=env)
+    assert result.returncode == 1, result.stderr  # line matched
+    assert [json.loads(line)["type"] for line in result.stdout.splitlines()] == ["line", "line"]
+    types = vrclog("parse", "--plugin", first, stdin=b"hello\n", env={"VRCLOG_INCLUDE_TYPES": "x line,y"})
+    assert len(types.stdout.splitlines()) == 1

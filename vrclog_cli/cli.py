@@ -172,6 +172,10 @@ def env_option(*decls: str, **attrs: Any) -> Callable[[F], F]:
     long_name = next(d for d in decls if d.startswith("--")).split("/")[0]
     attrs.setdefault("envvar", "VRCLOG_" + long_name.lstrip("-").replace("-", "_").upper())
     attrs.setdefault("show_envvar", True)
+    if attrs.get("multiple"):  # click splits a repeatable option's variable: say how
+        how = ("paths separated by ':' (';' on Windows)" if isinstance(attrs.get("type"), click.Path)
+               else "values separated by spaces")
+        attrs["help"] = f"{attrs.get('help', '').rstrip()} {attrs['envvar']} holds {how}."
     return click.option(*decls, **attrs)
 
 
