@@ -55,6 +55,12 @@ def test_a_loaded_wat_plugin_tells_what_plugin_info_prints(tmp_path: Path) -> No
         assert plugin_info(runtime.load(path)).to_json() == printed
 
 
+def test_info_says_none_for_a_plugin_without_imports() -> None:
+    shown = vrclog("plugin", "info", SAMPLES / "minimal.wasm")
+    assert shown.returncode == 0 and "imports: none" in shown.stdout.splitlines()
+    assert "env.regex_find_submatch" in vrclog("plugin", "info", SAMPLES / "vrpoker.wasm").stdout
+
+
 def test_info_explains_an_invalid_plugin(tmp_path: Path) -> None:
     path = tmp_path / "bad.wat"
     path.write_text(wat_plugin().replace('(export "free")', ""))

@@ -275,6 +275,9 @@ def print_info(console: Console, details: PluginInfo) -> None:
     else:
         console.print("prefilter: none (every line goes to the plugin)")
     for title, items in (("exports", details.exports), ("imports", details.imports)):
+        if not items:  # an empty table is only its borders
+            console.print(f"{title}: none")
+            continue
         table = Table(title=title, title_justify="left")
         for column in ("name", "kind", "type"):
             table.add_column(column)

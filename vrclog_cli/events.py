@@ -234,8 +234,11 @@ def decode_event(index: int, item: Any) -> Event:
     if not isinstance(item, dict):
         raise _fail(f"event {index} is {json_type(item)}, not an object")
     kind = item.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise _fail(f'event {index} has no "type" string')
+    if kind == "":
+        raise _fail(f'event {index} has an empty "type": an event type needs a name')
+    if not isinstance(kind, str):
+        raise _fail(f'event {index} has no "type" string' if kind is None else
+                    f'event {index} has a "type" that is {json_type(kind)}, not a string')
     fields: dict[str, Any] = {}
     for name in STRING_FIELDS:
         value = item.get(name)
