@@ -209,3 +209,22 @@ def test_ctrl_c_during_a_components_first_compile_stops_at_once(tmp_path: Path) 
     assert elapsed < 1.5, elapsed  # measured 0.05-0.1 s; it was 4-14 s
     assert out == b"" and b"Traceback" not in err
     assert not list(cache.glob("*.cwasm"))
+
+
+def test_an_uncaught_python_exception_reads_as_one(spin_py: Path) -> None:
+    """Not `wasm 'unreachable' instruction executed`: the exception's own line, and with
+    -v its whole traceback as one block under the FILE:LINE it belongs to."""
+    lines = "ok\nraise abç\nok\n".encode()
+    plain = vrclog("parse", "--plugin", spin_py, stdin=lines)
+    assert plain.returncode == 4
+    error = "<stdin>:2: runtime_error: spin_py.wasm: ValueError: cannot read 'abç'"
+    assert plain.stderr.splitlines()[-1] == error
+    assert "compiling" in plain.stderr or len(plain.stderr.splitlines()) == 1  # (a first use says so)
+    assert [e["data"]["line"] for e in events_of(plain.stdout)] == ["ok", "ok"]
+    verbose = vrclog("parse", "-v", "--plugin", spin_py, "--jobs", "2", "--workers", "processes", stdin=lines)
+    assert verbose.returncode == 4
+    assert verbose.stderr.splitlines() == [
+        "<stdin>:2: runtime_error: spin_py.wasm: ValueError: cannot read 'abç'",
+        "    Traceback (most recent call last):",
+        '      File "/0/app.py", line 18, in parse_line',
+        "    ValueError: cannot read 'abç'"]

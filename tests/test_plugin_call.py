@@ -333,3 +333,22 @@ def test_a_closed_runtime_runs_nothing() -> None:
         pass
     with pytest.raises(PluginLoadError, match="this Runtime is closed"):
         runtime.load(SAMPLES / "slow.wasm")
+
+
+def test_an_interpreters_uncaught_exception_is_found_in_its_stderr() -> None:
+    from vrclog_cli.plugin import uncaught_exception
+
+    python = (b"Traceback (most recent call last):\n  File \"/0/app.py\", line 8, in parse_line\n"
+              b"ValueError: : kaboom \xc3\xa7\n\n"
+              b"\\nthread '<unnamed>' (1) panicked at runtime/src/lib.rs:1:2:"
+              b"\\nPython function threw an unexpected exception\nnote: run with `RUST_BACKTRACE=1`\n")
+    trace = 'Traceback (most recent call last):\n  File "/0/app.py", line 8, in parse_line\n'
+    assert uncaught_exception(python) == ("ValueError: : kaboom ç", trace + "ValueError: : kaboom ç")
+    js = (b"\\nthread '<unnamed>' (1) panicked at crates/runtime/src/interpreter.rs:51:31:\\nFailed to call "
+          b"'parseLine': Value(Exception(\\nException { message: Some(\"say \\\"hi\\\" \\u{1f600}\"), stack: "
+          b"Some(\"    at parseLine (/app.js:2:42)\\n\") })\\n)\n")
+    said = 'uncaught exception: say "hi" \U0001f600'
+    assert uncaught_exception(js) == (said, said + "\n    at parseLine (/app.js:2:42)")
+    for other in (b"", b"just a note\n", b"Traceback (most recent call last):\n",
+                  b"\\nthread 'x' panicked at y"):
+        assert uncaught_exception(other) is None

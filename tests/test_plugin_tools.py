@@ -258,6 +258,17 @@ def test_component_templates_build_and_pass_check(tmp_path: Path, lang: str) -> 
     events = [json.loads(x) for x in vrclog("parse", "--plugin", wasm, log).stdout.splitlines()]
     assert [(e["type"], e["timestamp"][:19], e["data"]) for e in events] == [
         ("myworld_score", "2024-01-15T23:59:59", {"score": "42", "player": "Alice"})]
+    if lang == "js":  # an uncaught exception reads as one, its stack under the line with -v
+        (target / "app.js").write_text(
+            'export function parseLine(line) {\n  throw new TypeError(`cannot read ${line.length}`);\n}\n')
+        rebuilt = subprocess.run(["make", "-s"], cwd=target, capture_output=True, text=True, timeout=600)
+        assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+        raised = vrclog("parse", "-v", "--no-prefilter", "--plugin", wasm, stdin=b"abc\n")
+        assert raised.returncode == 4
+        assert raised.stderr.splitlines()[-3:] == [
+            "<stdin>:1: runtime_error: myjs.wasm: uncaught exception: cannot read 3",
+            "    uncaught exception: cannot read 3",
+            "        at parseLine (/app.js:2:38)"]
 
 
 @pytest.mark.parametrize("loop", ["alloc", "start"])

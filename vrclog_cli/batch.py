@@ -48,10 +48,13 @@ class LineFailure:
     message: str
     code: str | None
     exit_code: int
+    #: More than the message (an uncaught exception's traceback): shown with --verbose.
+    detail: str | None = None
 
     @classmethod
     def of(cls, plugin: str, error: LineError) -> LineFailure:
-        return cls(plugin, error.kind, str(error), getattr(error, "code", None), error.exit_code)
+        return cls(plugin, error.kind, str(error), getattr(error, "code", None), error.exit_code,
+                   getattr(error, "detail", None))
 
 
 _NO_EVENTS: list[Event] = []  # shared, never appended to: most lines have no events

@@ -128,10 +128,13 @@ class PluginRuntimeError(LineError):
     other fault is a ``runtime_error``.  Both exit with code 4.
     """
 
-    def __init__(self, message: str, *, code: str | None = None, from_plugin: bool = False) -> None:
+    def __init__(self, message: str, *, code: str | None = None, from_plugin: bool = False,
+                 detail: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.kind = "plugin_error" if from_plugin else "runtime_error"
+        #: More than the message's one line: an uncaught exception's whole traceback.
+        self.detail = detail
 
 
 class InputTooLarge(LineError):

@@ -16,7 +16,9 @@ decides how often the budget is checked.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import re
 import threading
 import time
 import weakref
@@ -74,7 +76,7 @@ LogHandler = Callable[[PluginLog], None]
 class _CallState:
     """What the deadline hook and host functions need to know about this thread's call."""
 
-    __slots__ = ("budget_s", "cpu_deadline", "logs", "plugin", "reason", "stderr_writes")
+    __slots__ = ("budget_s", "cpu_deadline", "logs", "plugin", "reason", "stderr", "stderr_writes")
 
     def __init__(self, plugin: Plugin, budget_s: float) -> None:
         self.plugin = plugin
@@ -88,6 +90,14 @@ class _CallState:
         #: (the first loads rich) is the host's work, not the plugin's, and must
         #: not spend the plugin's time budget.
         self.logs: list[tuple[int, bytes]] | None = None
+        #: A component's stderr during the call (its interpreter's traceback, if it
+        #: raises), at most STDERR_KEPT bytes: read only when the call fails.
+        self.stderr: bytearray | None = None
+
+    def keep_stderr(self, data: bytes) -> None:
+        if self.stderr is None:
+            self.stderr = bytearray()
+        self.stderr += data[:STDERR_KEPT - len(self.stderr)]
 
     def keep_log(self, level: int, message: bytes) -> None:
         if self.logs is None:
@@ -149,11 +159,28 @@ _stderr_owners: weakref.WeakValueDictionary[int, Plugin] = weakref.WeakValueDict
 STDERR_WRITE_S = 25e-6
 
 
+#: The most of a component's stderr one call keeps for its error message.
+STDERR_KEPT = 64 * 1024
+
+
+#: A component call's own stderr token -> its call: wasmtime writes a component's stderr
+#: from threads of its own, during the call, so the thread cannot tell whose call it is.
+_calls_by_token: dict[int, _CallState] = {}
+_call_tokens = itertools.count(1)  # never an id() (a plugin's token): those are addresses
+
+
 def _route_stderr(token: int, data: bytes) -> None:
-    plugin = _stderr_owners.get(token)
-    if plugin is not None:
-        plugin.stderr_writes += 1
-    if plugin is not None and plugin._log_limiter.allow():
+    call = _calls_by_token.get(token)
+    plugin = call.plugin if call is not None else _stderr_owners.get(token)
+    if plugin is None:
+        return
+    plugin.stderr_writes += 1
+    if call is not None:
+        call.keep_stderr(data)  # for the message if the call fails (uncaught_exception)
+        if plugin.runtime.capture_stderr and plugin._log_limiter.allow():
+            call.keep_log(STDERR_LEVEL, data)  # shown when the call returns, before its errors
+        return
+    if plugin.runtime.capture_stderr and plugin._log_limiter.allow():
         # Held until this thread's call returns, if it is this plugin's; wasmtime
         # may also deliver stderr later, from another thread: shown at once then.
         state = _current()
@@ -435,7 +462,7 @@ class Plugin:
         self._stderr_token: int | None = None
         #: WASI stderr writes seen (captured ones only): the deadline hook charges them.
         self.stderr_writes = 0
-        if runtime.capture_stderr:
+        if runtime.capture_stderr:  # (a component's calls also have tokens of their own)
             self._stderr_token = id(self)
             _stderr_owners[self._stderr_token] = self
         # Read on every line: kept flat rather than looked up through self.limits.
@@ -637,7 +664,7 @@ class Plugin:
     def _parse_component(self, line: str) -> list[Event]:
         raw = self._line_bytes(line)
         ok, value = self._guarded(self._timeout + len(raw) * self._per_byte_s,
-                                  self._component.run, raw, self._max_output)
+                                  self._component.run, raw, self._max_output, stderr_of_call=True)
         if ok:
             return [decode_event(i, item) for i, item in enumerate(value)]
         raise plugin_reported(*value)
@@ -647,21 +674,36 @@ class Plugin:
         return self._checked(self._timeout + len(payload) * self._per_byte_s,
                              self._caller.run, INPUT_OFFSET, payload, self._max_output)
 
-    def _guarded(self, budget_s: float, run: Callable[..., Any], *args: object) -> Any:
+    def _guarded(self, budget_s: float, run: Callable[..., Any], *args: object,
+                 stderr_of_call: bool = False) -> Any:
         """One call under a budget of ``budget_s`` CPU seconds, its failures classified;
-        what ``run`` returns."""
+        what ``run`` returns.  ``stderr_of_call``: ``run`` takes a stderr token for this
+        call (a component's: see _route_stderr)."""
         if self.cancelled or _all_cancelled:
             raise self._refusal()
         state = _CallState(self, budget_s)
         _local.call = state
+        token = 0
+        if stderr_of_call:
+            token = next(_call_tokens)
+            _calls_by_token[token] = state
+            args = (*args, token)
         try:
             return run(*args)
         except capi.CallFailed as exc:
             if capi.take_interrupted():
                 raise KeyboardInterrupt from None
-            raise self._classify(exc, state) from None
+            error = self._classify(exc, state)
+            if (state.stderr and isinstance(error, PluginRuntimeError)
+                    and (raised := uncaught_exception(bytes(state.stderr))) is not None):
+                error = PluginRuntimeError(raised[0], detail=raised[1])
+                if state.logs:  # the traceback goes with the error, as one block
+                    state.logs = [log for log in state.logs if log[0] != STDERR_LEVEL]
+            raise error from None
         finally:
             _local.call = None
+            if token:
+                del _calls_by_token[token]
             if self._measure:
                 _record_cpu(state)
             if state.logs is not None:
@@ -714,6 +756,45 @@ class Plugin:
                             f"{format_size(self.limits.max_memory_bytes)})")
             return PluginRuntimeError(message)
         return PluginRuntimeError(error_gist(str(exc)))
+
+
+_PANIC = re.compile(r"(?:\n|\\n)thread '[^']*'(?: \(\d+\))? panicked at ")
+#: componentize-js's panic on an uncaught exception, the exception in Rust's Debug form.
+_JS_EXCEPTION = re.compile(r'Exception \{ message: Some\("((?:[^"\\]|\\.)*)"\), '
+                           r'stack: (?:Some\("((?:[^"\\]|\\.)*)"\)|None)')
+_RUST_ESCAPE = re.compile(r'\\(u\{[0-9a-fA-F]+\}|.)')
+
+
+def _unescape(text: str) -> str:
+    r"""A string as Rust's Debug form wrote it (``\n``, ``\"``, ``\u{1f600}``), as it was."""
+    def one(m: re.Match[str]) -> str:
+        code = m.group(1)
+        if code.startswith("u{"):
+            return chr(int(code[2:-1], 16))
+        return {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}.get(code, code)
+    return _RUST_ESCAPE.sub(one, text)
+
+
+def uncaught_exception(stderr: bytes) -> tuple[str, str] | None:
+    """(the exception's own line, the whole block) of an interpreter's uncaught exception in
+    what a component wrote to stderr before its call trapped; None when there is none.
+
+    componentize-py prints a Python traceback (in fragments: ``ValueError`` / ``: `` /
+    ``kaboom``) and then its runtime's Rust panic; componentize-js panics with the
+    exception's message and stack in Rust's Debug form.
+    """
+    text = stderr.decode("utf-8", "replace")
+    if (js := _JS_EXCEPTION.search(text)) is not None:
+        message = f"uncaught exception: {_unescape(js.group(1))}"
+        stack = _unescape(js.group(2) or "").rstrip().splitlines()
+        return message, "\n".join([message, *stack])
+    if (panic := _PANIC.search(text)) is not None:
+        text = text[:panic.start()]
+    start = text.rfind("Traceback (most recent call last):")
+    if start < 0:
+        return None
+    lines = [line for line in text[start:].rstrip().splitlines() if line.strip()]
+    return (lines[-1].strip(), "\n".join(lines)) if len(lines) > 1 else None
 
 
 def _record_cpu(state: _CallState) -> None:

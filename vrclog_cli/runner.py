@@ -173,6 +173,8 @@ class Diagnostic:
 
 
 _EOF = object()
+#: The most lines of an error's detail (a traceback) --verbose shows under it.
+DETAIL_LINES = 40
 TICK_S = 0.1  # how often output is flushed, stdout looked at and the progress hook called
 
 
@@ -414,7 +416,11 @@ class ParseRun:
                                   failure.kind, failure.message, failure.code)
             # One line each, the plugin's newlines and controls written out: the problem
             # itself keeps the plugin's own text (a library caller's on_error gets it).
-            self.report(Diagnostic(one_line(str(problem), DIAGNOSTIC_CHARS), per_line=True))
+            text = one_line(str(problem), DIAGNOSTIC_CHARS)
+            if failure.detail and self.options.capture_plugin_stderr:  # --verbose: the traceback
+                text += "".join(f"\n    {one_line(line, DIAGNOSTIC_CHARS)}"
+                                for line in failure.detail.splitlines()[:DETAIL_LINES])
+            self.report(Diagnostic(text, per_line=True))
             if self._on_finding is not None:
                 code = f" ({one_line(failure.code, 100)})" if failure.code else ""
                 self._on_finding(Finding(batch.source, problem.line, failure.kind, "warning",

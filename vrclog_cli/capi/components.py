@@ -214,10 +214,12 @@ class ComponentCaller:
         if index:
             ffi.wasmtime_component_export_index_delete(index)
 
-    def _instantiate(self, store: _Handle) -> tuple[Any, Any]:
+    def _instantiate(self, store: _Handle, stderr_token: int | None = None) -> tuple[Any, Any]:
         """A fresh instance in ``store`` (given its WASI context, memory cap and deadline
-        first): (the store's context, the instance)."""
-        ctx = _prepare_store(store, self._max_memory, True, self._stderr_token)
+        first): (the store's context, the instance).  Its stderr goes to the sink with
+        ``stderr_token`` (this call's own), else with the caller's."""
+        token = self._stderr_token if stderr_token is None else _token(stderr_token)
+        ctx = _prepare_store(store, self._max_memory, True, token)
         instance = ffi.wasmtime_component_instance_t()
         err = _instantiate(self._linker.ptr, ctx, self._component.ptr(), ctypes.byref(instance))
         if err:
@@ -232,12 +234,14 @@ class ComponentCaller:
         finally:
             _store_delete(store)
 
-    def run(self, line: bytes, max_output: int) -> tuple[bool, Any]:
+    def run(self, line: bytes, max_output: int, stderr_token: int | None = None) -> tuple[bool, Any]:
         """(True, [event dicts]) or (False, (message, code)) for the plugin's own error.
-        ``line`` must be valid UTF-8."""
+        ``line`` must be valid UTF-8.  ``stderr_token``: this call's stderr token (wasmtime
+        writes a component's stderr from threads of its own, so a thread cannot tell whose
+        call it is; a token per call can)."""
         store = _store_new(self._engine_ptr, None, _NO_FINALIZER)
         try:
-            ctx, instance = self._instantiate(store)
+            ctx, instance = self._instantiate(store, stderr_token)
             func = ffi.wasmtime_component_func_t()
             if not _get_func(ctypes.byref(instance), ctx, self._index, ctypes.byref(func)):
                 raise CallFailed(f"export {self._export} not found")

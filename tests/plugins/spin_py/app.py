@@ -1,5 +1,6 @@
 """A Python component for the tests: echoes each line, spins forever on a line starting
-with "spin", and asks the host interface (RE2, log, the clock) about lines starting "host"."""
+with "spin", asks the host interface (RE2, log, the clock) about lines starting "host",
+and raises on a line starting "raise" (an uncaught exception)."""
 
 from wit_world import WitWorld
 from wit_world.imports import host
@@ -13,6 +14,8 @@ def event(kind: str, **data: str) -> Event:
 
 class WitWorld(WitWorld):
     def parse_line(self, line: str) -> list[Event]:
+        if line.startswith("raise"):
+            raise ValueError(f"cannot read {line[6:]!r}")
         if line.startswith("spin"):
             while True:
                 pass
