@@ -380,3 +380,24 @@ def test_list_variables_split_as_help_says(tmp_path: Path) -> None:
     assert [json.loads(line)["type"] for line in result.stdout.splitlines()] == ["line", "line"]
     types = vrclog("parse", "--plugin", first, stdin=b"hello\n", env={"VRCLOG_INCLUDE_TYPES": "x line,y"})
     assert len(types.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--include-types", "player_jion"],
+     "--include-types: no parser in this run gives events of type player_jion (did you mean player_join? "),
+    (["--plugin", str(SAMPLES / "vrpoker.wasm"), "--fail-on", "vrpoker_winer"],
+     "--fail-on: no parser in this run gives events of type vrpoker_winer (did you mean vrpoker_winner? "
+     "the run's types: vrpoker_event, vrpoker_game_start, vrpoker_round, vrpoker_winner)"),
+    (["--plugin", str(SAMPLES / "vrpoker.wasm"), "--exclude-types", "kicked"],
+     "--exclude-types: no parser in this run gives events of type kicked (kicked is a built-in type: "
+     "add --builtin)"),
+])
+def test_a_type_no_declared_parser_gives_is_a_usage_error(args: list[str], message: str) -> None:
+    """Where every parser declares its types (the built-in parser; vrpoker.wasm in its
+    vrclog.types section), a misspelt type wrote nothing and exited 0: now exit 2, before any line."""
+    result = vrclog("parse", *args, SAMPLE_LOGS / "vrpoker.log")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"vrclog: error: {message}") and len(result.stderr.splitlines()) == 1
+    fine = vrclog("parse", "--builtin", "--plugin", SAMPLES / "vrpoker.wasm", "--fail-on", "kicked",
+                  "--include-types", "vrpoker_winner,kicked", SAMPLE_LOGS / "vrpoker.log")
+    assert fine.returncode == 0 and fine.stdout.count("vrpoker_winner") == 3

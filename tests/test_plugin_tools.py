@@ -319,3 +319,35 @@ def test_ctrl_c_stops_plugin_check_on_an_endless_loop() -> None:
     assert proc.returncode == 130, err
     assert time.monotonic() - sent < 2.0
     assert b"Exception ignored" not in err and b"Traceback" not in err
+
+
+def test_plugin_types_declares_what_info_shows_and_check_holds_it_to(tmp_path: Path) -> None:
+    narrow = tmp_path / "narrow.wasm"
+    done = vrclog("plugin", "types", SAMPLES / "vrpoker.wasm", "--type", "vrpoker_winner,vrpoker_round",
+                  "-o", narrow)
+    assert done.returncode == 0 and done.stdout == f"{narrow}: event types vrpoker_winner, vrpoker_round\n"
+    info = json.loads(vrclog("plugin", "info", "--json", narrow).stdout)
+    assert info["event_types"] == ["vrpoker_winner", "vrpoker_round"] and info["valid"] is True
+    checked = vrclog("plugin", "check", narrow, "--sample", SAMPLE_LOGS / "vrpoker.log")
+    assert checked.returncode == 1
+    assert ("emitted type vrpoker_game_start, which its vrclog.types section does not declare "
+            "(vrpoker_winner, vrpoker_round)") in checked.stdout
+    assert vrclog("plugin", "check", SAMPLES / "vrpoker.wasm", "--sample", SAMPLE_LOGS / "vrpoker.log"
+                  ).returncode == 0  # the sample declares all four
+    removed = tmp_path / "none.wasm"
+    assert vrclog("plugin", "types", narrow, "--remove", "-o", removed).returncode == 0
+    assert json.loads(vrclog("plugin", "info", "--json", removed).stdout)["event_types"] is None
+    assert "event types: not declared" in vrclog("plugin", "info", removed).stdout
+    assert vrclog("plugin", "types", narrow, "-o", removed).returncode == 2  # neither --type nor --remove
+
+
+@pytest.mark.parametrize("content", [b"[1]", b'{"types": []}', b'{"types": ["ok", ""]}', b"\xff",
+                                     b'{"types": ["a"], "more": 1}'])
+def test_a_bad_types_section_is_a_load_error_naming_it(tmp_path: Path, content: bytes) -> None:
+    from vrclog_cli.sections import with_custom_section
+
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(with_custom_section((SAMPLES / "minimal.wasm").read_bytes(), "vrclog.types", content))
+    result = vrclog("parse", "--plugin", bad, stdin=b"x\n")
+    assert result.returncode == 3
+    assert result.stderr.startswith(f"vrclog: error: {bad}: custom section vrclog.types: ")

@@ -39,7 +39,7 @@ _EXPORTS = {
     "plugin_info": "inspection", "PluginInfo": "inspection",
     "check_plugin": "conformance", "CheckReport": "conformance",
     "Prefilter": "prefilter", "PrefilterError": "prefilter", "make_prefilter": "prefilter",
-    "embed_prefilter": "embed",
+    "embed_prefilter": "embed", "embed_event_types": "embed",
     "wasmtime_version": "capi",
     # errors, and the exit code each maps to
     "ExitCode": "errors", "VrclogError": "errors", "UsageError": "errors", "InputError": "errors",
@@ -92,6 +92,7 @@ __all__ = [
     "cancel_all_calls",
     "check_plugin",
     "default_log_dirs",
+    "embed_event_types",
     "embed_prefilter",
     "find_default_logs",
     "forward_console_close",
@@ -119,7 +120,7 @@ if TYPE_CHECKING:
     from .conformance import CheckReport, check_plugin
     from .discovery import default_log_dirs, find_default_logs, log_files
     from .durations import parse_duration, parse_size
-    from .embed import embed_prefilter
+    from .embed import embed_event_types, embed_prefilter
     from .errors import (
         Cancelled,
         ExitCode,

@@ -44,6 +44,8 @@ WASI_MODULE = "wasi_snapshot_preview1"
 
 #: The custom section that declares which lines a plugin can match (section 2c).
 PREFILTER_SECTION = "vrclog.prefilter"
+#: The event types a plugin declares it can emit: {"types": ["name", ...]}.
+TYPES_SECTION = "vrclog.types"
 
 WASM_MAGIC = b"\0asm"
 WASM_PAGE = 65536

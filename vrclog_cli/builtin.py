@@ -659,8 +659,10 @@ class BuiltinParser:
     """Same interface as a plugin: ``call(line) -> events``; and ``find_events`` for a batch."""
 
     name = "builtin"
-    #: Its own test (one ``startswith`` a line) is as cheap as any prefilter.
+    #: Its own test (one pattern match a line) is as cheap as any prefilter.
     prefilter = None
+    #: Every type it can give (a plugin's are in its vrclog.types section).
+    event_types = EVENT_TYPES
 
     def find_events(self, lines: list[str]) -> tuple[list[tuple[int, list[Event]]], int]:
         """(index, events) of each line that has events, what ``call`` gives line by line,

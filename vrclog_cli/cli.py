@@ -588,6 +588,32 @@ def prefilter_command(source: str, substrings: tuple[str, ...], regex: str | Non
     click.echo(f"{output}: {what}")
 
 
+@plugin.command(name="types", short_help="Declare the event types a plugin can emit.")
+@click.argument("source", type=click.Path(dir_okay=True))
+@click.option("--type", "types", multiple=True, metavar="NAME",
+              help="An event type the plugin can emit (repeatable, or comma-separated).")
+@click.option("--remove", is_flag=True, help="Remove the declaration instead.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=False),
+              help="Where to write the plugin (may be SOURCE itself).")
+def types_command(source: str, types: tuple[str, ...], remove: bool, output: str) -> None:
+    """Write (or replace) the vrclog.types section: the event types the plugin can emit.
+
+    \b
+    vrclog plugin types parser.wasm --type myworld_score,myworld_round -o parser.wasm
+    `plugin info` shows them, `plugin check` fails a plugin that emits another type, and
+    where every parser of a run declares its types, a misspelt type in --fail-on,
+    --include-types or --exclude-types is a usage error.
+    """
+    from . import embed_event_types
+
+    names = [name.strip() for given in types for name in given.split(",") if name.strip()]
+    if remove == bool(names):
+        raise UsageError("give --type NAME (one or more), or --remove")
+    embed_event_types(Path(source), Path(output), None if remove else names)
+    click.echo(f"{output}: " + ("removed the event types" if remove else "event types " + ", ".join(
+        dict.fromkeys(names))))
+
+
 def silence_stdout() -> None:
     """Points stdout at /dev/null so the interpreter's final flush cannot fail."""
     if sys.stdout is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import budget, capi
-from .abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION
+from .abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION, TYPES_SECTION
 from .component import WORLD
 from .errors import InputTooLarge, PluginFileError, PluginLoadError, PluginRuntimeError, PluginTimeout
 from .events import Event
@@ -290,6 +290,12 @@ def _check_lines(plugin: Plugin, limits: Limits, sample: list[tuple[str, str]],
                 report.findings.append(Finding(
                     "violation", where, "the same line gave different events on a second run",
                     "keep parse_line deterministic: no state between calls"))
+            declared = plugin.declared.event_types
+            if declared is not None and (other := sorted({e.type for e in first} - set(declared))):
+                report.findings.append(Finding(
+                    "violation", where, f"emitted type {', '.join(other)}, which its {TYPES_SECTION} "
+                    f"section does not declare ({', '.join(declared)})",
+                    "declare every type it emits: vrclog plugin types PLUGIN --type NAME -o PLUGIN"))
         except InputTooLarge as exc:
             if "over the limit" not in where:
                 report.findings.append(Finding("warning", where, f"the plugin cannot receive it: {exc}",

@@ -274,6 +274,8 @@ def print_info(console: Console, details: PluginInfo) -> None:
         console.print(f"prefilter: [yellow]{escape(details.prefilter_problem)}[/]")
     else:
         console.print("prefilter: none (every line goes to the plugin)")
+    console.print("event types: " + (", ".join(details.event_types) if details.event_types is not None
+                                     else "not declared (vrclog plugin types declares them)"), markup=False)
     for title, items in (("exports", details.exports), ("imports", details.imports)):
         if not items:  # an empty table is only its borders
             console.print(f"{title}: none")

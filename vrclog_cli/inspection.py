@@ -46,6 +46,8 @@ class PluginInfo:
     prefilter: dict[str, Any] | None = None
     #: Why a declared prefilter is ignored, or invalid.
     prefilter_problem: str | None = None
+    #: The event types it declares it can emit (its vrclog.types section); None: not declared.
+    event_types: list[str] | None = None
     valid: bool = False
     problem: str | None = None
 
@@ -88,6 +90,7 @@ def plugin_info(plugin: str | Path | Plugin, limits: Limits | None = None) -> Pl
         declared = declared_prefilter(path, wasm)
         info.prefilter = declared.prefilter.to_json() if declared.prefilter else None
         info.prefilter_problem = declared.warning
+        info.event_types = list(declared.event_types) if declared.event_types is not None else None
     except PluginLoadError as exc:
         info.prefilter_problem = str(exc).removeprefix(f"{path}: ")
     runtime = Runtime(limits) if loaded is None else None  # a loaded plugin is not loaded again

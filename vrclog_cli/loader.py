@@ -27,6 +27,7 @@ from .abi import (
     INIT_SIGNATURE,
     PREFILTER_SECTION,
     REQUIRED_EXPORTS,
+    TYPES_SECTION,
     WASI_MODULE,
     WASM_MAGIC,
     WASM_PAGE,
@@ -232,11 +233,12 @@ def validate_module(path: Path, module: wasmtime.Module, limits: Limits) -> str 
 def declared_prefilter(path: Path, wasm: bytes) -> Declared:
     """What the binary's prefilter section declares; PluginLoadError naming the section."""
     try:
-        return read_prefilter(custom_sections(wasm, PREFILTER_SECTION))
+        return read_prefilter(custom_sections(wasm, PREFILTER_SECTION), custom_sections(wasm, TYPES_SECTION))
     except MalformedBinary as exc:
         raise PluginLoadError(f"{path}: invalid WebAssembly module: {exc}") from None
     except PrefilterError as exc:
-        raise PluginLoadError(f"{path}: custom section {PREFILTER_SECTION}: {exc}") from None
+        where = "" if str(exc).startswith("custom section ") else f"custom section {PREFILTER_SECTION}: "
+        raise PluginLoadError(f"{path}: {where}{exc}") from None
 
 
 def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits, engine_settings: str = "",

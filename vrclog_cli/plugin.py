@@ -516,6 +516,11 @@ class Plugin:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def event_types(self) -> tuple[str, ...] | None:
+        """The event types its vrclog.types section declares it can emit (None: not declared)."""
+        return self.declared.event_types
+
     def __reduce__(self) -> tuple[Callable[..., Plugin], tuple[str, str, Limits, bool]]:
         """Pickled by reference (path, content hash, limits), not by its native handles:
         another process loads it again, compiled code coming from the module cache."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .abi import PREFILTER_SECTION
+from .abi import PREFILTER_SECTION, TYPES_SECTION
 
 MAX_SUBSTRINGS = 256
 MAX_SUBSTRING_BYTES = 1024
@@ -129,10 +129,39 @@ def raw_needles(prefilters: Sequence[Prefilter | None]) -> tuple[bytes, ...] | N
 
 @dataclass(frozen=True)
 class Declared:
-    """What a plugin's section says: a prefilter, or None with the reason it is ignored."""
+    """What a plugin's sections say: a prefilter, or None with the reason it is ignored;
+    the event types it can emit (None: not declared)."""
 
     prefilter: Prefilter | None
     warning: str | None = None
+    event_types: tuple[str, ...] | None = None
+
+
+MAX_TYPES = 256
+MAX_TYPE_CHARS = 100
+
+
+def parse_event_types(content: bytes) -> tuple[str, ...]:
+    """The types a ``vrclog.types`` section declares: ``{"types": ["name", ...]}``;
+    PrefilterError (naming what is wrong) for anything else."""
+    try:
+        value = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise PrefilterError('not UTF-8 JSON such as {"types": ["myworld_score"]}') from None
+    if not isinstance(value, dict) or set(value) != {"types"}:
+        raise PrefilterError('must be a JSON object with one key, "types": {"types": ["myworld_score"]}')
+    types = value["types"]
+    if (not isinstance(types, list) or not 1 <= len(types) <= MAX_TYPES
+            or not all(isinstance(t, str) and 0 < len(t) <= MAX_TYPE_CHARS for t in types)):
+        raise PrefilterError(f'"types" must list 1 to {MAX_TYPES} names of 1 to {MAX_TYPE_CHARS} characters')
+    return tuple(dict.fromkeys(types))
+
+
+def encode_event_types(types: Sequence[str]) -> bytes:
+    content = json.dumps({"types": list(dict.fromkeys(types))}, ensure_ascii=False,
+                         separators=(",", ":")).encode("utf-8")
+    parse_event_types(content)  # what a host will read back
+    return content
 
 
 def parse_prefilter(content: bytes) -> Declared:
@@ -195,10 +224,18 @@ def make_prefilter(substrings: Any, regex: Any) -> Prefilter:
     return Prefilter(subs, regex)
 
 
-def read_prefilter(sections: list[bytes]) -> Declared:
-    """The declared prefilter of a binary's ``vrclog.prefilter`` sections (none: no prefilter)."""
-    if not sections:
-        return Declared(None)
+def read_prefilter(sections: list[bytes], type_sections: Sequence[bytes] = ()) -> Declared:
+    """The declared prefilter of a binary's ``vrclog.prefilter`` sections (none: no prefilter),
+    and the event types of its ``vrclog.types`` sections (none: not declared)."""
     if len(sections) > 1:
         raise PrefilterError(f"{len(sections)} {PREFILTER_SECTION} sections (at most one)")
-    return parse_prefilter(sections[0])
+    if len(type_sections) > 1:
+        raise PrefilterError(f"{len(type_sections)} {TYPES_SECTION} sections (at most one)")
+    declared = parse_prefilter(sections[0]) if sections else Declared(None)
+    if not type_sections:
+        return declared
+    try:
+        types = parse_event_types(type_sections[0])
+    except PrefilterError as exc:
+        raise PrefilterError(f"custom section {TYPES_SECTION}: {exc}") from None
+    return replace(declared, event_types=types)

@@ -232,9 +232,40 @@ class ParseRun:
         else:
             self.runtime, self.parsers = built
         self.stats.plugins = [p.name for p in self.parsers]
+        self._refuse_types_no_parser_gives()
         for parser in self.parsers:
             for warning in getattr(parser, "warnings", ()):
                 self.report(Diagnostic(warning, per_line=False, severity="warning"))
+
+    def _refuse_types_no_parser_gives(self) -> None:
+        """Where every parser of the run declares its event types (the built-in parser
+        does; a plugin in its vrclog.types section), a type in --fail-on, --include-types
+        or --exclude-types that none of them gives is a misspelling: a UsageError with
+        the nearest type, before any line (it matched nothing, and the run exited 0)."""
+        declared: list[tuple[str, ...]] = []
+        for parser in self.parsers:
+            if (types := getattr(parser, "event_types", None)) is None:
+                return
+            declared.append(types)
+        if not declared:
+            return
+        known = sorted(set().union(*declared))
+        asked = (("--fail-on", self.options.fail_on - {"any"}),
+                 ("--include-types", self.options.event_filter.include),
+                 ("--exclude-types", self.options.event_filter.exclude))
+        for option, names in asked:
+            for name in sorted(set(names) - set(known)):
+                import difflib
+
+                if name in BUILTIN_TYPE_NAMES:
+                    hint = f"{name} is a built-in type: add --builtin"
+                else:
+                    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6) or [
+                        t for t in known if t.lower() == name.lower()]
+                    hint = (f"did you mean {near[0]}? " if near else "") + (
+                        f"the run's types: {', '.join(known)}" if len(known) <= 12 else
+                        "`vrclog types` and `vrclog plugin info PLUGIN` list them")
+                raise UsageError(f"{option}: no parser in this run gives events of type {name} ({hint})")
 
     def _load_interruptibly(self) -> tuple[Runtime | None, list[Parser]] | None:
         """build_parsers on a thread of its own, the calling thread waiting for it or for

@@ -17,6 +17,12 @@
  *
  *   VRCLOG_PREFILTER("{\"substrings\":[\"[MyWorld] \"]}");
  *
+ * VRCLOG_TYPES(json) declares the event types it can emit (`vrclog plugin info`
+ * shows them, `plugin check` holds the plugin to them, and a misspelt type in
+ * --fail-on or --include-types becomes a usage error):
+ *
+ *   VRCLOG_TYPES("{\"types\":[\"myworld_score\"]}");
+ *
  * The heap is a bump allocator that is never reset: every line runs in a fresh
  * instance, so nothing needs freeing.
  */
@@ -42,6 +48,8 @@
  * escapes C does, so the section holds exactly the literal's text. */
 #define VRCLOG_PREFILTER(json) \
     __asm__(".section .custom_section.vrclog.prefilter,\"\",@\n.ascii " #json "\n.text\n")
+#define VRCLOG_TYPES(json) \
+    __asm__(".section .custom_section.vrclog.types,\"\",@\n.ascii " #json "\n.text\n")
 #define VRCLOG_IMPORT(name) __attribute__((import_module("env"), import_name(name)))
 
 VRCLOG_IMPORT("regex_match")

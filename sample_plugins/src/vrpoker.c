@@ -18,6 +18,7 @@
 /* Only lines containing the tag can give events: the host makes no instance
  * for the others (about 98 % of a VRChat log). */
 VRCLOG_PREFILTER("{\"substrings\":[\"[VRPoker]\"]}");
+VRCLOG_TYPES("{\"types\":[\"vrpoker_event\",\"vrpoker_game_start\",\"vrpoker_winner\",\"vrpoker_round\"]}");
 
 static const char TAG[] = "[VRPoker] ";
 

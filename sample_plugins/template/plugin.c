@@ -16,6 +16,7 @@
  * Keep it true to parse_line: every line that can give an event must contain it;
  * `vrclog plugin check --sample` reports a line where that is not so. */
 VRCLOG_PREFILTER("{\"substrings\":[\"[MyWorld] \"]}");
+VRCLOG_TYPES("{\"types\":[\"myworld_score\"]}");
 
 VRCLOG_EXPORT("parse_line") int64_t parse_line(int32_t ptr, int32_t len) {
     size_t n;
