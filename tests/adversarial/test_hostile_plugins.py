@@ -53,7 +53,7 @@ BAD_OUTPUTS = {
     "truncated JSON": ('{"ok":true,"events":[', "not valid JSON"),
     "events not a list": ('{"ok":true,"events":"x"}', '"events" must be an array, got a string'),
     "type missing": ('{"ok":true,"events":[{"player_name":"a"}]}', 'event 0 has no "type"'),
-    "type not a string": ('{"ok":true,"events":[{"type":["a"]}]}', 'event 0 has no "type"'),
+    "type not a string": ('{"ok":true,"events":[{"type":["a"]}]}', '"type" that is an array'),
     "data value not a string": ('{"ok":true,"events":[{"type":"t","data":{"n":1.5}}]}',
                                 'data value for "n" is a number'),
     "data not an object": ('{"ok":true,"events":[{"type":"t","data":[1]}]}', '"data" must be an object'),
