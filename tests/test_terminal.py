@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -65,6 +66,44 @@ def test_progress_shown_on_a_terminal(tmp_path: Path, echo: Path) -> None:
     os.close(master)
     assert proc.returncode == 0
     assert "parsing" in screen and "lines/s" in screen and "events" in screen and "errors" in screen
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux draws the terminal")
+def test_pretty_events_and_the_progress_bar_share_the_terminal(tmp_path: Path) -> None:
+    """On a real terminal (tmux), events scroll above the bar, the bar counts, and at the
+    end it is gone: every event line is whole and in order (the bar was never cleared and
+    events overprinted it, and it stayed at 0 lines)."""
+    lines = 60_000
+    log = tmp_path / "big.log"
+    log.write_text("".join(f"{PREFIX}[Behaviour] OnPlayerJoined P{i} (usr_1)\n" for i in range(lines)))
+    conf = tmp_path / "tmux.conf"
+    conf.write_text("set -g history-limit 200000\n")
+    tmux = ["tmux", "-L", f"vrclog-{os.getpid()}", "-f", str(conf)]
+    command = f"'{VRCLOG_BIN}' parse --format pretty --progress '{log}'; echo DONE $?; sleep 600"
+    subprocess.run([*tmux, "new-session", "-d", "-x", "160", "-y", "24", command], check=True, timeout=30)
+    try:
+        bars: list[str] = []
+        deadline = time.monotonic() + 120
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = subprocess.run([*tmux, "capture-pane", "-p", "-J"], capture_output=True, text=True,
+                                    timeout=30).stdout
+            shown = [line for line in screen.splitlines() if line.strip()]
+            if shown and shown[-1].startswith("DONE"):
+                break
+            if shown and shown[-1].startswith("parsing"):
+                bars.append(shown[-1])
+            time.sleep(0.2)
+        history = subprocess.run([*tmux, "capture-pane", "-p", "-J", "-S", "-"], capture_output=True,
+                                 text=True, timeout=30).stdout
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=30)
+    assert "DONE 0" in screen
+    counted = [int(bar.split(" lines")[0].split()[-1].replace(",", "")) for bar in bars]
+    assert counted and max(counted) > 0, bars  # the bar was at the bottom, and it counted
+    rows = [line for line in history.splitlines() if line.strip() and not line.startswith("DONE")]
+    assert not any("parsing" in row for row in rows)  # cleared, never overprinted
+    assert [row.split("  ")[0] for row in rows] == [f"{log}:{n}" for n in range(1, lines + 1)]
 
 
 def test_no_progress_when_piped_or_disabled(tmp_path: Path, echo: Path) -> None:

@@ -66,6 +66,7 @@ from .console import (
     print_run_end,
     print_stats,
     print_types,
+    same_terminal,
     sturdy_stderr,
 )
 
@@ -378,7 +379,11 @@ def run_parse(options: ParseOptions, view: View) -> None:
     paths = options.paths
     show_progress = view.progress if view.progress is not None else (
         sys.stderr.isatty() and not options.follow and "-" not in paths)
-    bar = ProgressDisplay(paths, force=view.progress is True) if show_progress else None
+    # Pretty events on the bar's own terminal are printed on one console with it, above it.
+    together = (show_progress and view.fmt == "pretty" and sys.stdout is not None
+                and same_terminal(sys.stdout.fileno(), sys.stderr.fileno()))
+    shared = make_console(highlight=False) if together else None
+    bar = ProgressDisplay(paths, force=view.progress is True, console=shared) if show_progress else None
 
     def report(diag: Diagnostic) -> None:
         if not (view.quiet and diag.per_line):
@@ -390,7 +395,7 @@ def run_parse(options: ParseOptions, view: View) -> None:
 
     if sys.stdout is None:  # started with descriptor 1 closed (`>&-`): no line would get anywhere
         raise OutputError("cannot write output: standard output is closed")
-    writer: EventWriter = (PrettyWriter(make_console(highlight=False)) if view.fmt == "pretty"
+    writer: EventWriter = (PrettyWriter(shared or make_console(highlight=False)) if view.fmt == "pretty"
                            else JsonLinesWriter(sys.stdout.buffer, raw_line=view.raw))
     reports = Reports(view.reports)
     # A path that cannot be written, or that is an input, stdout's file or another report's,

@@ -168,26 +168,29 @@ def compile_notice(err: LazyStderr, path: Path, size: int) -> Iterator[None]:
 class ProgressDisplay:
     """Rich progress on stderr: bytes and lines done, lines/s, events, errors, ETA."""
 
-    def __init__(self, paths: Sequence[str], force: bool) -> None:
+    def __init__(self, paths: Sequence[str], force: bool, console: Console | None = None) -> None:
+        """``console``: the one the events are printed on, when they share the bar's terminal:
+        what is printed there while the bar is live goes above it (rich's render hook),
+        where printing to stdout behind its back overprinted the bar."""
         from rich.progress import (
             BarColumn,
-            DownloadColumn,
             Progress,
             TextColumn,
             TimeRemainingColumn,
         )
 
-        self.console = make_console(stderr=True, force_terminal=True if force else None)
+        self.console = console or make_console(stderr=True, force_terminal=True if force else None)
         total = 0
         for path in paths:
             try:
                 total += os.stat(path).st_size
             except OSError:
                 pass
+        # One row within 80 columns (a wider one wraps, and its second row stays behind).
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-            TextColumn("{task.fields[lines]:,} lines  {task.fields[rate]:,.0f} lines/s  "
-                       "{task.fields[events]:,} events  {task.fields[errors]:,} errors"),
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=10),
+            TextColumn("{task.fields[lines]:,} lines {task.fields[rate]:,.0f} lines/s "
+                       "{task.fields[events]:,} events {task.fields[errors]:,} errors"),
             TimeRemainingColumn(), console=self.console, transient=True, auto_refresh=False)
         self.task = self.progress.add_task("parsing", total=total or None, lines=0, rate=0.0,
                                            events=0, errors=0)
@@ -337,3 +340,11 @@ def print_report(console: Console, report: CheckReport) -> None:
     verdict = "[green]PASS[/]" if report.ok else "[red]FAIL[/]"
     console.print(f"{verdict} {report.plugin}: {violations} violation(s), {warnings} warning(s), "
                   f"{len(report.timings)} line(s) timed")
+
+
+def same_terminal(first: int, second: int) -> bool:
+    """Whether two descriptors are one terminal (stdout and stderr on the same screen)."""
+    try:
+        return os.isatty(first) and os.isatty(second) and os.path.samestat(os.fstat(first), os.fstat(second))
+    except OSError:
+        return False

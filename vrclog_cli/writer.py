@@ -17,6 +17,7 @@ from .events import Event, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 
 
@@ -135,8 +136,14 @@ def _raise_broken_pipe() -> None:
 class PrettyWriter:
     """One readable line per event: ``file:line  time  type  fields``."""
 
+    #: Lines held before they are printed at once (at the latest on the run's next flush,
+    #: every 0.1 s): one print of many lines costs one redraw of a progress bar below
+    #: them, where a print a line slowed a run to a fifth.
+    HELD_LINES = 500
+
     def __init__(self, console: Console) -> None:
         self.console = console
+        self._held: list[Text] = []
         # rich answers a closed stdout with SystemExit(1); the runner expects
         # BrokenPipeError, which ends a run quietly (`vrclog ... | head`).
         console.on_broken_pipe = _raise_broken_pipe  # type: ignore[method-assign]
@@ -158,9 +165,19 @@ class PrettyWriter:
             for key, value in [*fields.items(), *data.items()]:
                 text.append(printable(f"  {key}="), style="green")
                 text.append(printable(str(value)))  # a log's ESC must not act on the terminal
-            self.console.print(text, soft_wrap=True, highlight=False)
+            self._held.append(text)
+        if len(self._held) >= self.HELD_LINES:
+            self._print_held()
+
+    def _print_held(self) -> None:
+        from rich.text import Text
+
+        held, self._held = self._held, []
+        if held:
+            self.console.print(Text("\n").join(held), soft_wrap=True, highlight=False)
 
     def flush(self) -> None:
+        self._print_held()
         self.console.file.flush()
 
     def reader_gone(self) -> bool:
