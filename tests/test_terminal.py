@@ -233,34 +233,28 @@ class Follower:
         os.set_blocking(self.proc.stdout.fileno(), False)
         self.buffer = b""
 
-    def expect(self, lines: list[str], timeout: float = 10) -> None:
+    def next_lines(self, count: int, timeout: float = 10) -> list[bytes]:
+        """Up to ``count`` more lines of its stdout, waiting at most ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
-        got: list[str] = []
+        got: list[bytes] = []
         assert self.proc.stdout is not None
-        while time.monotonic() < deadline and len(got) < len(lines):
+        while time.monotonic() < deadline and len(got) < count:
             select.select([self.proc.stdout], [], [], 0.1)
             chunk = self.proc.stdout.read()
             if chunk:
                 self.buffer += chunk
             while b"\n" in self.buffer:
                 raw, self.buffer = self.buffer.split(b"\n", 1)
-                got.append(json.loads(raw)["data"]["line"])
-        assert got == lines
+                got.append(raw)
+        return got
+
+    def expect(self, lines: list[str], timeout: float = 10) -> None:
+        assert [json.loads(raw)["data"]["line"] for raw in self.next_lines(len(lines), timeout)] == lines
 
     def expect_numbers(self, numbers: list[int], timeout: float = 10) -> None:
         """The line numbers of the next events (run with --format pretty: ``FILE:N  …``)."""
-        deadline = time.monotonic() + timeout
-        got: list[int] = []
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline and len(got) < len(numbers):
-            select.select([self.proc.stdout], [], [], 0.1)
-            chunk = self.proc.stdout.read()
-            if chunk:
-                self.buffer += chunk
-            while b"\n" in self.buffer:
-                raw, self.buffer = self.buffer.split(b"\n", 1)
-                got.append(int(raw.split()[0].rsplit(b":", 1)[1]))
-        assert got == numbers
+        got = self.next_lines(len(numbers), timeout)
+        assert [int(raw.split()[0].rsplit(b":", 1)[1]) for raw in got] == numbers
 
     def stop(self) -> tuple[int, bytes]:
         self.proc.send_signal(signal.SIGINT)

@@ -123,6 +123,8 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
     found: list[LineOutcome] = []
     done = len(texts)
     unheaded = 0
+    # The built-in parser among plugins tells a line without a valid header apart (read).
+    among = next((parser for parser in parsers if isinstance(parser, BuiltinParser)), None)
     for index in indices:
         if stopped():
             found.append(LineOutcome(index, _NO_EVENTS, _NO_ERRORS, True))
@@ -141,8 +143,8 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
             if chosen is not None and (mine := chosen[k]) is not None and index not in mine:
                 continue
             try:
-                if isinstance(parser, BuiltinParser):
-                    if (read := parser.read(text)) is None:
+                if parser is among and among is not None:
+                    if (read := among.read(text)) is None:
                         unheaded += 1
                         continue
                     got = read

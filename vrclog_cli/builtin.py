@@ -252,11 +252,6 @@ def _sdk2_video(line: str, at: int) -> list[Event]:
     return [Event("video_play", None, data={"url": url, "requested_by": name})]
 
 
-def _video_sync(line: str, at: int) -> list[Event]:
-    position = _text(line, at)
-    return [Event("video_sync", None, data={"position": position})] if position else []
-
-
 def _video_error(line: str, at: int) -> list[Event]:
     return [Event("video_error", None, data={"message": _text(line, at)})]
 
@@ -379,10 +374,6 @@ def _executive(line: str, at: int) -> list[Event]:
     return [Event(kind, None, data={"message": message})]
 
 
-def _kicked(line: str, at: int) -> list[Event]:
-    return [Event("kicked", None, data={"message": _text(line, MESSAGE_AT + 12)})]  # after "[Behaviour] "
-
-
 def _join_failed(line: str, at: int) -> list[Event]:
     # Failed to join instance 'ID' due to 'REASON'
     rest = _text(line, at)
@@ -453,7 +444,7 @@ HANDLERS: tuple[tuple[str, Handler], ...] = (
     ("[Behaviour] Switching ", _avatar),
     ("[Behaviour] Instantiated a (Clone [", _portal),
     ("[Behaviour] Received executive message: ", _executive),
-    ("[Behaviour] You have been kicked", _kicked),
+    ("[Behaviour] You have been kicked", _message("kicked", after="[Behaviour] ")),
     ("[Behaviour] Failed to join instance '", _join_failed),
     ("[Behaviour] Master is not sending any events!", _message("join_blocked", after="[Behaviour] ")),
     ("[Behaviour] Will execute SendRPC/AlwaysBufferOne on (Clone [", _portal_rpc(named_after=True)),
@@ -469,7 +460,7 @@ HANDLERS: tuple[tuple[str, Handler], ...] = (
     ("[Video Playback] Resolving URL '", _resolve_url),
     ("[Video Playback] URL '", _resolved),
     ("[USharpVideo] Started video load for URL: ", _usharp_load),
-    ("[USharpVideo] Syncing video to ", _video_sync),
+    ("[USharpVideo] Syncing video to ", _message("video_sync", "position")),
     ("User ", _sdk2_video),
     ("[Video Playback] ERROR: ", _video_error),
     ("[AVProVideo] Error: ", _video_error),

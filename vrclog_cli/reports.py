@@ -173,7 +173,7 @@ class Reports:
     def _open(self, spec: ReportSpec, path: str, mode: str) -> IO[str]:
         """Creates the report's folder as CI tools do (``--report junit=out/junit.xml``)."""
         try:
-            if (folder := os.path.dirname(path)) and not os.path.isdir(folder):
+            if folder := os.path.dirname(path):
                 os.makedirs(folder, exist_ok=True)
             return open(path, mode, encoding="utf-8", newline="\n")  # held until the run is written
         except FileExistsError:  # from makedirs: a file where a folder must be

@@ -146,6 +146,16 @@ def use_processes(options: ParseOptions) -> bool:
     return (regular_file_bytes(options.paths) or 0) >= PROCESS_MIN_BYTES
 
 
+def nearest_type(name: str, types: Sequence[str]) -> str | None:
+    """The type a misspelt ``name`` most likely meant (a near spelling, or the same in
+    another case), for a usage error's or a note's "did you mean"."""
+    import difflib  # only for a misspelt type: ~2 ms of every start-up otherwise
+
+    near = difflib.get_close_matches(name, types, n=1, cutoff=0.6) or [
+        t for t in types if t.lower() == name.lower()]
+    return near[0] if near else None
+
+
 def _address_space_limited() -> bool:
     """Whether an address-space limit (`ulimit -v`) is in force."""
     if sys.platform == "win32":  # no such limit
@@ -215,11 +225,8 @@ class ParseRun:
         UsageError for a --fail-on type the built-in parser alone can never give."""
         opts = self.options
         if not opts.plugins and (unknown := sorted(opts.fail_on - {"any"} - set(BUILTIN_TYPE_NAMES))):
-            import difflib  # only for a misspelt type: ~2 ms of every start-up otherwise
-
-            near = difflib.get_close_matches(unknown[0], BUILTIN_TYPE_NAMES, n=1, cutoff=0.6) or [
-                t for t in BUILTIN_TYPE_NAMES if t.lower() == unknown[0].lower()]
-            hint = f"did you mean {near[0]}? " if near else ""
+            near = nearest_type(unknown[0], BUILTIN_TYPE_NAMES)
+            hint = f"did you mean {near}? " if near else ""
             raise UsageError(
                 f"--fail-on: the built-in parser gives no event of type {', '.join(unknown)} "
                 f"({hint}`vrclog types` lists its types; 'any' for every type)")
@@ -255,14 +262,11 @@ class ParseRun:
                  ("--exclude-types", self.options.event_filter.exclude))
         for option, names in asked:
             for name in sorted(set(names) - set(known)):
-                import difflib
-
                 if name in BUILTIN_TYPE_NAMES:
                     hint = f"{name} is a built-in type: add --builtin"
                 else:
-                    near = difflib.get_close_matches(name, known, n=1, cutoff=0.6) or [
-                        t for t in known if t.lower() == name.lower()]
-                    hint = (f"did you mean {near[0]}? " if near else "") + (
+                    near = nearest_type(name, known)
+                    hint = (f"did you mean {near}? " if near else "") + (
                         f"the run's types: {', '.join(known)}" if len(known) <= 12 else
                         "`vrclog types` and `vrclog plugin info PLUGIN` list them")
                 raise UsageError(f"{option}: no parser in this run gives events of type {name} ({hint})")
@@ -405,11 +409,8 @@ class ParseRun:
         seen = sorted((set(self.stats.events_by_type) | set(BUILTIN_TYPE_NAMES)) - {kind for kind in
                                                                                self.options.fail_on})
         for kind in sorted(self.options.fail_on - {"any"} - set(self.fail_on_hits)):
-            import difflib
-
-            near = difflib.get_close_matches(kind, seen, n=1, cutoff=0.6) or [
-                t for t in seen if t.lower() == kind.lower()]
-            hint = f" (did you mean {near[0]}?)" if near else ""
+            near = nearest_type(kind, seen)
+            hint = f" (did you mean {near}?)" if near else ""
             lines.append(f"note: --fail-on {kind} matched no event{hint}")
         return lines
 
