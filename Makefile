@@ -86,7 +86,7 @@ ifeq ($(TEMPLATE_LANG),c)
 	@sed -i 's|NAME\.wasm|$(notdir $(NAME)).wasm|g' "$(NAME)/plugin.c" "$(NAME)/README.md"
 else
 	@cp -R sample_plugins/template-$(TEMPLATE_LANG)/. "$(NAME)/"
-	@mkdir -p "$(NAME)/wit" && cp vrclog_cli/wit/plugin.wit "$(NAME)/wit/"
+	@mkdir -p "$(NAME)/wit" && cp vrclog_cli/host/wit/plugin.wit "$(NAME)/wit/"
 	@sed -i -e 's|^NAME   ?= plugin$$|NAME   ?= $(notdir $(NAME))|' \
 	       -e 's|^PYTHON ?= python3$$|PYTHON ?= $(abspath $(BIN)/python)|' \
 	       -e 's|^VRCLOG ?= vrclog$$|VRCLOG ?= $(abspath $(BIN)/vrclog)|' "$(NAME)/Makefile"

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from vrclog_cli.plugin import Plugin, Runtime
+from vrclog_cli.host.plugin import Plugin, Runtime
 
 _plugin: Plugin | None = None
 

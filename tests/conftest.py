@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from vrclog_cli.plugin import Runtime
+from vrclog_cli.host.plugin import Runtime
 
 # Tests (and the vrclog processes they start) never touch the user's cache.
 os.environ["VRCLOG_CACHE_DIR"] = tempfile.mkdtemp(prefix="vrclog-test-cache-")

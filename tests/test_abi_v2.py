@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from vrclog_cli.abi import INPUT_REGION
-from vrclog_cli.batch import process_batch
 from vrclog_cli.errors import InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
+from vrclog_cli.host.abi import INPUT_REGION
+from vrclog_cli.host.plugin import Runtime
 from vrclog_cli.limits import MIB, Limits
-from vrclog_cli.plugin import Runtime
-from vrclog_cli.sources import Lines
+from vrclog_cli.run.batch import process_batch
+from vrclog_cli.run.sources import Lines
 
 from .conftest import echo_plugin_wat, wat_plugin_v2
 

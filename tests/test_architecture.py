@@ -6,13 +6,38 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "vrclog_cli"
+#: The wings (../shared/architecture.md); a module outside them is the face or shared vocabulary.
+WINGS = ("host", "run", "sinks", "vrchat", "authoring")
+
+
+def module_name(path: Path) -> str:
+    """A module's dotted name below the package: ``host.plugin``, ``host.capi``, ``cli``."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def module_imports() -> dict[str, set[str]]:
-    """Each module's imports of sibling modules, function-level ones included."""
-    sources = {path.stem: path.read_text(encoding="utf-8") for path in PACKAGE.glob("*.py")}
-    return {name: set(re.findall(r"^\s*from \.(\w+) import", text, re.M)) & set(sources)
-            for name, text in sources.items()}
+    """Each module's imports of the package's modules (function-level ones included),
+    relative imports resolved: ``from ..errors import`` in ``host.plugin`` is ``errors``."""
+    sources = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in sources.items():
+        package = name.split(".") if path.stem == "__init__" else name.split(".")[:-1]
+        found: set[str] = set()
+        for dots, target, names in re.findall(r"^\s*from (\.+)([\w.]*) import \(?([^)\n]*)",
+                                              path.read_text(encoding="utf-8"), re.M):
+            base = package[:len(package) - (len(dots) - 1)]
+            whole = ".".join(base + target.split(".")) if target else ".".join(base)
+            named = (n.split(" as ")[0].strip() for n in names.split(","))
+            candidates = [whole] + [f"{whole}.{n}".lstrip(".") for n in named]
+            found |= {c for c in candidates if c in sources and c != name}
+        graph[name] = {m for m in found if sources[m].stem != "__init__" or m == "host.capi"}
+    return graph
+
+
+def wing(module: str) -> str:
+    head = module.split(".")[0]
+    return head if head in WINGS else ""
 
 
 def test_no_import_cycle() -> None:
@@ -33,15 +58,35 @@ def test_no_import_cycle() -> None:
 
 def test_the_batch_core_and_the_pool_know_nothing_of_runs_or_processes() -> None:
     graph = module_imports()
-    assert "runner" not in graph["batch"] and "workers" not in graph["batch"]
-    assert graph["pool"] == set()
-    assert "runner" not in graph["workers"]
+    assert "run.runner" not in graph["run.batch"] and "run.workers" not in graph["run.batch"]
+    assert graph["run.pool"] == set()
+    assert "run.runner" not in graph["run.workers"]
+
+
+def test_the_wings_import_one_way() -> None:
+    """host (the wasm side) knows nothing of runs or sinks; vrchat reads events and never
+    imports the run; sinks and the authoring tools never import the face."""
+    graph = module_imports()
+    for module, imports in graph.items():
+        wings = {wing(m) for m in imports}
+        if wing(module) == "host":
+            assert not wings & {"run", "sinks", "vrchat", "authoring"}, (module, imports)
+        if wing(module) == "vrchat":
+            assert "run" not in wings, (module, imports)
+        if wing(module):
+            assert not imports & {"cli", "console"}, (module, imports)
+
+
+def test_every_module_lives_in_a_wing_or_is_the_face_or_shared() -> None:
+    top = {module_name(p) for p in PACKAGE.glob("*.py")}
+    assert top == {"", "__main__", "cli", "console", "errors", "events", "limits", "durations",
+                   "stops", "dask"}
 
 
 def test_only_the_face_imports_click_or_rich_at_the_top() -> None:
     """The library's modules load neither (start-up, and library users who want no CLI)."""
-    for path in PACKAGE.glob("*.py"):
-        if path.stem in ("cli", "console"):
+    for path in PACKAGE.rglob("*.py"):
+        if module_name(path) in ("cli", "console"):
             continue
         top = re.findall(r"^(?:import|from) (click|rich)\b", path.read_text(encoding="utf-8"), re.M)
         assert top == [], path.name
@@ -67,8 +112,8 @@ def test_public_names_are_never_shadowed_by_submodules() -> None:
 
     import vrclog_cli
 
-    for path in PACKAGE.glob("*.py"):
-        importlib.import_module(f"vrclog_cli.{path.stem}")
+    for path in PACKAGE.rglob("*.py"):
+        importlib.import_module(f"vrclog_cli.{module_name(path)}".rstrip("."))
     for name in vrclog_cli.__all__:
         assert not isinstance(getattr(vrclog_cli, name), type(vrclog_cli)), name
 
@@ -77,4 +122,6 @@ def test_the_readme_module_map_names_every_module() -> None:
     readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index("| module | concern |"):]
     table = table[:table.index("\n\n")]
-    assert set(re.findall(r"`(\w+\.py)`", table)) == {p.name for p in PACKAGE.glob("*.py")}
+    named = set(re.findall(r"`([\w/]+\.py)`", table))
+    assert named == {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                     if module_name(p) not in WINGS}  # a wing's __init__ is its docstring

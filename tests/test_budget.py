@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from vrclog_cli import budget
 from vrclog_cli.errors import PluginTimeout
+from vrclog_cli.host import budget
+from vrclog_cli.host.plugin import Plugin, Runtime
 from vrclog_cli.limits import MIB, Limits
-from vrclog_cli.plugin import Plugin, Runtime
 
 from .conftest import SAMPLES
 

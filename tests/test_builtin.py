@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.builtin import BUILTIN_TYPES, HANDLERS, MESSAGE_AT, BuiltinParser, local_timestamp
 from vrclog_cli.events import Event
+from vrclog_cli.vrchat.builtin import BUILTIN_TYPES, HANDLERS, MESSAGE_AT, BuiltinParser, local_timestamp
 
 # VRChat's header: 19 characters of time, the level word padded to column 34.
 HEADER = re.compile(r".{19} (?:Log|Debug|Warning|Error|Exception) *-  ", re.S)
@@ -307,7 +307,7 @@ def test_join_failed_instance_reset_app_quit() -> None:
 
 @pytest.mark.parametrize("kind", BUILTIN_TYPES, ids=lambda t: t.name)
 def test_each_type_documented_example_gives_its_fields(kind: object) -> None:
-    from vrclog_cli.builtin import EventType
+    from vrclog_cli.vrchat.builtin import EventType
 
     assert isinstance(kind, EventType)
     event = one(kind.example)
@@ -327,7 +327,7 @@ def test_timestamps_across_offset_changes(zone: str, monkeypatch: pytest.MonkeyP
     import time
     from datetime import date, timedelta
 
-    from vrclog_cli import builtin
+    from vrclog_cli.vrchat import builtin
 
     monkeypatch.setenv("TZ", zone)
     time.tzset()
@@ -394,6 +394,6 @@ def test_the_shapes_of_other_eras() -> None:
     ("1~public(usr_a)", "public"),
 ])
 def test_instance_tags_in_any_order(instance: str, kind: str) -> None:
-    from vrclog_cli.builtin import instance_details
+    from vrclog_cli.vrchat.builtin import instance_details
 
     assert instance_details(instance)["instance_type"] == kind

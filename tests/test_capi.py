@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from vrclog_cli import capi
+from vrclog_cli.host import capi
 
 from .conftest import SAMPLES, python
 
@@ -132,7 +132,7 @@ def test_host_function_exception_never_escapes(engine: wasmtime.Engine) -> None:
 
 def test_interpreter_exits_cleanly_with_live_runtimes() -> None:
     script = textwrap.dedent(f"""
-        from vrclog_cli.plugin import Runtime
+        from vrclog_cli.host.plugin import Runtime
         keep = []
         for _ in range(5):
             rt = Runtime()
@@ -152,7 +152,7 @@ def test_runtimes_are_freed() -> None:
     import time
     import weakref
 
-    from vrclog_cli.plugin import Runtime
+    from vrclog_cli.host.plugin import Runtime
 
     refs, engines = [], []
     for _ in range(40):
@@ -180,7 +180,7 @@ def test_a_dropped_runtime_never_frees_its_engine_under_the_ticker() -> None:
     script = textwrap.dedent("""
         import random, time
         from vrclog_cli.limits import Limits
-        from vrclog_cli.plugin import Runtime
+        from vrclog_cli.host.plugin import Runtime
         for _ in range(2000):
             runtime = Runtime(Limits(timeout_s=0.01))  # ticked every 1 ms
             time.sleep(0.0008 + random.random() * 0.0004)
@@ -193,8 +193,8 @@ def test_a_dropped_runtime_never_frees_its_engine_under_the_ticker() -> None:
 def test_one_epoch_thread_serves_every_runtime() -> None:
     """Several runtimes share one ticker thread; each keeps its own time budget."""
     from vrclog_cli.errors import PluginTimeout
+    from vrclog_cli.host.plugin import Runtime
     from vrclog_cli.limits import Limits
-    from vrclog_cli.plugin import Runtime
 
     with Runtime(Limits(timeout_s=0.02)) as short, Runtime(Limits(timeout_s=0.2)) as long:
         tickers = [t for t in threading.enumerate() if t.name == "vrclog-epoch"]

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wasmtime.component import Component, Linker
 
-from vrclog_cli import capi
-from vrclog_cli.capi import components as cc
-from vrclog_cli.component import EXPORT, HOST_INTERFACE
 from vrclog_cli.events import STRING_FIELDS
+from vrclog_cli.host import capi
+from vrclog_cli.host.capi import components as cc
+from vrclog_cli.host.component import EXPORT, HOST_INTERFACE
 
 from .components import answering_events, component_wat
 from .conftest import SAMPLES

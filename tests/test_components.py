@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from vrclog_cli import Limits, Runtime, parse_lines
-from vrclog_cli.component import WIT_FILE, is_component
-from vrclog_cli.plugin import Plugin
+from vrclog_cli.host.component import WIT_FILE, is_component
+from vrclog_cli.host.plugin import Plugin
 
 from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, stdout_lines, vrclog
 
@@ -183,9 +183,9 @@ def test_components_are_told_by_their_header() -> None:
 
 
 def test_the_wit_is_shipped_in_the_package() -> None:
-    assert WIT_FILE.is_file() and WIT_FILE.parent.parent.name == "vrclog_cli"
+    assert WIT_FILE.is_file() and WIT_FILE.parent.parent.parent.name == "vrclog_cli"
     assert "package vrclog:plugin@1.0.0;" in WIT_FILE.read_text(encoding="utf-8")
-    assert os.path.relpath(WIT_FILE, ROOT) == os.path.join("vrclog_cli", "wit", "plugin.wit")
+    assert os.path.relpath(WIT_FILE, ROOT) == os.path.join("vrclog_cli", "host", "wit", "plugin.wit")
 
 
 @pytest.mark.posix

@@ -297,7 +297,7 @@ def test_the_cache_folder_is_where_the_os_keeps_caches(monkeypatch: pytest.Monke
                                                      tmp_path: Path) -> None:
     from platformdirs import user_cache_path
 
-    from vrclog_cli import module_cache
+    from vrclog_cli.host import module_cache
 
     monkeypatch.delenv("VRCLOG_CACHE_DIR")
     assert module_cache.cache_dir() == user_cache_path("vrclog", appauthor=False)
@@ -322,7 +322,7 @@ def test_a_bug_in_the_batch_core_is_an_internal_error_not_a_short_output(tmp_pat
     log.write_text("2025.06.17 18:20:05 Debug      -  [Behaviour] OnLeftRoom\n")
     script = (
         "import sys\n"
-        "from vrclog_cli import builtin\n"
+        "from vrclog_cli.vrchat import builtin\n"
         "def broken(self, lines): raise ValueError('a bug')\n"
         "builtin.BuiltinParser.find_events = broken\n"
         "from vrclog_cli.cli import main\n"

@@ -13,10 +13,10 @@ import re2
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli import hostfuncs
 from vrclog_cli.errors import PluginRuntimeError
+from vrclog_cli.host import hostfuncs
+from vrclog_cli.host.plugin import PluginLog, Runtime
 from vrclog_cli.limits import Limits
-from vrclog_cli.plugin import PluginLog, Runtime
 
 from .conftest import HOST_IMPORTS, RETURN_NO_EVENTS, wat_plugin
 
@@ -98,7 +98,7 @@ def test_regex_functions_answer_as_the_re2_module_would(text: str, pattern: str,
 
 
 def test_re2_is_imported_on_the_first_pattern_not_at_start_up() -> None:
-    code = ("import sys; import vrclog_cli.hostfuncs as h; before = 're2' in sys.modules; "
+    code = ("import sys; import vrclog_cli.host.hostfuncs as h; before = 're2' in sys.modules; "
             "h.compile_pattern(b'x'); print(before, 're2' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True"]

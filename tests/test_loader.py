@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from vrclog_cli.errors import PluginLoadError
+from vrclog_cli.host.plugin import Runtime
 from vrclog_cli.limits import Limits
-from vrclog_cli.plugin import Runtime
 
 from .conftest import RETURN_NO_EVENTS, ROOT, SAMPLES, wat_plugin
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vrclog_cli import module_cache
-from vrclog_cli.plugin import PluginLog, Runtime
+from vrclog_cli.host import module_cache
+from vrclog_cli.host.plugin import PluginLog, Runtime
 
 from .conftest import SAMPLES, VRCLOG_BIN, vrclog
 
@@ -174,8 +174,8 @@ def test_a_writer_killed_mid_write_leaves_no_temporary_file(cache: Path) -> None
 
     child = subprocess.Popen([sys.executable, "-c", f"""
 import os, time
-from vrclog_cli import module_cache
-from vrclog_cli.plugin import PluginLog, Runtime
+from vrclog_cli.host import module_cache
+from vrclog_cli.host.plugin import PluginLog, Runtime
 os.replace = lambda *a: time.sleep(600)  # killed between writing and renaming
 Runtime().load({str(SAMPLES / "vrpoker.wasm")!r})
 """], env={**os.environ, "VRCLOG_CACHE_DIR": str(cache)})

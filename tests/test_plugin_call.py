@@ -10,8 +10,8 @@ import pytest
 
 from vrclog_cli.errors import Cancelled, InputTooLarge, PluginRuntimeError, PluginTimeout
 from vrclog_cli.events import Event
+from vrclog_cli.host.plugin import Plugin, PluginLog, Runtime, encode_input
 from vrclog_cli.limits import Limits
-from vrclog_cli.plugin import Plugin, PluginLog, Runtime, encode_input
 
 from .conftest import RETURN_NO_EVENTS, SAMPLES, answer, echo_plugin_wat, wat_plugin
 
@@ -336,7 +336,7 @@ def test_a_closed_runtime_runs_nothing() -> None:
 
 
 def test_an_interpreters_uncaught_exception_is_found_in_its_stderr() -> None:
-    from vrclog_cli.plugin import uncaught_exception
+    from vrclog_cli.host.plugin import uncaught_exception
 
     python = (b"Traceback (most recent call last):\n  File \"/0/app.py\", line 8, in parse_line\n"
               b"ValueError: : kaboom \xc3\xa7\n\n"

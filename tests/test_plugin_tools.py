@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vrclog_cli.conformance import check_plugin
+from vrclog_cli.authoring.conformance import check_plugin
 
 from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, answer, echo_plugin_wat, vrclog, wat_plugin
 
@@ -119,9 +119,9 @@ def test_check_tells_a_slow_but_linear_plugin_from_an_endless_loop(tmp_path: Pat
     """Over its budget on the 1 MiB edge case, a linear plugin is 'slow, it ends' with its CPU
     time and a hint to do less per line; slow.wasm, which loops on every line, is an endless
     loop.  The budget comes from what this machine measured for the line."""
-    from vrclog_cli import budget
+    from vrclog_cli.host import budget
+    from vrclog_cli.host.plugin import Runtime
     from vrclog_cli.limits import MIB, Limits
-    from vrclog_cli.plugin import Runtime
 
     from .test_budget import LINEAR_WAT
 
@@ -246,7 +246,8 @@ def test_component_templates_build_and_pass_check(tmp_path: Path, lang: str) -> 
         ["make", "-s", "plugin-template", f"NAME={target}", f"LANG={lang}",
          f"BIN={Path(sys.executable).parent}"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
-    assert (target / "wit" / "plugin.wit").read_text() == (ROOT / "vrclog_cli/wit/plugin.wit").read_text()
+    shipped = ROOT / "vrclog_cli/host/wit/plugin.wit"
+    assert (target / "wit" / "plugin.wit").read_text() == shipped.read_text()
     built = subprocess.run(["make", "-s"], cwd=target, capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stdout + built.stderr
     wasm = target / f"my{lang}.wasm"
@@ -344,7 +345,7 @@ def test_plugin_types_declares_what_info_shows_and_check_holds_it_to(tmp_path: P
 @pytest.mark.parametrize("content", [b"[1]", b'{"types": []}', b'{"types": ["ok", ""]}', b"\xff",
                                      b'{"types": ["a"], "more": 1}'])
 def test_a_bad_types_section_is_a_load_error_naming_it(tmp_path: Path, content: bytes) -> None:
-    from vrclog_cli.sections import with_custom_section
+    from vrclog_cli.host.sections import with_custom_section
 
     bad = tmp_path / "bad.wasm"
     bad.write_bytes(with_custom_section((SAMPLES / "minimal.wasm").read_bytes(), "vrclog.types", content))

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from vrclog_cli.pool import Inline, OrderedPool
-from vrclog_cli.wakeup import arm, cancel_on_signals
+from vrclog_cli.run.pool import Inline, OrderedPool
+from vrclog_cli.run.wakeup import arm, cancel_on_signals
 
 
 def test_inline_runs_at_submit_and_keeps_order() -> None:

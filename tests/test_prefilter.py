@@ -12,10 +12,10 @@ import wasmtime
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from vrclog_cli.abi import PREFILTER_SECTION
 from vrclog_cli.errors import PluginLoadError
-from vrclog_cli.plugin import Runtime
-from vrclog_cli.prefilter import (
+from vrclog_cli.host.abi import PREFILTER_SECTION
+from vrclog_cli.host.plugin import Runtime
+from vrclog_cli.host.prefilter import (
     MAX_SUBSTRINGS,
     PLAIN_SUBSTRINGS,
     Prefilter,
@@ -24,7 +24,7 @@ from vrclog_cli.prefilter import (
     parse_prefilter,
     read_prefilter,
 )
-from vrclog_cli.sections import MalformedBinary, custom_sections, with_custom_section
+from vrclog_cli.host.sections import MalformedBinary, custom_sections, with_custom_section
 
 from .conftest import wat_plugin_v2
 

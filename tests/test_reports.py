@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from junitparser import Error, Failure, JUnitXml
 
-from vrclog_cli.reports import (
+from vrclog_cli.sinks.reports import (
     Finding,
     Reports,
     ReportSpec,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from vrclog_cli.limits import Limits
-from vrclog_cli.runner import PROCESS_MIN_BYTES, ParseOptions, ParseRun, use_processes
-from vrclog_cli.writer import JsonLinesWriter
+from vrclog_cli.run.runner import PROCESS_MIN_BYTES, ParseOptions, ParseRun, use_processes
+from vrclog_cli.sinks.writer import JsonLinesWriter
 
 from .conftest import echo_plugin_wat
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.builtin import RAW_PREFIXES_AT, BuiltinParser
-from vrclog_cli.sources import CorruptGzip, Decoder, LineSplitter, PrefixesAt
+from vrclog_cli.run.sources import CorruptGzip, Decoder, LineSplitter, PrefixesAt
+from vrclog_cli.vrchat.builtin import RAW_PREFIXES_AT, BuiltinParser
 
 
 def inflate(data: bytes, step: int) -> bytes:
@@ -167,7 +167,7 @@ def test_prefixed_split_keeps_every_line_the_builtin_parser_can_use(
 
 def _follow_until(items: Iterator[object], want: int, deadline_s: float = 10) -> list[str]:
     """The lines ``follow_items`` yields until ``want`` of them came (or the deadline)."""
-    from vrclog_cli.sources import Lines
+    from vrclog_cli.run.sources import Lines
 
     got: list[str] = []
     deadline = time.monotonic() + deadline_s
@@ -181,7 +181,7 @@ def _follow_until(items: Iterator[object], want: int, deadline_s: float = 10) ->
 def test_a_followed_log_may_be_renamed_and_deleted_while_it_is_read(tmp_path: Path) -> None:
     """VRChat (or a user) rotates and deletes logs while vrclog follows them: the reader
     must not lock them (on Windows it shares delete access), and it moves to the new file."""
-    from vrclog_cli.follow import follow_items
+    from vrclog_cli.run.follow import follow_items
 
     log = tmp_path / "live.log"
     log.write_text("first\n")
@@ -200,7 +200,7 @@ def test_a_followed_log_may_be_renamed_and_deleted_while_it_is_read(tmp_path: Pa
 
 
 def test_needled_bytes_estimates_what_prefilters_let_through(tmp_path: Path) -> None:
-    from vrclog_cli.sources import needled_bytes
+    from vrclog_cli.run.sources import needled_bytes
 
     hit, miss = b"[VRPoker] Round 1 begins\n", b"[Network] ping 12ms\n" * 9
     log = tmp_path / "a.log"
@@ -219,7 +219,7 @@ def test_a_file_truncated_while_it_is_read_is_a_warning_and_no_half_line(tmp_pat
     """The reader has taken its first 256 KiB when the file is cut to 100 KiB: the lines of
     what it read are given, the piece of line read last is not (it was never finished),
     and a warning names the file."""
-    from vrclog_cli.sources import CHUNK, Lines, SourceWarning, read_items
+    from vrclog_cli.run.sources import CHUNK, Lines, SourceWarning, read_items
 
     log = tmp_path / "cut.log"
     lines = [f"line {i:07d} " + "x" * 80 for i in range(7000)]  # ~650 KB

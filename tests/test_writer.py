@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vrclog_cli.events import STRING_FIELDS, Event
-from vrclog_cli.writer import JsonLinesWriter, event_json
+from vrclog_cli.sinks.writer import JsonLinesWriter, event_json
 
 
 def reference(event: Event, raw_line: str | None) -> str:

@@ -17,30 +17,32 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _EXPORTS = {
     # loading and calling plugins
-    "Runtime": "plugin", "Plugin": "plugin", "PluginLog": "plugin", "cancel_all_calls": "plugin",
-    "BuiltinParser": "builtin", "BUILTIN_TYPES": "builtin", "EventType": "builtin",
+    "Runtime": "host.plugin", "Plugin": "host.plugin", "PluginLog": "host.plugin",
+    "cancel_all_calls": "host.plugin",
+    "BuiltinParser": "vrchat.builtin", "BUILTIN_TYPES": "vrchat.builtin", "EventType": "vrchat.builtin",
     "Event": "events",
     "Limits": "limits",
     # events as an iterator
-    "parse_lines": "api", "parse_files": "api",
+    "parse_lines": "run.api", "parse_files": "run.api",
     # a whole run, as `vrclog parse` makes it (the CLI is a client of these)
-    "ParseOptions": "runner", "ParseRun": "runner", "Diagnostic": "runner",
-    "EventFilter": "filters", "split_types": "filters",
-    "EventWriter": "writer", "JsonLinesWriter": "writer", "PrettyWriter": "writer",
-    "RunStats": "stats",
+    "ParseOptions": "run.runner", "ParseRun": "run.runner", "Diagnostic": "run.runner",
+    "EventFilter": "run.filters", "split_types": "run.filters",
+    "EventWriter": "sinks.writer", "JsonLinesWriter": "sinks.writer", "PrettyWriter": "sinks.writer",
+    "RunStats": "run.stats",
     # CI reports of a run's findings
-    "Finding": "reports", "ReportSpec": "reports", "Reports": "reports", "RunOutcome": "reports",
-    "parse_report_spec": "reports", "partial_reason": "reports",
+    "Finding": "sinks.reports", "ReportSpec": "sinks.reports", "Reports": "sinks.reports",
+    "RunOutcome": "sinks.reports",
+    "parse_report_spec": "sinks.reports", "partial_reason": "sinks.reports",
     # where VRChat keeps its logs
-    "default_log_dirs": "discovery", "find_default_logs": "discovery", "log_files": "discovery",
+    "default_log_dirs": "run.discovery", "find_default_logs": "run.discovery", "log_files": "run.discovery",
     # option values as people type them
     "parse_duration": "durations", "parse_size": "durations",
     # plugin authors' tools
-    "plugin_info": "inspection", "PluginInfo": "inspection",
-    "check_plugin": "conformance", "CheckReport": "conformance",
-    "Prefilter": "prefilter", "PrefilterError": "prefilter", "make_prefilter": "prefilter",
-    "embed_prefilter": "embed", "embed_event_types": "embed",
-    "wasmtime_version": "capi",
+    "plugin_info": "authoring.inspection", "PluginInfo": "authoring.inspection",
+    "check_plugin": "authoring.conformance", "CheckReport": "authoring.conformance",
+    "Prefilter": "host.prefilter", "PrefilterError": "host.prefilter", "make_prefilter": "host.prefilter",
+    "embed_prefilter": "host.embed", "embed_event_types": "host.embed",
+    "wasmtime_version": "host.capi",
     # errors, and the exit code each maps to
     "ExitCode": "errors", "VrclogError": "errors", "UsageError": "errors", "InputError": "errors",
     "OutputError": "errors", "PluginLoadError": "errors", "stop_signals": "errors",
@@ -114,13 +116,9 @@ __all__ = [
 if TYPE_CHECKING:
     from typing import Any
 
-    from .api import parse_files, parse_lines
-    from .builtin import BUILTIN_TYPES, BuiltinParser, EventType
-    from .capi import wasmtime_version
-    from .conformance import CheckReport, check_plugin
-    from .discovery import default_log_dirs, find_default_logs, log_files
+    from .authoring.conformance import CheckReport, check_plugin
+    from .authoring.inspection import PluginInfo, plugin_info
     from .durations import parse_duration, parse_size
-    from .embed import embed_event_types, embed_prefilter
     from .errors import (
         Cancelled,
         ExitCode,
@@ -139,16 +137,20 @@ if TYPE_CHECKING:
         stop_signals,
     )
     from .events import Event
-    from .filters import EventFilter, split_types
-    from .inspection import PluginInfo, plugin_info
+    from .host.capi import wasmtime_version
+    from .host.embed import embed_event_types, embed_prefilter
+    from .host.plugin import Plugin, PluginLog, Runtime, cancel_all_calls
+    from .host.prefilter import Prefilter, PrefilterError, make_prefilter
     from .limits import Limits
-    from .plugin import Plugin, PluginLog, Runtime, cancel_all_calls
-    from .prefilter import Prefilter, PrefilterError, make_prefilter
-    from .reports import Finding, Reports, ReportSpec, RunOutcome, parse_report_spec, partial_reason
-    from .runner import Diagnostic, ParseOptions, ParseRun
-    from .stats import RunStats
+    from .run.api import parse_files, parse_lines
+    from .run.discovery import default_log_dirs, find_default_logs, log_files
+    from .run.filters import EventFilter, split_types
+    from .run.runner import Diagnostic, ParseOptions, ParseRun
+    from .run.stats import RunStats
+    from .sinks.reports import Finding, Reports, ReportSpec, RunOutcome, parse_report_spec, partial_reason
+    from .sinks.writer import EventWriter, JsonLinesWriter, PrettyWriter
     from .stops import take_early_stops
-    from .writer import EventWriter, JsonLinesWriter, PrettyWriter
+    from .vrchat.builtin import BUILTIN_TYPES, BuiltinParser, EventType
 
 
 def __getattr__(name: str) -> Any:

@@ -22,12 +22,12 @@ from .events import one_line, printable
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .builtin import EventType
-    from .conformance import CheckReport
-    from .inspection import PluginInfo
-    from .plugin import PluginLog
-    from .runner import Diagnostic, ParseRun
-    from .stats import RunStats
+    from .authoring.conformance import CheckReport
+    from .authoring.inspection import PluginInfo
+    from .host.plugin import PluginLog
+    from .run.runner import Diagnostic, ParseRun
+    from .run.stats import RunStats
+    from .vrchat.builtin import EventType
 
 
 class SturdyStderr(io.TextIOBase):

@@ -27,15 +27,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .api import located_events
 from .errors import LineProblem
 from .limits import Limits
-from .writer import line_safe
+from .run.api import located_events
+from .sinks.writer import line_safe
 
 if TYPE_CHECKING:
     from dask.bag import Bag
 
-    from .plugin import Plugin
+    from .host.plugin import Plugin
 
 Record = dict[str, Any]
 
@@ -45,7 +45,7 @@ def parse_bag(lines: Bag, *, plugins: Sequence[str | Path | Plugin] = (), builti
     """A bag of records (see the module) from a bag of lines, or of (line, path) pairs
     as ``read_text(..., include_path=True)`` gives them (then each record names its
     file, and line numbers count from each file's start when a partition is a file)."""
-    from .plugin import Plugin, Runtime
+    from .host.plugin import Plugin, Runtime
 
     limits = limits or Limits()
     paths = [p for p in plugins if not isinstance(p, Plugin)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .abi import INPUT_REGION
+from .host.abi import INPUT_REGION
 
 KIB = 1024
 MIB = 1024 * KIB

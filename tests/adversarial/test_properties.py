@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from vrclog_cli.errors import PluginRuntimeError
 from vrclog_cli.events import Event, decode_output
-from vrclog_cli.plugin import Plugin, Runtime, encode_input
-from vrclog_cli.runner import ParseOptions, ParseRun
-from vrclog_cli.writer import JsonLinesWriter
+from vrclog_cli.host.plugin import Plugin, Runtime, encode_input
+from vrclog_cli.run.runner import ParseOptions, ParseRun
+from vrclog_cli.sinks.writer import JsonLinesWriter
 
 from ..conftest import echo_plugin_wat
 

@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import wasmtime
 
+from ..errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
+from ..events import Event, decode_event, decode_output, plugin_reported
+from ..limits import Limits, format_size
 from . import budget, capi, module_cache
 from .abi import (
     FREE_EXPORT,
@@ -41,10 +44,7 @@ from .abi import (
     supported_text,
 )
 from .component import EXPORT, HOST_INTERFACE, CompiledComponent, CompileNotice, ExternRow, externs
-from .errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
-from .events import Event, decode_event, decode_output, plugin_reported
 from .hostfuncs import LogLimiter, component_host_calls, define_host_functions, define_wasi
-from .limits import Limits, format_size
 from .loader import CompiledPlugin, compile_plugin
 from .prefilter import Declared, Prefilter
 

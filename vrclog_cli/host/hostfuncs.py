@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
+from ..limits import Limits
 from . import budget, capi
 from .abi import HOST_MODULE, HOST_SIGNATURES, WASI_MODULE
-from .limits import Limits
 
 if TYPE_CHECKING:
     from .capi.components import HostCalls

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ExitCode, OutputError, UsageError
-from .events import printable
-from .sources import STDIN_NAME
+from ..errors import ExitCode, OutputError, UsageError
+from ..events import printable
+from ..run.sources import STDIN_NAME
 
 FORMATS = ("github", "junit", "sarif", "gitlab", "markdown")
 #: Findings kept for the reports; past this, they are counted, not listed (memory stays
@@ -354,7 +354,7 @@ def _write_sarif(reports: Reports, outcome: RunOutcome, sources: list[str], out:
     import json
     from urllib.parse import quote
 
-    from . import __version__
+    from .. import __version__
 
     rules: dict[str, int] = {}
     levels: dict[str, str] = {}

@@ -21,6 +21,21 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..errors import (
+    ExitCode,
+    InputTooLarge,
+    LineProblem,
+    OutputError,
+    UsageError,
+    stop_signals,
+)
+from ..events import Event, one_line
+from ..host.prefilter import raw_needles
+from ..limits import MIB, Limits
+from ..sinks.reports import Finding, event_message
+from ..sinks.writer import EventWriter
+from ..vrchat.builtin import EVENT_TYPES as BUILTIN_TYPE_NAMES
+from ..vrchat.builtin import RAW_PREFIXES_AT, BuiltinParser
 from .batch import (
     Batch,
     LineFailure,
@@ -32,23 +47,9 @@ from .batch import (
     process_batch,
     sole_builtin,
 )
-from .builtin import EVENT_TYPES as BUILTIN_TYPE_NAMES
-from .builtin import RAW_PREFIXES_AT, BuiltinParser
-from .errors import (
-    ExitCode,
-    InputTooLarge,
-    LineProblem,
-    OutputError,
-    UsageError,
-    stop_signals,
-)
-from .events import Event, one_line
 from .filters import EventFilter
 from .follow import follow_items
-from .limits import MIB, Limits
 from .pool import Inline, OrderedPool
-from .prefilter import raw_needles
-from .reports import Finding, event_message
 from .sources import (
     BATCH_LINES,
     Idle,
@@ -61,11 +62,10 @@ from .sources import (
 )
 from .stats import RunStats
 from .wakeup import cancel_on_signals
-from .writer import EventWriter
 
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
-    from .component import CompileNotice
-    from .plugin import LogHandler, Runtime
+    from ..host.component import CompileNotice
+    from ..host.plugin import LogHandler, Runtime
 
 #: Batches where few lines reach a parser: the built-in parser alone, or plugins that
 #: all declare a prefilter.  Per batch the pool costs ~30 µs, a prefiltered line ~0.1.

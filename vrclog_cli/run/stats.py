@@ -36,7 +36,7 @@ class RunStats:
 
     def note_call(self, cpu_s: float, budget_s: float) -> None:
         """A plugin call's CPU time and budget: kept when it used the largest share yet."""
-        from .budget import larger_share
+        from ..host.budget import larger_share
 
         self.slowest = larger_share(self.slowest, (cpu_s, budget_s))
 

@@ -10,12 +10,12 @@ from typing import Any
 import wasmtime
 from wasmtime.component import Component
 
-from .abi import format_signature
-from .component import WORLD, externs, is_component
-from .errors import PluginLoadError
-from .limits import Limits
-from .loader import declared_prefilter, read_plugin, to_wasm_binary
-from .plugin import Plugin, Runtime
+from ..errors import PluginLoadError
+from ..host.abi import format_signature
+from ..host.component import WORLD, externs, is_component
+from ..host.loader import declared_prefilter, read_plugin, to_wasm_binary
+from ..host.plugin import Plugin, Runtime
+from ..limits import Limits
 
 
 @dataclass

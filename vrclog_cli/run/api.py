@@ -15,15 +15,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InputError, LineFailed, LineProblem
+from ..events import Event
+from ..limits import Limits
+from ..vrchat.builtin import BuiltinParser
 from .batch import Outcomes, Parser, ParserSpec, build_parsers, process_batch
-from .builtin import BuiltinParser
-from .errors import InputError, LineFailed, LineProblem
-from .events import Event
-from .limits import Limits
 from .sources import BATCH_LINES, Lines, SourceFailed, read_items
 
 if TYPE_CHECKING:
-    from .plugin import Plugin, Runtime
+    from ..host.plugin import Plugin, Runtime
 
 ErrorHandler = Callable[[LineProblem], None]
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import compress, repeat
 
-from .events import Event
+from ..events import Event
 
 #: Where the message starts: after ``YYYY.MM.DD HH:MM:SS `` (20), the level word
 #: padded to 11 columns, and ``-  ``.

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from .errors import UsageError
-from .events import Event
+from ..errors import UsageError
+from ..events import Event
 
 
 def split_types(values: Iterable[str]) -> frozenset[str]:

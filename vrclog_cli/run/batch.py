@@ -11,17 +11,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from .budget import take_slowest
-from .builtin import BuiltinParser
-from .errors import Cancelled, InputTooLarge, LineError
-from .events import Event
-from .limits import Limits, format_size
-from .prefilter import Prefilter
+from ..errors import Cancelled, InputTooLarge, LineError
+from ..events import Event
+from ..host.budget import take_slowest
+from ..host.prefilter import Prefilter
+from ..limits import Limits, format_size
+from ..vrchat.builtin import BuiltinParser
 from .sources import Lines
 
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
-    from .component import CompileNotice
-    from .plugin import LogHandler, PluginLog, Runtime
+    from ..host.component import CompileNotice
+    from ..host.plugin import LogHandler, PluginLog, Runtime
 
 
 class Parser(Protocol):
@@ -224,7 +224,7 @@ def build_parsers(spec: ParserSpec, on_log: LogHandler | None,
         parsers.append(BuiltinParser())
     runtime = None
     if spec.plugins:
-        from .plugin import Runtime
+        from ..host.plugin import Runtime
 
         runtime = Runtime(spec.limits, on_log=on_log, capture_stderr=spec.capture_plugin_stderr,
                           instance_slots=spec.instance_slots, min_instance_slots=spec.min_instance_slots,

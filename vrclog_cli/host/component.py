@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
+from ..errors import PluginLoadError
 from . import module_cache
-from .errors import PluginLoadError
 from .prefilter import Declared
 
 if TYPE_CHECKING:  # imported where used: ~8 ms of start-up that core-module runs never pay

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any, cast
 
+from ..errors import ExitCode, stop_signals
+from ..host.budget import larger_share
 from .batch import Batch, LineFailure, LineOutcome, Outcomes
-from .budget import larger_share
-from .errors import ExitCode, stop_signals
 
 if sys.platform == "win32":  # what Pipe() gives there
     from multiprocessing.connection import PipeConnection as Connection
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from multiprocessing.context import SpawnContext
     from multiprocessing.process import BaseProcess
 
+    from ..host.plugin import PluginLog
     from .batch import ParserSpec
-    from .plugin import PluginLog
     from .sources import Lines
 
 #: Batches sent to a worker before its first result is back: the next one is waiting

@@ -12,14 +12,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import budget, capi
-from .abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION, TYPES_SECTION
-from .component import WORLD
-from .errors import InputTooLarge, PluginFileError, PluginLoadError, PluginRuntimeError, PluginTimeout
-from .events import Event
-from .limits import Limits, format_size
-from .plugin import Plugin, Runtime, encode_input
-from .sources import Lines, SourceFailed, read_items
+from ..errors import InputTooLarge, PluginFileError, PluginLoadError, PluginRuntimeError, PluginTimeout
+from ..events import Event
+from ..host import budget, capi
+from ..host.abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION, TYPES_SECTION
+from ..host.component import WORLD
+from ..host.plugin import Plugin, Runtime, encode_input
+from ..limits import Limits, format_size
+from ..run.sources import Lines, SourceFailed, read_items
 
 _HINTS = (
     ("not valid UTF-8", "encode every output string as UTF-8"),

@@ -21,9 +21,9 @@ from typing import Any
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from ...errors import PluginLoadError
+from ...limits import format_size
 from ..abi import unpack_result
-from ..errors import PluginLoadError
-from ..limits import format_size
 
 _REQUIRED_SYMBOLS = (
     "wasmtime_store_new", "wasmtime_store_delete", "wasmtime_store_context",

@@ -277,7 +277,7 @@ def load_refusal(key: str) -> str | None:
 
 def _refusal_key(key: str) -> str:
     """A verdict is this vrclog's: another version may accept what this one refuses."""
-    from . import __version__
+    from .. import __version__
 
     return f"{key}-refused-{__version__}"
 

@@ -13,9 +13,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import InputError, PluginLoadError
+from ..limits import Limits
 from .abi import PREFILTER_SECTION, TYPES_SECTION
-from .errors import InputError, PluginLoadError
-from .limits import Limits
 from .loader import declared_prefilter, read_plugin, to_wasm_binary
 from .prefilter import Prefilter, encode_event_types
 from .sections import MalformedBinary, with_custom_section

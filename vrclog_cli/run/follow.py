@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..errors import InputError
 from .discovery import log_files
-from .errors import InputError
 from .sources import BATCH_LINES, CHUNK, Idle, Item, LineSplitter, SourceFailed, open_shared
 
 POLL_S = 0.2

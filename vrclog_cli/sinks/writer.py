@@ -13,7 +13,7 @@ import sys
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from .events import Event, printable
+from ..events import Event, printable
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -23,7 +23,7 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime.component import Component
 
-from ..events import STRING_FIELDS
+from ...events import STRING_FIELDS
 from . import (
     _NO_FINALIZER,
     CallFailed,

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import wasmtime
 
+from ..errors import PluginFileError, PluginLoadError
+from ..limits import Limits, format_size
 from . import module_cache
 from .abi import (
     FREE_EXPORT,
@@ -35,8 +37,6 @@ from .abi import (
     format_signature,
 )
 from .component import CompiledComponent, CompileNotice, compile_component, is_component
-from .errors import PluginFileError, PluginLoadError
-from .limits import Limits, format_size
 from .prefilter import Declared, PrefilterError, read_prefilter
 from .sections import MalformedBinary, custom_sections
 

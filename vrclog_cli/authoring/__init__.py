@@ -1,0 +1,1 @@
+"""Tools for plugin authors: plugin info and plugin check."""

@@ -1,0 +1,1 @@
+"""The wasm side: one plugin, one line, one fresh instance."""

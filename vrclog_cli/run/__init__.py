@@ -1,0 +1,1 @@
+"""The stream side: lines in, outcomes out, in order."""

@@ -1,0 +1,1 @@
+"""Where events go: JSON Lines and pretty output, CI reports."""

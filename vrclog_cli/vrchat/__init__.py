@@ -1,0 +1,1 @@
+"""What is VRChat-specific: the built-in parser."""
