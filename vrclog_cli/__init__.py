@@ -42,7 +42,7 @@ _EXPORTS = {
     "check_plugin": "authoring.conformance", "CheckReport": "authoring.conformance",
     "Prefilter": "host.prefilter", "PrefilterError": "host.prefilter", "make_prefilter": "host.prefilter",
     "embed_prefilter": "host.embed", "embed_event_types": "host.embed",
-    "wasmtime_version": "host.capi",
+    "wasmtime_version": "host.installed",
     # errors, and the exit code each maps to
     "ExitCode": "errors", "VrclogError": "errors", "UsageError": "errors", "InputError": "errors",
     "OutputError": "errors", "PluginLoadError": "errors", "stop_signals": "errors",
@@ -137,8 +137,8 @@ if TYPE_CHECKING:
         stop_signals,
     )
     from .events import Event
-    from .host.capi import wasmtime_version
     from .host.embed import embed_event_types, embed_prefilter
+    from .host.installed import wasmtime_version
     from .host.plugin import Plugin, PluginLog, Runtime, cancel_all_calls
     from .host.prefilter import Prefilter, PrefilterError, make_prefilter
     from .limits import Limits

@@ -25,32 +25,15 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from . import (
-    BUILTIN_TYPES,
-    Diagnostic,
-    EventFilter,
-    EventWriter,
     ExitCode,
-    JsonLinesWriter,
     Limits,
     OutputError,
-    ParseOptions,
-    ParseRun,
-    PrettyWriter,
-    Reports,
-    ReportSpec,
-    RunOutcome,
     UsageError,
     VrclogError,
     __version__,
-    default_log_dirs,
-    find_default_logs,
     forward_console_close,
-    log_files,
     parse_duration,
-    parse_report_spec,
     parse_size,
-    partial_reason,
-    split_types,
     stop_signals,
     take_early_stops,
 )
@@ -70,10 +53,10 @@ from .console import (
     sturdy_stderr,
 )
 
-if TYPE_CHECKING:  # rich, the plugin tools, progress and tables are imported when used:
-    # start-up is paid on every run (see README, Performance)
-
-    from . import PluginLog
+if TYPE_CHECKING:  # the run, the parsers, rich, the plugin tools, progress and tables are
+    # imported when used: start-up is paid on every run (see README, Performance), and
+    # `vrclog --version` or `--help` needs none of them.
+    from . import Diagnostic, EventWriter, ParseOptions, PluginLog, ReportSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 SIGNAL_EXIT = stop_signals()
@@ -84,7 +67,7 @@ SAME_STOP_S = 0.5
 
 def version_text() -> str:
     try:
-        from . import wasmtime_version  # wasmtime only when asked: built-in runs never load it
+        from . import wasmtime_version  # read without importing wasmtime (host/installed.py)
 
         wasmtime = wasmtime_version()
     except VrclogError as exc:  # a wasmtime without the C API vrclog needs
@@ -112,6 +95,12 @@ class ParsedParam(click.ParamType):  # type: ignore[type-arg]
             return self._parse(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def _parse_report_spec(text: str) -> ReportSpec:
+    from . import parse_report_spec  # the reports module only when --report is given
+
+    return parse_report_spec(text)
 
 
 def Duration() -> ParsedParam:  # capitalised: reads like a type in option declarations
@@ -184,6 +173,8 @@ def complete_types(ctx: click.Context, param: click.Parameter, incomplete: str) 
     """Shell completion of event type lists: the last comma-separated name is completed."""
     from click.shell_completion import CompletionItem
 
+    from . import BUILTIN_TYPES
+
     head, comma, last = incomplete.rpartition(",")
     names = [t.name for t in BUILTIN_TYPES] + (["any"] if param.name == "fail_on" else [])
     return [CompletionItem(head + comma + name) for name in names if name.startswith(last)]
@@ -233,7 +224,7 @@ def parse_options(f: F) -> F:
                    help="Read VRChat's output_log_*.txt files from DIR (oldest first)."),
         env_option("--stats", is_flag=True, help="Print a summary table on stderr at the end."),
         env_option("--report", "reports", multiple=True, metavar="FORMAT[=PATH]",
-                   type=ParsedParam("FORMAT[=PATH]", parse_report_spec),
+                   type=ParsedParam("FORMAT[=PATH]", _parse_report_spec),
                    help="Also write the findings (--fail-on matches, per-line errors) for CI: "
                         "github (annotations, on stderr), junit=PATH, sarif=PATH, gitlab=PATH, "
                         "markdown[=PATH] (default: $GITHUB_STEP_SUMMARY); repeatable."),
@@ -303,6 +294,8 @@ tail.params = [p for p in tail.params if p.name not in NOT_FOR_TAIL]
 
 def resolve_inputs(files: list[str], log_dir: str | None, follow: bool) -> list[str]:
     """FILEs as given; else --log-dir or the VRChat log folder when stdin has no data."""
+    from . import default_log_dirs, find_default_logs, log_files
+
     if files:
         if log_dir is not None:
             raise UsageError("--log-dir reads a folder of VRChat logs: give it or FILEs, not both")
@@ -351,6 +344,8 @@ def _is_default(name: str) -> bool:
 
 def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, View]:
     """parse's option values as the library's ParseOptions and the CLI's View."""
+    from . import EventFilter, ParseOptions, split_types
+
     if opts["verbose"] and opts["quiet"]:
         raise UsageError("--verbose and --quiet cannot be used together")
     limits = replace(DEFAULTS, timeout_s=opts["timeout"], timeout_per_mib_s=opts["timeout_per_mib"],
@@ -375,6 +370,8 @@ def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, 
 
 def run_parse(options: ParseOptions, view: View) -> None:
     """Runs one parse and exits with its code; Ctrl-C and SIGTERM stop it cleanly."""
+    from . import JsonLinesWriter, ParseRun, PrettyWriter, Reports, RunOutcome, partial_reason
+
     err = LazyStderr()
     paths = options.paths
     show_progress = view.progress if view.progress is not None else (
@@ -473,6 +470,8 @@ def types(as_json: bool) -> None:
     """List the event types the built-in parser gives (without --plugin): what each
     means, its fields, and a log line that gives it.  The names are those that
     --include-types, --exclude-types and --fail-on take."""
+    from . import BUILTIN_TYPES
+
     if as_json:
         from . import BuiltinParser
 

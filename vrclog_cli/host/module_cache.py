@@ -33,7 +33,7 @@ from typing import Protocol, TypeVar
 
 import wasmtime
 
-from .capi import wasmtime_version
+from .installed import wasmtime_version
 
 T = TypeVar("T")
 E = TypeVar("E")  # what deserialize takes: an engine (None for a refusal's text)

@@ -45,6 +45,7 @@ from .abi import (
 )
 from .component import EXPORT, HOST_INTERFACE, CompiledComponent, CompileNotice, ExternRow, externs
 from .hostfuncs import LogLimiter, component_host_calls, define_host_functions, define_wasi
+from .installed import wasmtime_version
 from .loader import CompiledPlugin, compile_plugin
 from .prefilter import Declared, Prefilter
 
@@ -326,7 +327,7 @@ class Runtime:
                 try:
                     from .capi.components import ComponentLinker
                 except (ImportError, AttributeError) as exc:
-                    raise PluginLoadError(f"wasmtime {capi.wasmtime_version()} lacks the component "
+                    raise PluginLoadError(f"wasmtime {wasmtime_version()} lacks the component "
                                           f"C API vrclog needs ({exc})") from None
                 self._component_linker = ComponentLinker(
                     engine, HOST_INTERFACE,

@@ -30,9 +30,7 @@ from ..errors import (
     stop_signals,
 )
 from ..events import Event, one_line
-from ..host.prefilter import raw_needles
 from ..limits import MIB, Limits
-from ..sinks.reports import Finding, event_message
 from ..sinks.writer import EventWriter
 from ..vrchat.builtin import EVENT_TYPES as BUILTIN_TYPE_NAMES
 from ..vrchat.builtin import RAW_PREFIXES_AT, BuiltinParser
@@ -61,11 +59,11 @@ from .sources import (
     read_items,
 )
 from .stats import RunStats
-from .wakeup import cancel_on_signals
 
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
     from ..host.component import CompileNotice
     from ..host.plugin import LogHandler, Runtime
+    from ..sinks.reports import Finding
 
 #: Batches where few lines reach a parser: the built-in parser alone, or plugins that
 #: all declare a prefilter.  Per batch the pool costs ~30 µs, a prefiltered line ~0.1.
@@ -391,6 +389,8 @@ class ParseRun:
         for event in events:
             if "any" in fail_on or event.type in fail_on:
                 if self._on_finding is not None:
+                    from ..sinks.reports import Finding, event_message  # only with --report
+
                     self._on_finding(Finding(batch.source, batch.first + index, event.type, "error",
                                              event_message(event.type, event.to_dict())))
                 hit = self.fail_on_hits.get(event.type)
@@ -454,6 +454,8 @@ class ParseRun:
                                 for line in failure.detail.splitlines()[:DETAIL_LINES])
             self.report(Diagnostic(text, per_line=True))
             if self._on_finding is not None:
+                from ..sinks.reports import Finding
+
                 code = f" ({one_line(failure.code, 100)})" if failure.code else ""
                 self._on_finding(Finding(batch.source, problem.line, failure.kind, "warning",
                                          f"{failure.plugin}: {one_line(failure.message)}{code}"))
@@ -515,10 +517,20 @@ class ParseRun:
             ThreadPoolExecutor(max_workers=opts.jobs, thread_name_prefix="vrclog-worker"),
             self._process, window)
 
+    def _raw_needles(self) -> tuple[bytes, ...] | None:
+        """prefilter.raw_needles of the run's parsers: None, without importing it, when
+        one has no prefilter (the built-in parser: raw_needles' answer then too)."""
+        prefilters = [getattr(p, "prefilter", None) for p in self.parsers]
+        if None in prefilters:
+            return None
+        from ..host.prefilter import raw_needles
+
+        return raw_needles(prefilters)
+
     def _little_reaches_plugins(self) -> bool:
         """Whether the prefilters leave too little for workers to pay (regular files,
         substring prefilters on every parser, SPREAD_MIN_BYTES)."""
-        needles = raw_needles([p.prefilter for p in self.parsers])
+        needles = self._raw_needles()
         if needles is None or self.options.follow:
             return False
         passing = needled_bytes(self.options.paths, needles)
@@ -572,6 +584,8 @@ class ParseRun:
         # Lines run on this thread: a signal must cancel the call in flight from outside it.
         armed: AbstractContextManager[object] = nullcontext()
         if inline and self.runtime is not None:
+            from .wakeup import cancel_on_signals  # a socket pair: only where wasm runs here
+
             armed = cancel_on_signals(tuple(stop_signals()), self._cancel_calls)
         try:
             with armed:
@@ -607,6 +621,8 @@ class ParseRun:
                 self._record(item.error.exit_code)
                 self.report(Diagnostic(str(item.error), per_line=False, severity="error"))
                 if self._on_finding is not None and item.source:
+                    from ..sinks.reports import Finding
+
                     self._on_finding(Finding(item.source, item.line, "input_error", "error",
                                              str(item.error)))
             elif isinstance(item, Lines):
@@ -640,7 +656,7 @@ class ParseRun:
             self.stats.bytes_read += n
 
         return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count,
-                          needles=raw_needles([p.prefilter for p in self.parsers]),
+                          needles=self._raw_needles(),
                           prefixes_at=RAW_PREFIXES_AT if sole_builtin(self.parsers) is not None else None)
 
     def _tick(self, force: bool = False) -> None:

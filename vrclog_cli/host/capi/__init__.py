@@ -10,8 +10,6 @@ Everything here releases the GIL while wasm runs (ctypes CDLL calls).
 from __future__ import annotations
 
 import ctypes
-import functools
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -24,6 +22,7 @@ from wasmtime import _ffi as ffi
 from ...errors import PluginLoadError
 from ...limits import format_size
 from ..abi import unpack_result
+from ..installed import wasmtime_version
 
 _REQUIRED_SYMBOLS = (
     "wasmtime_store_new", "wasmtime_store_delete", "wasmtime_store_context",
@@ -56,28 +55,6 @@ def check_api() -> None:
             f"wasmtime {wasmtime_version()} lacks C API symbols vrclog needs: {', '.join(missing)} "
             "(vrclog supports the wasmtime versions its pyproject.toml allows)"
         )
-
-
-@functools.cache
-def wasmtime_version() -> str:
-    """The installed wasmtime's version (part of the compiled-module cache key).
-
-    Read from the name of its ``.dist-info`` folder when there is one: importing
-    importlib.metadata alone costs ~15 ms of every start-up.
-    """
-    site = os.path.dirname(os.path.dirname(wasmtime.__file__))
-    try:
-        for name in os.listdir(site):
-            if name.startswith("wasmtime-") and name.endswith(".dist-info"):
-                return name[len("wasmtime-"):-len(".dist-info")]
-    except OSError:
-        pass
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("wasmtime")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # The bindings below deliberately have no ``argtypes``: ctypes then skips its
