@@ -29,8 +29,9 @@ def module_imports() -> dict[str, set[str]]:
             base = package[:len(package) - (len(dots) - 1)]
             whole = ".".join(base + target.split(".")) if target else ".".join(base)
             named = (n.split(" as ")[0].strip() for n in names.split(","))
-            candidates = [whole] + [f"{whole}.{n}".lstrip(".") for n in named]
-            found |= {c for c in candidates if c in sources and c != name}
+            submodules = {f"{whole}.{n}".lstrip(".") for n in named} & set(sources)
+            # `from . import library`: an import of the submodule, not of the package
+            found |= {c for c in (submodules or {whole}) if c in sources and c != name}
         graph[name] = {m for m in found if sources[m].stem != "__init__" or m == "host.capi"}
     return graph
 

@@ -24,7 +24,7 @@ NO_HOST = cc.HostCalls(lambda _level, _message: None, lambda _t, _p: False, lamb
 
 
 def lean(path_or_wat: Any, engine: wasmtime.Engine | None = None) -> cc.ComponentCaller:
-    engine = engine or capi.make_engine(64 << 20, 16)
+    engine = engine or capi.make_component_engine(64 << 20, 16)
     data = path_or_wat.read_bytes() if hasattr(path_or_wat, "read_bytes") else wasmtime.wat2wasm(path_or_wat)
     linker = cc.ComponentLinker(engine, HOST_INTERFACE, NO_HOST)
     return cc.ComponentCaller(engine, linker, Component(engine, bytes(data)), EXPORT, None, None)
@@ -114,7 +114,7 @@ def test_a_trap_is_a_call_failure_and_the_next_line_is_fresh() -> None:
 
 
 def test_a_missing_export_is_refused_when_the_caller_is_made() -> None:
-    engine = capi.make_engine(64 << 20, 4)
+    engine = capi.make_component_engine(64 << 20, 4)
     wat = component_wat().replace('(func (export "parse-line")', '(func (export "other")')
     with pytest.raises(capi.CallFailed, match="export parse-line not found"):
         cc.ComponentCaller(engine, cc.ComponentLinker(engine, HOST_INTERFACE, NO_HOST),

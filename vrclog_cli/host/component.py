@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import wasmtime
-
 from ..errors import PluginLoadError
 from . import module_cache
 from .prefilter import Declared
 
-if TYPE_CHECKING:  # imported where used: ~8 ms of start-up that core-module runs never pay
+if TYPE_CHECKING:  # imported where used: ~25 ms of start-up that core-module runs never pay
+    import wasmtime
     from wasmtime import component as wc
 
 #: The header's version and layer fields: core modules are 01 00 00 00.
@@ -195,6 +194,7 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
     Compiling an interpreter's component takes 3-5 s (measured: 18 MB componentize-py output,
     2 cores), loading it from the cache ~2 ms: ``notice`` wraps the compilation.
     ``digest``: the SHA-256 (hex) of ``data``."""
+    from wasmtime import WasmtimeError
     from wasmtime import component as wc
 
     key = module_cache.cache_key(digest, f"component,max_memory={max_memory_bytes},{engine_settings}")
@@ -208,7 +208,7 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
             try:
                 with announce(path, len(data)) if announce is not None else nullcontext():
                     compiled = wc.Component(engine, data)
-            except wasmtime.WasmtimeError as exc:
+            except WasmtimeError as exc:
                 raise PluginLoadError.invalid(path, "component", exc) from None
         validate_world(path, compiled.type, engine)
     except PluginLoadError as exc:

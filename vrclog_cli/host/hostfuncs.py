@@ -15,8 +15,6 @@ from collections.abc import Callable
 from json.encoder import encode_basestring as _json_string  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
-import wasmtime
-
 from ..limits import Limits
 from . import budget, capi
 from .abi import HOST_MODULE, HOST_SIGNATURES, WASI_MODULE
@@ -134,7 +132,7 @@ def log_message(limits: Limits, base: int, size: int, ptr: int, length: int) -> 
     return _span(base, size, ptr, min(length & 0xFFFFFFFF, limits.log_message_bytes))
 
 
-def define_host_functions(linker: wasmtime.Linker, limits: Limits,
+def define_host_functions(linker: capi.Linker, limits: Limits,
                           allow_log: Callable[[], bool], on_log: LogSink) -> None:
     """Defines the ``env`` imports on a linker shared by every plugin and thread.
 
@@ -189,14 +187,14 @@ def component_host_calls(limits: Limits, allow_log: Callable[[], bool], on_log: 
     return HostCalls(log, match, find, now_ms)
 
 
-def define_wasi(linker: wasmtime.Linker) -> None:
+def define_wasi(linker: capi.Linker) -> None:
     """WASI with nothing behind it, minus the one call that could block forever.
 
     ``poll_oneoff`` with a clock subscription sleeps inside the host, where no
     epoch deadline can interrupt it; plugins get ENOTSUP instead.
     """
     linker.define_wasi()
-    linker.allow_shadowing = True
+    linker.allow_shadowing(True)
     capi.define_host_func(linker, WASI_MODULE, "poll_oneoff", ("i32",) * 4, ("i32",),
                           lambda *_: ENOTSUP)
-    linker.allow_shadowing = False
+    linker.allow_shadowing(False)

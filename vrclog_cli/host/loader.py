@@ -14,12 +14,11 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import wasmtime
+from typing import TYPE_CHECKING
 
 from ..errors import PluginFileError, PluginLoadError
 from ..limits import Limits, format_size
-from . import module_cache
+from . import capi, module_cache
 from .abi import (
     FREE_EXPORT,
     FREE_SIGNATURE,
@@ -37,14 +36,18 @@ from .abi import (
     format_signature,
 )
 from .component import CompiledComponent, CompileNotice, compile_component, is_component
+from .interface import Import, Interface, Item, Unsupported, read_interface
 from .prefilter import Declared, PrefilterError, read_prefilter
 from .sections import MalformedBinary, custom_sections
+
+if TYPE_CHECKING:
+    import wasmtime
 
 
 @dataclass(frozen=True)
 class CompiledPlugin:
     path: Path
-    module: wasmtime.Module
+    module: capi.Module
     #: "_initialize", "_start" or None: what runs once in every fresh instance.
     init_export: str | None
     #: Whether the module imports WASI (a store then needs a WASI context).
@@ -153,6 +156,8 @@ def to_wasm_binary(path: Path, data: bytes) -> bytes:
         raise PluginLoadError(
             f"{path}: plugin source, not a built plugin: build it to .wasm first "
             "(`make` in its folder; docs/plugin-abi.md)")
+    import wasmtime  # wasmtime-py's WAT parser: only for text plugins
+
     try:
         return bytes(wasmtime.wat2wasm(text))
     except wasmtime.WasmtimeError as exc:
@@ -162,63 +167,79 @@ def to_wasm_binary(path: Path, data: bytes) -> bytes:
         ) from None
 
 
-def _valtype_name(ty: wasmtime.ValType) -> str:
-    return str(ty)
+def module_interface(path: Path, wasm: bytes) -> Interface:
+    """What the module imports and exports: read from its binary, or (for an encoding
+    that reader does not know) asked of wasmtime-py."""
+    try:
+        return read_interface(wasm)
+    except Unsupported:
+        pass
+    except MalformedBinary as exc:
+        raise PluginLoadError(f"{path}: invalid WebAssembly module: {exc}") from None
+    import wasmtime
+
+    def item(ty: object) -> Item:
+        if isinstance(ty, wasmtime.FuncType):
+            return Item("func", signature=(tuple(map(str, ty.params)), tuple(map(str, ty.results))))
+        if isinstance(ty, wasmtime.MemoryType):
+            return Item("memory", limits=(ty.limits.min, ty.limits.max), is_64=ty.is_64)
+        return Item(type(ty).__name__.removesuffix("Type").lower())
+
+    try:
+        module = wasmtime.Module(wasmtime.Engine(), wasm)
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError.invalid(path, "module", exc) from None
+    return Interface(tuple(Import(i.module, i.name or "", item(i.type)) for i in module.imports),
+                     {e.name: item(e.type) for e in module.exports})
 
 
-def _signature(ty: wasmtime.FuncType) -> Signature:
-    return tuple(map(_valtype_name, ty.params)), tuple(map(_valtype_name, ty.results))
-
-
-def _check_func(path: Path, exports: Mapping[str, object], name: str, wanted: Signature) -> None:
-    ty = exports.get(name)
-    if ty is None:
+def _check_func(path: Path, exports: Mapping[str, Item], name: str, wanted: Signature) -> None:
+    item = exports.get(name)
+    if item is None:
         raise PluginLoadError(f"{path}: missing export {name}")
-    if not isinstance(ty, wasmtime.FuncType):
+    if item.signature is None:
         raise PluginLoadError(f"{path}: export {name} is not a function")
-    got = _signature(ty)
+    got = item.signature
     if got != wanted:
         raise PluginLoadError(
             f"{path}: export {name} has type {format_signature(got)}, "
             f"expected {format_signature(wanted)}")
 
 
-def validate_module(path: Path, module: wasmtime.Module, limits: Limits) -> str | None:
+def validate_module(path: Path, interface: Interface, limits: Limits) -> str | None:
     """Checks exports and imports every ABI version shares; returns the init export
     to run, if any.  What depends on the version is checked once the plugin said
     which it is (Plugin's probe)."""
-    exports = {e.name: e.type for e in module.exports}
+    exports = interface.exports
     memory = exports.get("memory")
     if memory is None:
         raise PluginLoadError(f"{path}: missing export memory")
-    if not isinstance(memory, wasmtime.MemoryType):
+    if memory.limits is None:
         raise PluginLoadError(f"{path}: export memory is not a memory")
     if memory.is_64:
         raise PluginLoadError(f"{path}: export memory is a 64-bit memory; plugins need a 32-bit one")
-    if memory.limits.min * WASM_PAGE > limits.max_memory_bytes:
+    if memory.limits[0] * WASM_PAGE > limits.max_memory_bytes:
         raise PluginLoadError(
-            f"{path}: memory starts at {memory.limits.min * WASM_PAGE} bytes, over the "
+            f"{path}: memory starts at {memory.limits[0] * WASM_PAGE} bytes, over the "
             f"{format_size(limits.max_memory_bytes)} limit")
     for name, wanted in REQUIRED_EXPORTS.items():
         _check_func(path, exports, name, wanted)
     if FREE_EXPORT in exports:
         _check_func(path, exports, FREE_EXPORT, FREE_SIGNATURE)
     init = next((name for name in INIT_EXPORTS if name in exports), None)
-    if init is not None:
-        ty = exports[init]
-        if not isinstance(ty, wasmtime.FuncType) or _signature(ty) != INIT_SIGNATURE:
-            raise PluginLoadError(f"{path}: export {init} must be a function ()->()")
-    for imp in module.imports:
+    if init is not None and exports[init].signature != INIT_SIGNATURE:
+        raise PluginLoadError(f"{path}: export {init} must be a function ()->()")
+    for imp in interface.imports:
         where = f"import {imp.module}.{imp.name}"
         if imp.module == HOST_MODULE:
-            host_sig = HOST_SIGNATURES.get(imp.name or "")
+            host_sig = HOST_SIGNATURES.get(imp.name)
             if host_sig is None:
                 raise PluginLoadError(
                     f"{path}: {where} is not a vrclog host function "
                     f"(there are: {', '.join(HOST_SIGNATURES)})")
-            if not isinstance(imp.type, wasmtime.FuncType):
+            if imp.item.signature is None:
                 raise PluginLoadError(f"{path}: {where} must be a function")
-            got = _signature(imp.type)
+            got = imp.item.signature
             if got != host_sig:
                 raise PluginLoadError(
                     f"{path}: {where} has type {format_signature(got)}, "
@@ -241,39 +262,39 @@ def declared_prefilter(path: Path, wasm: bytes) -> Declared:
         raise PluginLoadError(f"{path}: {where}{exc}") from None
 
 
-def compile_plugin(path: Path, engine: wasmtime.Engine, limits: Limits, engine_settings: str = "",
-                   notice: CompileNotice | None = None,
-                   component_engine: Callable[[], tuple[wasmtime.Engine, str]] | None = None,
+def compile_plugin(path: Path, engine: capi.Engine, limits: Limits, engine_settings: str,
+                   notice: CompileNotice | None,
+                   component_engine: Callable[[], tuple[wasmtime.Engine, str]],
                    ) -> CompiledPlugin | CompiledComponent:
     """The plugin compiled for ``engine`` (from the cache when it holds it); ``engine_settings``:
     what of the engine's configuration shapes compiled code, for the cache key; ``notice``:
     what tells a person about a compilation that takes seconds; ``component_engine``: the
-    engine for a component and its settings, when not ``engine``'s."""
+    engine for a component and its settings (wasmtime-py's: its component API compiles it)."""
     data = to_wasm_binary(path, read_plugin(path, limits))
     declared = declared_prefilter(path, data)
     digest = hashlib.sha256(data).hexdigest()
     if is_component(data):
-        if component_engine is not None:
-            engine, engine_settings = component_engine()
-        return compile_component(path, data, digest, engine, limits.max_memory_bytes, engine_settings,
+        wt_engine, wt_settings = component_engine()
+        return compile_component(path, data, digest, wt_engine, limits.max_memory_bytes, wt_settings,
                                  declared, notice)
     key = module_cache.cache_key(digest, f"max_memory={limits.max_memory_bytes},{engine_settings}")
     module = module_cache.load(engine, key)
     from_cache = module is not None
     if module is None:
         try:
-            module = wasmtime.Module(engine, data)
-        except wasmtime.WasmtimeError as exc:
+            module = capi.Module.compile(engine, data)
+        except capi.WasmError as exc:
             raise PluginLoadError.invalid(path, "module", exc) from None
-    init = validate_module(path, module, limits)
+    interface = module_interface(path, data)
+    init = validate_module(path, interface, limits)
     if not from_cache:
         module_cache.store(module, key)
-    needs_wasi = any(imp.module == WASI_MODULE for imp in module.imports)
-    memory = next(e.type for e in module.exports if e.name == "memory")
-    assert isinstance(memory, wasmtime.MemoryType)  # validate_module checked it
-    maximum = memory.limits.max
+    needs_wasi = any(imp.module == WASI_MODULE for imp in interface.imports)
+    memory = interface.exports["memory"]
+    assert memory.limits is not None  # validate_module checked it
+    minimum, maximum = memory.limits
     return CompiledPlugin(
         path=path, module=module, init_export=init, needs_wasi=needs_wasi, from_cache=from_cache,
-        min_memory_bytes=memory.limits.min * WASM_PAGE,
+        min_memory_bytes=minimum * WASM_PAGE,
         max_memory_bytes=None if maximum is None else maximum * WASM_PAGE,
-        has_free=any(e.name == FREE_EXPORT for e in module.exports), declared=declared, sha256=digest)
+        has_free=FREE_EXPORT in interface.exports, declared=declared, sha256=digest)

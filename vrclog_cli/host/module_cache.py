@@ -25,14 +25,12 @@ import hashlib
 import os
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-import wasmtime
-
+from . import capi
 from .installed import wasmtime_version
 
 T = TypeVar("T")
@@ -42,7 +40,7 @@ E = TypeVar("E")  # what deserialize takes: an engine (None for a refusal's text
 class Serializable(Protocol):
     """A compiled module or component."""
 
-    def serialize(self) -> bytearray: ...
+    def serialize(self) -> bytes | bytearray: ...
 
 #: Version 2: the key inside the checksummed part (version 1 entries are misses).
 MAGIC = b"vrclog-module-cache-2\n"
@@ -117,9 +115,16 @@ def _trusted_dir() -> Path | None:
     return None if directory is None or problem(directory) is not None else directory
 
 
-def load(engine: wasmtime.Engine, key: str) -> wasmtime.Module | None:
+def load(engine: capi.Engine, key: str) -> capi.Module | None:
     """The cached module, or None when absent, damaged, unusable or in an untrusted folder."""
-    return load_with(wasmtime.Module.deserialize, engine, key)
+    return load_with(capi.Module.deserialize, engine, key)
+
+
+def _wasmtime_errors() -> tuple[type[Exception], ...]:
+    """What wasmtime raises for an entry it refuses: vrclog's own C API's error, and
+    wasmtime-py's where it is loaded (components are compiled through it)."""
+    loaded = sys.modules.get("wasmtime")
+    return (capi.WasmError,) + ((loaded.WasmtimeError,) if loaded is not None else ())
 
 
 #: Why entries were passed over since the last take_notes (for --verbose).
@@ -217,7 +222,7 @@ def load_with(deserialize: Callable[[E, bytes], T], engine: E, key: str) -> T | 
         return None
     try:
         module = deserialize(engine, payload)
-    except wasmtime.WasmtimeError as exc:
+    except _wasmtime_errors() as exc:
         _miss(path, f"was refused by wasmtime ({str(exc).strip().splitlines()[0]})")
         return None
     with contextlib.suppress(OSError):
@@ -238,6 +243,8 @@ def store(module: Serializable, key: str) -> Path | None:
             return None
         sweep(directory)
         # The writer's pid in the name: a later sweep can tell a crashed write from a running one.
+        import tempfile  # only to write an entry: every warm start spares its import
+
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{TMP_PREFIX}{os.getpid()}-", suffix=".cwasm")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -250,7 +257,9 @@ def store(module: Serializable, key: str) -> Path | None:
             raise
         trim(directory)
         return target
-    except (OSError, wasmtime.WasmtimeError):
+    except OSError:
+        return None
+    except _wasmtime_errors():
         return None
 
 

@@ -28,8 +28,6 @@ from json.encoder import encode_basestring as encode_json_string  # type: ignore
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import wasmtime
-
 from ..errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
 from ..events import Event, decode_event, decode_output, plugin_reported
 from ..limits import Limits, format_size
@@ -50,6 +48,8 @@ from .loader import CompiledPlugin, compile_plugin
 from .prefilter import Declared, Prefilter
 
 if TYPE_CHECKING:
+    import wasmtime
+
     from .capi.components import ComponentLinker
 
 T = TypeVar("T")
@@ -267,7 +267,7 @@ class Runtime:
             self.engine = capi.make_engine(self.limits.max_memory_bytes, instance_slots, self.sizing)
         except capi.RuntimeApiError as exc:
             raise PluginLoadError(str(exc)) from None
-        self.linker = wasmtime.Linker(self.engine)
+        self.linker = capi.Linker(self.engine)
         define_wasi(self.linker)
         define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
@@ -313,11 +313,14 @@ class Runtime:
                 sizing = self.sizing if self.components_pooled else capi.on_demand_sizing(
                     self.limits.max_memory_bytes)
                 self._component_settings = sizing.settings
-                self._component_engine = capi.make_engine(
+                engine = capi.make_component_engine(
                     self.limits.max_memory_bytes, self._instance_slots, sizing,
-                    keep_resident=capi.COMPONENT_KEEP_RESIDENT_BYTES, components=True)
-                self._component_ticking = _TICKER.add(self._component_engine, self._tick)
-            return self._component_engine, self._component_settings
+                    keep_resident=capi.COMPONENT_KEEP_RESIDENT_BYTES)
+                self._component_engine = engine
+                self._component_ticking = _TICKER.add(engine, self._tick)
+            else:
+                engine = self._component_engine
+            return engine, self._component_settings
 
     def component_linker(self) -> ComponentLinker:
         """WASI 0.2 and the host interface for component plugins, made on first need."""
@@ -367,7 +370,7 @@ class Runtime:
 
 @dataclass(slots=True)
 class _Ticking:
-    engine: wasmtime.Engine
+    engine: capi.Engine | wasmtime.Engine
     tick: float
     due: float  # when its epoch is next advanced (time.monotonic)
     ended: bool = False  # set by its runtime's close or collection; the ticker then lets go
@@ -393,7 +396,7 @@ class _EpochTicker:
         self._engines: list[_Ticking] = []
         self._running = False
 
-    def add(self, engine: wasmtime.Engine, tick: float) -> _Ticking:
+    def add(self, engine: capi.Engine | wasmtime.Engine, tick: float) -> _Ticking:
         ticking = _Ticking(engine, tick, time.monotonic() + tick)
         with self._lock:
             self._engines.append(ticking)
@@ -490,7 +493,7 @@ class Plugin:
         self._world = compiled.component
         self.abi_version = None
         try:
-            self._engine = compiled.engine
+            self._engine: capi.Engine | wasmtime.Engine = compiled.engine
             self._component = ComponentCaller(
                 compiled.engine, runtime.component_linker(), compiled.component, EXPORT,
                 self._stderr_token, None if runtime.components_pooled else self.limits.max_memory_bytes)
@@ -505,7 +508,7 @@ class Plugin:
         self._init: bytes | None = compiled.init_export.encode() if compiled.init_export else None
         try:
             self._pre = runtime.linker.instantiate_pre(compiled.module)
-        except wasmtime.WasmtimeError as exc:
+        except capi.WasmError as exc:
             raise PluginLoadError(f"{self.path}: cannot link: {error_gist(str(exc))}") from None
         self._caller = capi.LineCaller(
             runtime.engine, self._pre, self._init, compiled.needs_wasi, self._stderr_token,
@@ -544,6 +547,7 @@ class Plugin:
         already compiled: compiling again takes seconds for an interpreter's component)."""
         if self.kind != "component":
             raise TypeError("world_externs: a core module has no world")
+        assert not isinstance(self._engine, capi.Engine)  # a component's engine is wasmtime-py's
         return externs(self._world.type, self._engine)
 
     def new_instance(self) -> capi.Instance:

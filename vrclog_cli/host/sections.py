@@ -19,9 +19,15 @@ class MalformedBinary(ValueError):
 
 def _read_leb_u32(data: bytes | memoryview, pos: int) -> tuple[int, int]:
     """(value, position after it) of an unsigned LEB128 of at most 5 bytes."""
+    return read_leb(data, pos, len(data), 5)
+
+
+def read_leb(data: bytes | memoryview, pos: int, end: int, max_bytes: int) -> tuple[int, int]:
+    """(value, position after it) of an unsigned LEB128 of at most ``max_bytes`` bytes
+    ending before ``end``."""
     value = shift = 0
-    for _ in range(5):
-        if pos >= len(data):
+    for _ in range(max_bytes):
+        if pos >= end:
             raise MalformedBinary("unexpected end of the binary inside a size")
         byte = data[pos]
         pos += 1
@@ -29,7 +35,7 @@ def _read_leb_u32(data: bytes | memoryview, pos: int) -> tuple[int, int]:
         if not byte & 0x80:
             return value, pos
         shift += 7
-    raise MalformedBinary("a size is longer than 5 bytes")
+    raise MalformedBinary(f"a number is longer than {max_bytes} bytes")
 
 
 def encode_leb_u32(value: int) -> bytes:
@@ -44,7 +50,7 @@ def encode_leb_u32(value: int) -> bytes:
             return bytes(out)
 
 
-def _sections(wasm: bytes) -> list[tuple[int, int, int, int]]:
+def sections(wasm: bytes) -> list[tuple[int, int, int, int]]:
     """(id, start of the section, start of its payload, end) for every top-level section."""
     if not wasm.startswith(WASM_MAGIC) or len(wasm) < _HEADER_BYTES:
         raise MalformedBinary("no \\0asm header")
@@ -73,7 +79,7 @@ def _custom_name(wasm: bytes, payload: int, end: int) -> tuple[str, int]:
 def custom_sections(wasm: bytes, name: str) -> list[bytes]:
     """The content of every custom section called ``name``, in binary order."""
     out = []
-    for section_id, _start, payload, end in _sections(wasm):
+    for section_id, _start, payload, end in sections(wasm):
         if section_id == CUSTOM_SECTION_ID:
             found, content = _custom_name(wasm, payload, end)
             if found == name:
@@ -85,7 +91,7 @@ def with_custom_section(wasm: bytes, name: str, content: bytes | None) -> bytes:
     """The binary with every section called ``name`` removed and, unless ``content``
     is None, one such section appended (custom sections may stand anywhere)."""
     kept = [wasm[:_HEADER_BYTES]]
-    for section_id, start, payload, end in _sections(wasm):
+    for section_id, start, payload, end in sections(wasm):
         if section_id == CUSTOM_SECTION_ID and _custom_name(wasm, payload, end)[0] == name:
             continue
         kept.append(wasm[start:end])

@@ -1,6 +1,6 @@
 """The per-line path of component plugins (design.md 2d), against wasmtime's component C API.
 
-Kept beside the core path (``capi/__init__.py``) and under the same rule: only
+Kept beside the core path (``calls.py``) and under the same rule: only
 this package touches ``wasmtime._ffi``.  wasmtime-py's component wrappers cost
 70-90 µs a call and leak ~75 bytes a call; this path costs a few µs of Python
 around wasmtime's own work.
@@ -24,21 +24,14 @@ from wasmtime import _ffi as ffi
 from wasmtime.component import Component
 
 from ...events import STRING_FIELDS
-from . import (
-    _NO_FINALIZER,
-    CallFailed,
-    OutputTooLarge,
-    _address,
-    _bind,
-    _error_text,
-    _gil_held,
-    _gil_released,
-    _Handle,
-    _prepare_store,
-    _store_delete,
-    _store_new,
-    _token,
-)
+from .calls import _address, _prepare_store, _store_delete, _store_new, _token
+from .failures import CallFailed, OutputTooLarge
+from .failures import call_failed as _error_text
+from .library import NO_FINALIZER as _NO_FINALIZER
+from .library import Handle as _Handle
+from .library import declare
+from .library import gil_held as _gil_held
+from .library import gil_released as _gil_released
 
 REQUIRED_SYMBOLS = (
     "wasmtime_component_linker_new", "wasmtime_component_linker_add_wasip2",
@@ -65,11 +58,11 @@ _OPTION = int(ffi.WASMTIME_COMPONENT_OPTION.value)
 _RESULT = int(ffi.WASMTIME_COMPONENT_RESULT.value)
 _RECORD = int(ffi.WASMTIME_COMPONENT_RECORD.value)
 
-# Instantiation and the call run wasm: they release the GIL (see capi/__init__.py).
-_instantiate = _bind(_gil_released, "wasmtime_component_linker_instantiate", ctypes.c_void_p)
-_call = _bind(_gil_released, "wasmtime_component_func_call", ctypes.c_void_p)
-_get_func = _bind(_gil_held, "wasmtime_component_instance_get_func", ctypes.c_bool)
-_val_delete = _bind(_gil_held, "wasmtime_component_val_delete", None)
+# Instantiation and the call run wasm: they release the GIL (see library.py).
+_instantiate = declare(_gil_released, "wasmtime_component_linker_instantiate", ctypes.c_void_p)
+_call = declare(_gil_released, "wasmtime_component_func_call", ctypes.c_void_p)
+_get_func = declare(_gil_held, "wasmtime_component_instance_get_func", ctypes.c_bool)
+_val_delete = declare(_gil_held, "wasmtime_component_val_delete", None)
 _ONE = ctypes.c_size_t(1)
 
 
