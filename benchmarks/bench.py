@@ -199,6 +199,29 @@ def sigint_latency(rounds: int) -> float:
     return statistics.median(times)
 
 
+STARTUP_PAIRS = 15
+
+
+def startup_table(empty: Path) -> Table:
+    """Whole-process start-up against the interpreter's own (``python -c pass``, the same
+    interpreter), in pairs run back to back: median of the ratios and of the times."""
+    commands = [("built-in parser, empty log", vrclog(None, empty), 3.0),
+                ("vrpoker.wasm, empty log (warm cache)", vrclog("vrpoker.wasm", empty), 4.0),
+                ("vrclog --version", [VRCLOG, "--version"], 3.0),
+                ("vrclog types", [VRCLOG, "types"], 3.0)]
+    baseline = [sys.executable, "-c", "pass"]
+    table = Table(title=f"start-up against `python -c pass`, median of {STARTUP_PAIRS} pairs")
+    for col in ("command", "python ms", "vrclog ms", "ratio", "target"):
+        table.add_column(col, justify="left" if col == "command" else "right")
+    for label, cmd, target in commands:
+        pairs = [(run(baseline).seconds, run(cmd).seconds) for _ in range(STARTUP_PAIRS)]
+        ratio = statistics.median(b / a for a, b in pairs)
+        table.add_row(label, f"{statistics.median(a for a, _ in pairs) * 1000:.1f}",
+                      f"{statistics.median(b for _, b in pairs) * 1000:.1f}", f"{ratio:.2f}x",
+                      f"<= {target:.0f}x {'met' if ratio <= target else 'NOT met'}")
+    return table
+
+
 def prefilter_table(log: Path, lines: int) -> Table:
     """#13's targets: vrpoker (v2) with its prefilter against the built-in parser and
     against itself with --no-prefilter, alternating, whole processes (start-up included);
@@ -389,6 +412,9 @@ def main() -> None:
     lines50k = count_lines(slice50k)
     for warm in ("vrpoker.wasm", "minimal.wasm", "echo.wasm"):  # fill the compiled-module cache
         run(vrclog(warm, slice20k, 1))
+    empty = CACHE / "empty.log"
+    empty.write_bytes(b"")
+    console.print(startup_table(empty))
 
     throughput = Table(title=f"vrclog parse on 200 000 lines, median of {ROUNDS} runs (peak RSS: the "
                              "main process; default jobs uses worker processes)")
