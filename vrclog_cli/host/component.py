@@ -200,7 +200,9 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
     key = module_cache.cache_key(digest, f"component,max_memory={max_memory_bytes},{engine_settings}")
     if (why := module_cache.load_refusal(key)) is not None:  # refused before: no compile again
         raise PluginLoadError(f"{path}: {why}")
-    compiled = module_cache.load_with(wc.Component.deserialize, engine, key)
+    from .capi.components import deserialize_component
+
+    compiled = module_cache.load_with(deserialize_component, engine, key)
     from_cache = compiled is not None
     try:
         if compiled is None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import os
 import stat
 import sys
@@ -142,7 +143,7 @@ def _miss(path: Path, why: str) -> None:
     _notes.append(f"compiled-module cache: {path} {why}; compiled again")
 
 
-def _read_entry(path: Path) -> bytes | None:
+def _read_entry(path: Path) -> bytearray | None:
     """The bytes of an entry this user wrote as a regular file, at most MAX_BYTES; None
     (with a note, unless it is simply absent) otherwise.  Never follows a symbolic link
     and never blocks (a FIFO planted there would hang the run)."""
@@ -172,15 +173,19 @@ def _read_entry(path: Path) -> bytes | None:
         if sys.platform != "win32" and info.st_uid != os.getuid():
             _miss(path, "belongs to another user")
             return None
-        chunks: list[bytes] = []
-        total = 0
-        while total <= MAX_BYTES and (chunk := os.read(fd, min(1 << 24, MAX_BYTES + 1 - total))):
-            chunks.append(chunk)
-            total += len(chunk)
-        if total > MAX_BYTES:
+        # Read in place into one buffer: a component's entry is 35-50 MB, and joining
+        # chunks then slicing the payload out copied it twice (~70 ms of a 0.33 s warm load).
+        size = info.st_size
+        if size > MAX_BYTES:
             _miss(path, f"is larger than the cache's {MAX_BYTES >> 20} MiB")
             return None
-        return b"".join(chunks)
+        blob = bytearray(size)
+        view = memoryview(blob)
+        total = 0
+        with io.FileIO(fd, closefd=False) as raw:
+            while total < size and (got := raw.readinto(view[total:])):
+                total += got
+        return blob if total == size else blob[:total]
     except OSError as exc:
         _miss(path, f"cannot be read: {exc.strerror}")
         return None
@@ -194,20 +199,22 @@ def _sealed(key: str, payload: bytes) -> bytes:
     return head + hashlib.sha256(head + payload).digest() + payload
 
 
-def _opened(key: str, blob: bytes) -> bytes | str:
-    """The payload of an entry sealed for ``key``, or why not."""
+def _opened(key: str, blob: bytearray) -> memoryview | str:
+    """The payload of an entry sealed for ``key`` (a view into ``blob``: no copy), or why not."""
     head = MAGIC + key.encode() + b"\n"
     if not blob.startswith(MAGIC):
         return "is not an entry of this vrclog"
     if not blob.startswith(head):
         return "was written for another plugin or engine"
-    checksum, payload = blob[len(head):len(head) + 32], blob[len(head) + 32:]
-    if len(checksum) < 32 or hashlib.sha256(head + payload).digest() != checksum:
+    checksum, payload = bytes(blob[len(head):len(head) + 32]), memoryview(blob)[len(head) + 32:]
+    digest = hashlib.sha256(head)
+    digest.update(payload)
+    if len(checksum) < 32 or digest.digest() != checksum:
         return "is damaged (its checksum does not match)"
     return payload
 
 
-def load_with(deserialize: Callable[[E, bytes], T], engine: E, key: str) -> T | None:
+def load_with(deserialize: Callable[[E, memoryview], T], engine: E, key: str) -> T | None:
     """``load`` for what ``deserialize`` makes (a module or a component)."""
     directory = _trusted_dir()
     if directory is None:
@@ -281,7 +288,8 @@ def store_refusal(key: str, why: str) -> None:
 
 def load_refusal(key: str) -> str | None:
     """Why the plugin cached under ``key`` was refused, if it was (store_refusal)."""
-    return load_with(lambda _engine, payload: payload.decode("utf-8", "replace"), None, _refusal_key(key))
+    return load_with(lambda _engine, payload: bytes(payload).decode("utf-8", "replace"), None,
+                     _refusal_key(key))
 
 
 def _refusal_key(key: str) -> str:

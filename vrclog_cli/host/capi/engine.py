@@ -267,10 +267,17 @@ class Module(_Owned):
         return cls(out.value)
 
     @classmethod
-    def deserialize(cls, engine: Engine, compiled: bytes) -> Module:
-        """A module from ``serialize``'s bytes (made by a compatible engine: wasmtime checks)."""
+    def deserialize(cls, engine: Engine, compiled: bytes | memoryview) -> Module:
+        """A module from ``serialize``'s bytes (made by a compatible engine: wasmtime checks);
+        a writable buffer (a view into a bytearray) is passed without a copy."""
         out = ctypes.c_void_p()
-        check(lib.module_deserialize(engine.ptr(), compiled, len(compiled), ctypes.byref(out)))
+        if isinstance(compiled, memoryview) and not compiled.readonly:
+            buffer = (ctypes.c_char * len(compiled)).from_buffer(compiled)
+            check(lib.module_deserialize(engine.ptr(), ctypes.addressof(buffer), len(compiled),
+                                         ctypes.byref(out)))
+            del buffer  # the view may be released once wasmtime has copied what it keeps
+        else:
+            check(lib.module_deserialize(engine.ptr(), bytes(compiled), len(compiled), ctypes.byref(out)))
         return cls(out.value)
 
     def serialize(self) -> bytes:

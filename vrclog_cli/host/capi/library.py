@@ -223,7 +223,7 @@ engine_increment_epoch = declare(gil_held, "wasmtime_engine_increment_epoch", No
 module_new = declare(gil_released, "wasmtime_module_new", P,
                       [P, ctypes.c_char_p, SIZE, ctypes.POINTER(P)])
 module_deserialize = declare(gil_released, "wasmtime_module_deserialize", P,
-                              [P, ctypes.c_char_p, SIZE, ctypes.POINTER(P)])
+                             [P, P, SIZE, ctypes.POINTER(P)])
 module_serialize = declare(gil_held, "wasmtime_module_serialize", P, [P, ctypes.POINTER(ByteVec)])
 module_delete = declare(gil_held, "wasmtime_module_delete", None, [P])
 linker_new = declare(gil_held, "wasmtime_linker_new", P, [P])
