@@ -94,4 +94,16 @@ def test_a_plugin_run_imports_only_what_it_needs(tmp_path: Path) -> None:
     extra = {m for m in top_level(modules) if not _known(m, allowed)}
     assert extra == set(), f"new imports on the plugin path: {sorted(extra)}"
     assert not {m for m in modules if m.startswith(NEVER)}, "wasmtime-py or a tool on the run path"
+    assert "vrclog_cli.vrchat.builtin" not in modules  # its patterns: a plugin run never needs them
     assert "vrclog_cli.host.capi.library" in modules  # the check sees the plugin path at all
+
+
+def test_the_builtin_parser_is_still_told_apart_where_its_module_is_loaded_late() -> None:
+    """batch asks for the built-in parser's class only once its module is loaded (by name):
+    the name must be the module's, or every built-in run would lose its fast path."""
+    from vrclog_cli.run.batch import as_builtin, sole_builtin
+    from vrclog_cli.vrchat.builtin import BuiltinParser
+
+    parser = BuiltinParser()
+    assert sole_builtin([parser]) is parser and as_builtin(parser) is parser
+    assert as_builtin(object()) is None

@@ -7,21 +7,22 @@ whole batch at once, so rejected lines cost no Python call.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from ..errors import Cancelled, InputTooLarge, LineError
 from ..events import Event
 from ..host.budget import take_slowest
 from ..host.prefilter import Prefilter
 from ..limits import Limits, format_size
-from ..vrchat.builtin import BuiltinParser
 from .sources import Lines
 
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
     from ..host.component import CompileNotice
     from ..host.plugin import LogHandler, PluginLog, Runtime
+    from ..vrchat.builtin import BuiltinParser
 
 
 class Parser(Protocol):
@@ -89,11 +90,23 @@ class Outcomes:
     unheaded: int = 0
 
 
+_BUILTIN_MODULE = __name__.rsplit(".", 2)[0] + ".vrchat.builtin"
+
+
+def as_builtin(parser: object) -> BuiltinParser | None:
+    """The parser if it is the built-in one.  Asked of the module only once it is loaded:
+    no parser can be one before, and a plugin-only run never imports the built-in
+    parser (its patterns are ~6 ms of start-up)."""
+    module = sys.modules.get(_BUILTIN_MODULE)
+    if module is not None and isinstance(parser, module.BuiltinParser):
+        return cast("BuiltinParser", parser)
+    return None
+
+
 def sole_builtin(parsers: Sequence[Parser]) -> BuiltinParser | None:
     """The built-in parser when it is the only parser: it never fails or blocks, and can
     skim a batch (and the reader can skip decoding the lines it cannot use)."""
-    only = parsers[0] if len(parsers) == 1 else None
-    return only if isinstance(only, BuiltinParser) else None
+    return as_builtin(parsers[0]) if len(parsers) == 1 else None
 
 
 def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[], bool],
@@ -124,7 +137,7 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
     done = len(texts)
     unheaded = 0
     # The built-in parser among plugins tells a line without a valid header apart (read).
-    among = next((parser for parser in parsers if isinstance(parser, BuiltinParser)), None)
+    among = next((b for parser in parsers if (b := as_builtin(parser)) is not None), None)
     for index in indices:
         if stopped():
             found.append(LineOutcome(index, _NO_EVENTS, _NO_ERRORS, True))
@@ -221,6 +234,8 @@ def build_parsers(spec: ParserSpec, on_log: LogHandler | None,
     """The built-in parser (when asked for, or without plugins) and every plugin, loaded."""
     parsers: list[Parser] = []
     if spec.builtin or not spec.plugins:
+        from ..vrchat.builtin import BuiltinParser
+
         parsers.append(BuiltinParser())
     runtime = None
     if spec.plugins:

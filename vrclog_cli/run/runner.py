@@ -32,8 +32,6 @@ from ..errors import (
 from ..events import Event, one_line
 from ..limits import MIB, Limits
 from ..sinks.writer import EventWriter
-from ..vrchat.builtin import EVENT_TYPES as BUILTIN_TYPE_NAMES
-from ..vrchat.builtin import RAW_PREFIXES_AT, BuiltinParser
 from .batch import (
     Batch,
     LineFailure,
@@ -41,6 +39,7 @@ from .batch import (
     Outcomes,
     Parser,
     ParserSpec,
+    as_builtin,
     build_parsers,
     process_batch,
     sole_builtin,
@@ -53,6 +52,7 @@ from .sources import (
     Idle,
     Item,
     Lines,
+    PrefixesAt,
     SourceFailed,
     SourceWarning,
     needled_bytes,
@@ -64,6 +64,20 @@ if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs sta
     from ..host.component import CompileNotice
     from ..host.plugin import LogHandler, Runtime
     from ..sinks.reports import Finding
+
+
+def _builtin_types() -> tuple[str, ...]:
+    """The built-in parser's event types; its module imported only when asked (a plugin
+    run never needs its patterns, ~6 ms of start-up)."""
+    from ..vrchat.builtin import EVENT_TYPES
+
+    return EVENT_TYPES
+
+
+def _builtin_prefixes() -> PrefixesAt:
+    from ..vrchat.builtin import RAW_PREFIXES_AT
+
+    return RAW_PREFIXES_AT
 
 #: Batches where few lines reach a parser: the built-in parser alone, or plugins that
 #: all declare a prefilter.  Per batch the pool costs ~30 µs, a prefiltered line ~0.1.
@@ -222,8 +236,8 @@ class ParseRun:
         """Loads every plugin; raises PluginLoadError naming the first bad one, or a
         UsageError for a --fail-on type the built-in parser alone can never give."""
         opts = self.options
-        if not opts.plugins and (unknown := sorted(opts.fail_on - {"any"} - set(BUILTIN_TYPE_NAMES))):
-            near = nearest_type(unknown[0], BUILTIN_TYPE_NAMES)
+        if not opts.plugins and (unknown := sorted(opts.fail_on - {"any"} - set(_builtin_types()))):
+            near = nearest_type(unknown[0], _builtin_types())
             hint = f"did you mean {near}? " if near else ""
             raise UsageError(
                 f"--fail-on: the built-in parser gives no event of type {', '.join(unknown)} "
@@ -260,7 +274,7 @@ class ParseRun:
                  ("--exclude-types", self.options.event_filter.exclude))
         for option, names in asked:
             for name in sorted(set(names) - set(known)):
-                if name in BUILTIN_TYPE_NAMES:
+                if name in _builtin_types():
                     hint = f"{name} is a built-in type: add --builtin"
                 else:
                     near = nearest_type(name, known)
@@ -404,11 +418,12 @@ class ParseRun:
         asked-for type that matched nothing, with the nearest type seen."""
         lines = [f"--fail-on matched {kind}: {hit.count:,} event{'' if hit.count == 1 else 's'}, "
                  f"first at {hit.first}" for kind, hit in self.fail_on_hits.items()]
-        if not self.options.plugins:  # load() refused types the built-in parser never gives
+        unmatched = sorted(self.options.fail_on - {"any"} - set(self.fail_on_hits))
+        if not self.options.plugins or not unmatched:  # load() refused the built-in parser's misspellings
             return lines
-        seen = sorted((set(self.stats.events_by_type) | set(BUILTIN_TYPE_NAMES)) - {kind for kind in
+        seen = sorted((set(self.stats.events_by_type) | set(_builtin_types())) - {kind for kind in
                                                                                self.options.fail_on})
-        for kind in sorted(self.options.fail_on - {"any"} - set(self.fail_on_hits)):
+        for kind in unmatched:
             near = nearest_type(kind, seen)
             hint = f" (did you mean {near}?)" if near else ""
             lines.append(f"note: --fail-on {kind} matched no event{hint}")
@@ -646,7 +661,7 @@ class ParseRun:
         # Plugin lines are spread over workers in small batches.  Where parsers skim
         # (the built-in parser, prefiltered plugins), a batch holds little work and
         # costs the same whatever its size: wide ones.
-        skims = all(p.prefilter is not None or isinstance(p, BuiltinParser) for p in self.parsers)
+        skims = all(p.prefilter is not None or as_builtin(p) is not None for p in self.parsers)
         batch_lines = SKIM_BATCH_LINES if skims else BATCH_LINES
         if opts.follow:
             return follow_items(opts.paths[0], opts.limits.max_line_bytes,
@@ -657,7 +672,7 @@ class ParseRun:
 
         return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count,
                           needles=self._raw_needles(),
-                          prefixes_at=RAW_PREFIXES_AT if sole_builtin(self.parsers) is not None else None)
+                          prefixes_at=_builtin_prefixes() if sole_builtin(self.parsers) is not None else None)
 
     def _tick(self, force: bool = False) -> None:
         """Every TICK_S: the progress hook, and a look at whether stdout's reader left."""
