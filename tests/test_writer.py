@@ -1,4 +1,5 @@
-"""The JSON Lines writer's hand-spelled encoding against json.dumps of Event.to_dict."""
+"""The JSON Lines writer: the hand-spelled encoding against json.dumps of Event.to_dict, the
+orjson one against it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vrclog_cli.events import STRING_FIELDS, Event
-from vrclog_cli.sinks.writer import JsonLinesWriter, event_json
+from vrclog_cli.sinks.writer import JsonLinesWriter, event_json, event_line, line_safe_bytes
 
 
 def reference(event: Event, raw_line: str | None) -> str:
@@ -41,3 +42,20 @@ def test_written_lines_split_on_newlines_only() -> None:
     lines = out.getvalue().decode().splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0]) == {"type": "x", "player_name": "p\u2029q", "raw_line": "a\u2028b"}
+
+
+@settings(max_examples=2000, deadline=None)
+@given(events, st.none() | text)
+def test_event_line_is_event_json_in_utf8(event: Event, raw_line: str | None) -> None:
+    """The orjson path against the reference, once a buffer's line separators are escaped."""
+    assert line_safe_bytes(event_line(event, raw_line)) == event_json(event, raw_line).encode()
+
+
+@given(st.text(min_size=1, max_size=4).map(lambda s: s + "\ud800"))
+def test_a_lone_surrogate_is_written_as_fffd(value: str) -> None:
+    """orjson refuses it; the reference writes U+FFFD, as invalid UTF-8 in a line becomes."""
+    out = io.BytesIO()
+    writer = JsonLinesWriter(out)
+    writer.write("log", 1, "x", [Event("x", data={"k": value})])
+    writer.flush()
+    assert json.loads(out.getvalue())["data"]["k"].endswith("\ufffd")
