@@ -228,3 +228,55 @@ def test_an_uncaught_python_exception_reads_as_one(spin_py: Path) -> None:
         "    Traceback (most recent call last):",
         '      File "/0/app.py", line 18, in parse_line',
         "    ValueError: cannot read 'abç'"]
+
+
+# Tail calls: Cranelift compiles them, Winch (wasmtime's baseline compiler) refuses them.
+WINCH_REFUSES = "(func $again (export \"again\") (return_call $again))"
+
+
+def write_component(path: Path, wat: str) -> Path:
+    import wasmtime
+
+    path.write_bytes(wasmtime.wat2wasm(wat))
+    return path
+
+
+def test_components_compile_with_the_first_compiler_that_takes_them(tmp_path: Path) -> None:
+    """Winch where it runs (x86-64: 4x faster to compile), Cranelift for what Winch refuses;
+    either way the lines run, and a spinning line is stopped by its budget."""
+    from vrclog_cli.errors import PluginTimeout
+    from vrclog_cli.host import capi
+
+    from .components import component_wat
+
+    spin = "(loop $l (br $l))"
+    plain = write_component(tmp_path / "plain.wasm", component_wat(spin))
+    tail = write_component(tmp_path / "tail.wasm", component_wat(spin, core_extra=WINCH_REFUSES))
+    first = capi.component_compilers()[0]
+    for _ in range(2):  # compiled, then from the cache (and the refusal Winch gave, cached)
+        runtime = Runtime(Limits(timeout_s=0.05))
+        for path, compiler in ((plain, first), (tail, "cranelift")):
+            plugin = runtime.load(path)
+            assert plugin._engine is runtime.component_engine(compiler)[0], path.name
+            assert [e.type for e in plugin.call("a line")] == ["a line"]
+            with pytest.raises(PluginTimeout):
+                plugin.call("B spins")
+        runtime.close()
+
+
+def test_a_component_no_compiler_takes_gets_one_message(tmp_path: Path) -> None:
+    from .components import component_wat
+
+    broken = component_wat(core_extra="(func $f (result i32) (i64.const 1))")
+    path = tmp_path / "broken.wasm"
+    import wasmtime
+
+    try:
+        path.write_bytes(wasmtime.wat2wasm(broken))
+    except wasmtime.WasmtimeError:  # wat2wasm may validate: hand wasmtime the text then
+        path = tmp_path / "broken.wat"
+        path.write_text(broken)
+    result = vrclog("parse", "--plugin", str(path), str(SAMPLE_LOGS / "vrchat.log"))
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count("invalid WebAssembly") == 1, result.stderr
+    assert "Traceback" not in result.stderr

@@ -55,8 +55,9 @@ def is_component(data: bytes) -> bool:
 class CompiledComponent:
     path: Path
     component: wc.Component
-    #: What it was compiled for (components may have an engine of their own).
+    #: What it was compiled for (components may have an engine of their own), and by.
     engine: wasmtime.Engine
+    compiler: str = "cranelift"
     from_cache: bool = False
     sha256: str = ""
     declared: Declared = field(default_factory=lambda: Declared(None))
@@ -187,9 +188,17 @@ CompileNotice = Callable[[Path, int], AbstractContextManager[object]]
 ANNOUNCED_BYTES = 1 << 20
 
 
+class ComponentCompileError(PluginLoadError):
+    """A component the compiler refused (another compiler may take it)."""
+
+
+_COMPILE_REFUSAL = "invalid WebAssembly component:"  # how PluginLoadError.invalid begins
+
+
 def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Engine,
                       max_memory_bytes: int, engine_settings: str, declared: Declared,
-                      notice: CompileNotice | None = None) -> CompiledComponent:
+                      notice: CompileNotice | None = None, compiler: str = "cranelift",
+                      ) -> CompiledComponent:
     """The component compiled for ``engine`` (from the cache when it holds it), its world checked.
     Compiling an interpreter's component takes 3-5 s (measured: 18 MB componentize-py output,
     2 cores), loading it from the cache ~2 ms: ``notice`` wraps the compilation.
@@ -199,7 +208,8 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
 
     key = module_cache.cache_key(digest, f"component,max_memory={max_memory_bytes},{engine_settings}")
     if (why := module_cache.load_refusal(key)) is not None:  # refused before: no compile again
-        raise PluginLoadError(f"{path}: {why}")
+        refused = ComponentCompileError if why.startswith(_COMPILE_REFUSAL) else PluginLoadError
+        raise refused(f"{path}: {why}")
     from .capi.components import deserialize_component
 
     compiled = module_cache.load_with(deserialize_component, engine, key)
@@ -211,7 +221,7 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
                 with announce(path, len(data)) if announce is not None else nullcontext():
                     compiled = wc.Component(engine, data)
             except WasmtimeError as exc:
-                raise PluginLoadError.invalid(path, "component", exc) from None
+                raise ComponentCompileError.invalid(path, "component", exc) from None
         validate_world(path, compiled.type, engine)
     except PluginLoadError as exc:
         # The verdict, kept like the compiled code (seconds and ~400 MB of compiling a
@@ -220,5 +230,5 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
         raise
     if not from_cache:
         module_cache.store(compiled, key)
-    return CompiledComponent(path=path, component=compiled, engine=engine, from_cache=from_cache,
-                             sha256=digest, declared=declared)
+    return CompiledComponent(path=path, component=compiled, engine=engine, compiler=compiler,
+                             from_cache=from_cache, sha256=digest, declared=declared)

@@ -274,12 +274,12 @@ class Runtime:
         define_wasi(self.linker)
         define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
-        self._component_linker: ComponentLinker | None = None
-        self._component_engine: wasmtime.Engine | None = None
-        self._component_settings = ""
-        #: Whether the components' engine pools its instances (set with that engine).
+        #: Per compiler (capi.component_compilers): each engine, its linker, its ticking.
+        self._component_engines: dict[str, tuple[wasmtime.Engine, str]] = {}
+        self._component_linkers: dict[str, ComponentLinker] = {}
+        self._component_tickings: list[_Ticking] = []
+        #: Whether the components' engines pool their instances (set with the first).
         self.components_pooled = False
-        self._component_ticking: _Ticking | None = None
         self._component_lock = threading.Lock()
         self._instance_slots = instance_slots
         self._tick = max(0.001, min(0.005, self.limits.timeout_s / 10))
@@ -303,50 +303,50 @@ class Runtime:
         self._plugins.add(plugin)
         return plugin
 
-    def component_engine(self) -> tuple[wasmtime.Engine, str]:
-        """The engine component plugins run in, made on first need, and its settings (for
-        the cache key): a pool with room for components' several core instances and
-        memories, keeping more of each memory resident (capi.COMPONENT_KEEP_RESIDENT_BYTES).
-        Under an address-space limit such a pool would not fit: memories are then made on
-        demand, each reserving only the memory limit (bounds-checked code), capped by the
-        store's limiter."""
+    def component_engine(self, compiler: str = "cranelift") -> tuple[wasmtime.Engine, str]:
+        """The engine component plugins compiled by ``compiler`` run in, made on first need,
+        and its settings (for the cache key): a pool with room for components' several
+        core instances and memories, keeping more of each memory resident
+        (capi.COMPONENT_KEEP_RESIDENT_BYTES).  Under an address-space limit such a pool
+        would not fit: memories are then made on demand, each reserving only the memory
+        limit (bounds-checked code), capped by the store's limiter."""
         with self._component_lock:
-            if self._component_engine is None:
+            made = self._component_engines.get(compiler)
+            if made is None:
                 self.components_pooled = self.sizing == capi.EngineSizing()
                 sizing = self.sizing if self.components_pooled else capi.on_demand_sizing(
                     self.limits.max_memory_bytes)
-                self._component_settings = sizing.settings
                 engine = capi.make_component_engine(
                     self.limits.max_memory_bytes, self._instance_slots, sizing,
-                    keep_resident=capi.COMPONENT_KEEP_RESIDENT_BYTES)
-                self._component_engine = engine
-                self._component_ticking = _TICKER.add(engine, self._tick)
-            else:
-                engine = self._component_engine
-            return engine, self._component_settings
+                    keep_resident=capi.COMPONENT_KEEP_RESIDENT_BYTES, compiler=compiler)
+                made = self._component_engines[compiler] = (engine, f"{sizing.settings},compiler={compiler}")
+                self._component_tickings.append(_TICKER.add(engine, self._tick))
+            return made
 
-    def component_linker(self) -> ComponentLinker:
-        """WASI 0.2 and the host interface for component plugins, made on first need."""
-        engine, _ = self.component_engine()
+    def component_linker(self, compiler: str) -> ComponentLinker:
+        """WASI 0.2 and the host interface for component plugins of ``compiler``'s engine,
+        made on first need."""
+        engine, _ = self.component_engine(compiler)
         with self._component_lock:
-            if self._component_linker is None:
+            linker = self._component_linkers.get(compiler)
+            if linker is None:
                 try:
                     from .capi.components import ComponentLinker
                 except (ImportError, AttributeError) as exc:
                     raise PluginLoadError(f"wasmtime {wasmtime_version()} lacks the component "
                                           f"C API vrclog needs ({exc})") from None
-                self._component_linker = ComponentLinker(
+                linker = self._component_linkers[compiler] = ComponentLinker(
                     engine, HOST_INTERFACE,
                     component_host_calls(self.limits, _allow_host_log, _on_host_log))
-            return self._component_linker
+            return linker
 
     def cancel(self) -> None:
         """Interrupts every call in flight in every plugin, and refuses new ones."""
         for plugin in list(self._plugins):
             plugin.cancelled = True
         self.engine.increment_epoch()
-        if self._component_engine is not None:
-            self._component_engine.increment_epoch()
+        for engine, _ in list(self._component_engines.values()):
+            engine.increment_epoch()
 
     def close(self) -> None:
         """Stops ticking this runtime's epoch; plugins loaded here refuse to run afterwards
@@ -354,14 +354,14 @@ class Runtime:
         for plugin in list(self._plugins):
             plugin.cancelled = plugin.closed = True
         self._ticking.ended = True
-        if self._component_ticking is not None:
-            self._component_ticking.ended = True
+        for ticking in self._component_tickings:
+            ticking.ended = True
 
     def __del__(self) -> None:
         # A flag, not a removal: the collector may run this inside the ticker's own lock.
         # The ticker drops its engine at its next pass, and the engine is freed then.
-        for name in ("_ticking", "_component_ticking"):
-            if (ticking := getattr(self, name, None)) is not None:
+        for ticking in [getattr(self, "_ticking", None), *getattr(self, "_component_tickings", ())]:
+            if ticking is not None:
                 ticking.ended = True
 
     def __enter__(self) -> Runtime:
@@ -498,7 +498,7 @@ class Plugin:
         try:
             self._engine: capi.Engine | wasmtime.Engine = compiled.engine
             self._component = ComponentCaller(
-                compiled.engine, runtime.component_linker(), compiled.component, EXPORT,
+                compiled.engine, runtime.component_linker(compiled.compiler), compiled.component, EXPORT,
                 self._stderr_token, None if runtime.components_pooled else self.limits.max_memory_bytes)
         except capi.CallFailed as exc:
             raise PluginLoadError(f"{self.path}: {error_gist(str(exc))}") from None

@@ -28,6 +28,7 @@ from .engine import (
     Linker,
     Module,
     address_space_room,
+    component_compilers,
     make_component_engine,
     make_engine,
     on_demand_sizing,
@@ -48,6 +49,6 @@ __all__ = [
     "COMPONENT_KEEP_RESIDENT_BYTES", "KEEP_RESIDENT_BYTES", "AddressSpaceTooSmall", "CallFailed",
     "Engine", "EngineSizing", "HostImpl", "Instance", "InstancePre", "LineCaller", "Linker", "Module",
     "OutputTooLarge", "RuntimeApiError", "WasmError", "address_space_room", "caller_memory",
-    "define_host_func", "make_component_engine", "make_engine", "on_demand_sizing", "plan_engine",
-    "set_deadline_hook", "set_stderr_sink", "take_interrupted",
+    "component_compilers", "define_host_func", "make_component_engine", "make_engine", "on_demand_sizing",
+    "plan_engine", "set_deadline_hook", "set_stderr_sink", "take_interrupted",
 ]

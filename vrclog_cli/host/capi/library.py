@@ -118,6 +118,7 @@ EXTERN_MEMORY = 3
 VALKIND_I32 = 0
 VALKIND_I64 = 1
 OPT_LEVEL_SPEED = 1
+STRATEGY_WINCH = 2  # wasmtime_strategy_t: auto 0, cranelift 1, winch 2
 UPDATE_DEADLINE_CONTINUE = 0
 
 class _Opaque(ctypes.Structure):
@@ -189,6 +190,7 @@ func_call_unchecked = declare(gil_released, "wasmtime_func_call_unchecked", P)
 config_new = declare(gil_held, "wasm_config_new", P, [])
 config_epoch_interruption_set = declare(gil_held, "wasmtime_config_epoch_interruption_set", None,
                                          [P, ctypes.c_bool])
+config_strategy_set = declare(gil_held, "wasmtime_config_strategy_set", None, [P, ctypes.c_uint8])
 config_cranelift_opt_level_set = declare(gil_held, "wasmtime_config_cranelift_opt_level_set", None,
                                           [P, ctypes.c_uint8])
 config_memory_reservation_set = declare(gil_held, "wasmtime_config_memory_reservation_set", None,
