@@ -13,7 +13,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vrclog_cli.events import Event
-from vrclog_cli.vrchat.builtin import BUILTIN_TYPES, HANDLERS, MESSAGE_AT, BuiltinParser, local_timestamp
+from vrclog_cli.vrchat.builtin import HANDLERS, MESSAGE_AT, BuiltinParser, local_timestamp
+from vrclog_cli.vrchat.event_types import BUILTIN_TYPES
 
 # VRChat's header: 19 characters of time, the level word padded to column 34.
 HEADER = re.compile(r".{19} (?:Log|Debug|Warning|Error|Exception) *-  ", re.S)
@@ -307,7 +308,7 @@ def test_join_failed_instance_reset_app_quit() -> None:
 
 @pytest.mark.parametrize("kind", BUILTIN_TYPES, ids=lambda t: t.name)
 def test_each_type_documented_example_gives_its_fields(kind: object) -> None:
-    from vrclog_cli.vrchat.builtin import EventType
+    from vrclog_cli.vrchat.event_types import EventType
 
     assert isinstance(kind, EventType)
     event = one(kind.example)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -66,6 +67,19 @@ def test_progress_shown_on_a_terminal(tmp_path: Path, echo: Path) -> None:
     os.close(master)
     assert proc.returncode == 0
     assert "parsing" in screen and "lines/s" in screen and "events" in screen and "errors" in screen
+
+
+def test_types_on_a_terminal_is_a_table() -> None:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([VRCLOG_BIN, "types"], stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "COLUMNS": "200"})
+    os.close(slave)
+    screen = read_pty(master, time.monotonic() + 30).decode(errors="replace")
+    proc.wait(30)
+    os.close(master)
+    assert proc.returncode == 0
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", screen)  # rich's styles
+    assert "┃ type" in screen and "│ world_join " in screen
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux draws the terminal")

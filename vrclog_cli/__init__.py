@@ -19,7 +19,8 @@ _EXPORTS = {
     # loading and calling plugins
     "Runtime": "host.plugin", "Plugin": "host.plugin", "PluginLog": "host.plugin",
     "cancel_all_calls": "host.plugin",
-    "BuiltinParser": "vrchat.builtin", "BUILTIN_TYPES": "vrchat.builtin", "EventType": "vrchat.builtin",
+    "BuiltinParser": "vrchat.builtin",
+    "BUILTIN_TYPES": "vrchat.event_types", "EventType": "vrchat.event_types",
     "Event": "events",
     "Limits": "limits",
     # events as an iterator
@@ -150,7 +151,8 @@ if TYPE_CHECKING:
     from .sinks.reports import Finding, Reports, ReportSpec, RunOutcome, parse_report_spec, partial_reason
     from .sinks.writer import EventWriter, JsonLinesWriter, PrettyWriter
     from .stops import take_early_stops
-    from .vrchat.builtin import BUILTIN_TYPES, BuiltinParser, EventType
+    from .vrchat.builtin import BuiltinParser
+    from .vrchat.event_types import BUILTIN_TYPES, EventType
 
 
 def __getattr__(name: str) -> Any:

@@ -49,6 +49,7 @@ from .console import (
     print_run_end,
     print_stats,
     print_types,
+    types_text,
     same_terminal,
     sturdy_stderr,
 )
@@ -480,8 +481,10 @@ def types(as_json: bool) -> None:
                                 "example": t.example,
                                 "gives": [e.to_dict() for e in parser.call(t.example)]}
                                for t in BUILTIN_TYPES], indent=2, ensure_ascii=False))
-    else:
+    elif sys.stdout.isatty():
         print_types(make_console(highlight=False), BUILTIN_TYPES)
+    else:
+        click.echo(types_text(BUILTIN_TYPES), nl=False)
 
 
 @cli.command(short_help="Print the shell completion script.")

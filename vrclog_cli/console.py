@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .host.plugin import PluginLog
     from .run.runner import Diagnostic, ParseRun
     from .run.stats import RunStats
-    from .vrchat.builtin import EventType
+    from .vrchat.event_types import EventType
 
 
 class SturdyStderr(io.TextIOBase):
@@ -297,12 +297,27 @@ def print_info(console: Console, details: PluginInfo) -> None:
         console.print(f"[red]invalid[/]: {details.problem}", markup=True)
 
 
+TYPES_TITLE = "event types of the built-in parser (no --plugin)"
+TYPES_FOOTER = ("Every event has type and timestamp; fields are left out when empty. "
+                "Use the names with --include-types, --exclude-types and --fail-on.")
+
+
+def types_text(types: Sequence[EventType]) -> str:
+    """The built-in event types as plain text, for a pipe or a file: one line a type (name,
+    meaning, fields), then a line that gives each; ``grep`` finds a type by its name.
+    rich's table is for a terminal (importing rich is ~25 ms, most of such a run)."""
+    width = max(len(kind.name) for kind in types)
+    rows = [f"{kind.name:<{width}}  {kind.summary}  [{', '.join(kind.fields) or '-'}]" for kind in types]
+    examples = [f"{kind.name:<{width}}  {kind.example}" for kind in types]
+    return "\n".join([TYPES_TITLE, "", *rows, "", "example lines", *examples, "", TYPES_FOOTER]) + "\n"
+
+
 def print_types(console: Console, types: Sequence[EventType]) -> None:
     """The built-in event types: name, meaning and fields, then a line that gives each."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title="event types of the built-in parser (no --plugin)", title_justify="left")
+    table = Table(title=TYPES_TITLE, title_justify="left")
     for column in ("type", "what", "fields (data.* inside data)"):
         table.add_column(column)
     for kind in types:
@@ -312,8 +327,7 @@ def print_types(console: Console, types: Sequence[EventType]) -> None:
     for kind in types:
         console.print(f"[bold]{kind.name}[/]")
         console.print(f"  {escape(kind.example)}", style="dim", soft_wrap=True)
-    console.print("\nEvery event has type and timestamp; fields are left out when empty. "
-                  "Use the names with --include-types, --exclude-types and --fail-on.")
+    console.print("\n" + TYPES_FOOTER)
 
 
 def print_report(console: Console, report: CheckReport) -> None:

@@ -69,7 +69,7 @@ if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs sta
 def _builtin_types() -> tuple[str, ...]:
     """The built-in parser's event types; its module imported only when asked (a plugin
     run never needs its patterns, ~6 ms of start-up)."""
-    from ..vrchat.builtin import EVENT_TYPES
+    from ..vrchat.event_types import EVENT_TYPES
 
     return EVENT_TYPES
 
