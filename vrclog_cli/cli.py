@@ -49,9 +49,9 @@ from .console import (
     print_run_end,
     print_stats,
     print_types,
-    types_text,
     same_terminal,
     sturdy_stderr,
+    types_text,
 )
 
 if TYPE_CHECKING:  # the run, the parsers, rich, the plugin tools, progress and tables are

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Protocol, cast
 from ..errors import Cancelled, InputTooLarge, LineError
 from ..events import Event
 from ..host.budget import take_slowest
-from ..host.prefilter import Prefilter
 from ..limits import Limits, format_size
 from .sources import Lines
 
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
     from ..host.component import CompileNotice
     from ..host.plugin import LogHandler, PluginLog, Runtime
+    from ..host.prefilter import Prefilter
     from ..vrchat.builtin import BuiltinParser
 
 
