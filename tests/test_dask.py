@@ -110,3 +110,22 @@ def test_the_readme_example_runs_as_written(logs: Path, tmp_path: Path) -> None:
                       for line in gzip.decompress(out.read_bytes()).decode().splitlines())
     expected = vrclog("parse", "--plugin", SAMPLES / "vrpoker.wasm", *sorted(logs.iterdir()))
     assert written == Counter(expected.stdout.splitlines()) and written
+
+
+def test_the_dask_path_gives_the_ids_vrclog_parse_gives(tmp_path: Path) -> None:
+    """--provenance's ids (tests/test_provenance.py), where a partition is a whole file
+    (read_text's default) of valid UTF-8 (Dask decodes it before vrclog counts bytes)."""
+    import dask.bag as db
+
+    from vrclog_cli.dask import json_lines, parse_bag
+
+    echo = SAMPLES / "echo.wasm"
+    log = tmp_path / "output_log_2025-06-17_18-20-02.txt"
+    log.write_bytes(b"\xef\xbb\xbf" + (SAMPLE_LOGS / "vrchat.log").read_bytes().replace(b"\n", b"\r\n", 3))
+    lines = db.read_text(str(log), include_path=True, encoding="utf-8", linedelimiter="\n")
+    records = parse_bag(lines, plugins=[echo], builtin=True, provenance=True).compute(scheduler="sync")
+    result = vrclog("parse", "--provenance", "--builtin", "--plugin", echo, log)
+    one = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(one) > 40 and [r["id"] for r in records] == [e["id"] for e in one]
+    assert json_lines(db.from_sequence(records)).compute(scheduler="sync") == [
+        json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in one]

@@ -238,3 +238,32 @@ def test_a_file_truncated_while_it_is_read_is_a_warning_and_no_half_line(tmp_pat
     assert len(warnings) == 1 and warnings[0].startswith(f"{log}: truncated while it was read ")
     assert got == lines[:len(got)]  # whole lines only, in order: none cut off
     assert 0 < len(got) <= CHUNK // 90
+
+
+def split_offsets(data: bytes, step: int, cap: int, needles: tuple[bytes, ...] | None,
+                  prefixes_at: PrefixesAt | None, batch: int) -> list[tuple[int, int | None]]:
+    splitter = LineSplitter("x", cap, needles, prefixes_at, offsets=True)
+    batches = [splitter.feed(data[i:i + step]) for i in range(0, len(data), step)]
+    batches.append(splitter.finish())
+    assert all(b.offsets is not None and len(b.offsets) == len(b.texts) for b in batches if b is not None)
+    return [(line.number, line.offset) for b in batches if b is not None
+            for part in b.batches(batch) for line in part]
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(PIECES, max_size=120), step=st.sampled_from([1, 3, 17, 64, 100_000]),
+       cap=st.sampled_from([4, 30, 10_000]), mode=st.sampled_from(["plain", "needles", "prefixes"]),
+       batch=st.sampled_from([1, 5, 64]))
+@example(parts=[b"\xef\xbb\xbfa\r\n", b"b" * 50, b"\n", b"c"], step=3, cap=4, mode="plain", batch=1)
+def test_each_line_knows_its_byte_offset(parts: list[bytes], step: int, cap: int, mode: str,
+                                          batch: int) -> None:
+    """A line's offset is where its bytes begin in the source (a BOM is the first line's),
+    whatever the chunking, the cap, the reader's skipping of undecoded lines, the batching."""
+    data = b"".join(parts)
+    starts = [0] + [i + 1 for i, byte in enumerate(data) if byte == 0x0A]
+    if data.endswith(b"\n") or not data:
+        starts.pop()  # no line after the last line ending
+    needles = (b"b",) if mode == "needles" else None
+    prefixes = RAW_PREFIXES_AT if mode == "prefixes" else None
+    got = split_offsets(data, step, cap, needles, prefixes, batch)
+    assert got == [(n, offset) for n, offset in enumerate(starts, 1)]

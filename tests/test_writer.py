@@ -9,7 +9,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.events import STRING_FIELDS, Event
+from vrclog_cli.events import STRING_FIELDS, Event, EventSource
 from vrclog_cli.sinks.writer import JsonLinesWriter, event_json, event_line, line_safe_bytes
 
 
@@ -22,10 +22,13 @@ def reference(event: Event, raw_line: str | None) -> str:
 text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12) | st.sampled_from(
     ['"', "\\", "\n", "\u2028", "\u2029", "\x00", "ダ", "🍒", ""])
 events = st.builds(
-    lambda kind, values, data: Event(kind, **dict(zip(STRING_FIELDS, values, strict=True)), data=data),
+    lambda kind, values, data, source, ident: Event(kind, **dict(zip(STRING_FIELDS, values, strict=True)),
+                                                    data=data, source=source, id=ident),
     text.filter(bool),
     st.tuples(*[st.none() | text for _ in STRING_FIELDS]),
-    st.none() | st.dictionaries(text, text, max_size=3))
+    st.none() | st.dictionaries(text, text, max_size=3),
+    st.none() | st.builds(EventSource, text, st.integers(1, 10**9), st.integers(0, 2**63)),
+    st.none() | st.text(alphabet="0123456789abcdef", min_size=32, max_size=32))
 
 
 @settings(max_examples=2000, deadline=None)

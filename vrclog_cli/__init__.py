@@ -21,7 +21,7 @@ _EXPORTS = {
     "cancel_all_calls": "host.plugin",
     "BuiltinParser": "vrchat.builtin",
     "BUILTIN_TYPES": "vrchat.event_types", "EventType": "vrchat.event_types",
-    "Event": "events",
+    "Event": "events", "EventSource": "events",
     "Limits": "limits",
     # events as an iterator
     "parse_lines": "run.api", "parse_files": "run.api",
@@ -60,6 +60,7 @@ __all__ = [
     "Diagnostic",
     "Event",
     "EventFilter",
+    "EventSource",
     "EventType",
     "EventWriter",
     "ExitCode",
@@ -137,7 +138,7 @@ if TYPE_CHECKING:
         VrclogError,
         stop_signals,
     )
-    from .events import Event
+    from .events import Event, EventSource
     from .host.embed import embed_event_types, embed_prefilter
     from .host.installed import wasmtime_version
     from .host.plugin import Plugin, PluginLog, Runtime, cancel_all_calls

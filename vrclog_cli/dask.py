@@ -41,10 +41,16 @@ Record = dict[str, Any]
 
 
 def parse_bag(lines: Bag, *, plugins: Sequence[str | Path | Plugin] = (), builtin: bool = False,
-              limits: Limits | None = None, prefilter: bool = True, source: str = "<bag>") -> Bag:
+              limits: Limits | None = None, prefilter: bool = True, source: str = "<bag>",
+              provenance: bool = False) -> Bag:
     """A bag of records (see the module) from a bag of lines, or of (line, path) pairs
     as ``read_text(..., include_path=True)`` gives them (then each record names its
-    file, and line numbers count from each file's start when a partition is a file)."""
+    file, and line numbers count from each file's start when a partition is a file).
+
+    ``provenance``: each event's record has the ``source`` object (file, line, byte
+    offset) and ``id`` that ``vrclog parse --provenance`` gives it, instead of the two
+    keys; the ids equal vrclog parse's where each partition is a whole file (read_text's
+    default), so a cluster's output can be deduplicated with any other run's."""
     from .host.plugin import Plugin, Runtime
 
     limits = limits or Limits()
@@ -52,7 +58,7 @@ def parse_bag(lines: Bag, *, plugins: Sequence[str | Path | Plugin] = (), builti
     runtime = Runtime(limits) if paths else None  # loads here check each plugin before any work
     loaded = [p if isinstance(p, Plugin) else runtime.load(p, prefilter=prefilter)  # type: ignore[union-attr]
               for p in plugins]
-    return lines.map_partitions(_parse_partition, loaded, builtin, limits, source)
+    return lines.map_partitions(_parse_partition, loaded, builtin, limits, source, provenance)
 
 
 def events_of(records: Bag) -> Bag:
@@ -71,8 +77,8 @@ def json_lines(records: Bag) -> Bag:
 
 
 def _json_line(record: Record) -> str:
-    if "error" not in record:  # an event: as vrclog parse writes it, without where it was found
-        record = {k: v for k, v in record.items() if k not in ("source", "line")}
+    if "error" not in record and "id" not in record:  # as vrclog parse writes it, without
+        record = {k: v for k, v in record.items() if k not in ("source", "line")}  # where it was found
     return line_safe(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
 
@@ -85,7 +91,7 @@ def _is_error(record: Record) -> bool:
 
 
 def _parse_partition(items: Iterable[Any], plugins: list[Plugin], builtin: bool, limits: Limits,
-                     source: str) -> list[Record]:
+                     source: str, provenance: bool = False) -> list[Record]:
     """One partition on a worker: runs there, plugins unpickled (loaded once per process)."""
     records: list[Record] = []
 
@@ -96,8 +102,9 @@ def _parse_partition(items: Iterable[Any], plugins: list[Plugin], builtin: bool,
         lines = (item[0] if isinstance(item, tuple) else item for item in group)
         for where, number, event in located_events(lines, plugins=plugins, builtin=builtin,
                                                    limits=limits, on_error=keep_problem,
-                                                   source=path or source):
-            records.append({**event.to_dict(), "source": where, "line": number})
+                                                   source=path or source, provenance=provenance):
+            records.append(event.to_dict() if provenance else
+                           {**event.to_dict(), "source": where, "line": number})
     return records
 
 

@@ -7,7 +7,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from .errors import PluginRuntimeError
 
@@ -16,6 +16,16 @@ STRING_FIELDS = ("timestamp", "player_name", "player_id", "world_id", "world_nam
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?\Z")
+
+
+class EventSource(NamedTuple):
+    """Where an event came from (``--provenance``): the file as given ("-" is stdin), the
+    line's number (from 1) and the byte offset of its start (of the decompressed stream,
+    for a gzip file)."""
+
+    file: str
+    line: int
+    offset: int
 
 
 @dataclass(slots=True)
@@ -31,6 +41,10 @@ class Event:
     world_name: str | None = None
     instance_id: str | None = None
     data: dict[str, str] | None = None
+    #: With provenance (``--provenance``, SQLite output): where the event came from, and
+    #: its id (``provenance.event_id``: the same line gives the same id on every run).
+    source: EventSource | None = None
+    id: str | None = None
 
     def to_dict(self, raw_line: str | None = None) -> dict[str, Any]:
         """The JSON object in the contract's field order, empty fields left out."""
@@ -43,6 +57,10 @@ class Event:
             out["raw_line"] = raw_line
         if self.data:
             out["data"] = self.data
+        if self.source is not None:
+            out["source"] = self.source._asdict()
+        if self.id is not None:
+            out["id"] = self.id
         return out
 
 

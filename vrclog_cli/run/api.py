@@ -20,6 +20,7 @@ from ..events import Event
 from ..limits import Limits
 from ..vrchat.builtin import BuiltinParser
 from .batch import Outcomes, Parser, ParserSpec, build_parsers, process_batch
+from .provenance import Stamper, line_bytes, line_offsets
 from .sources import BATCH_LINES, Lines, SourceFailed, read_items
 
 if TYPE_CHECKING:
@@ -31,48 +32,53 @@ ErrorHandler = Callable[[LineProblem], None]
 def parse_lines(lines: Iterable[str], *, plugins: Sequence[str | Path | Plugin] = (),
                 builtin: bool = False, jobs: int = 1, limits: Limits | None = None,
                 prefilter: bool = True, on_error: ErrorHandler | None = None,
-                source: str = "<lines>") -> Iterator[Event]:
+                source: str = "<lines>", provenance: bool = False) -> Iterator[Event]:
     """The events of ``lines`` (a trailing line ending on each is dropped).
 
     ``plugins``: paths (loaded for this call) or loaded ``Plugin``s; without any,
     or with ``builtin=True`` ahead of them, the built-in VRChat parser.  ``jobs``
     threads parse at once; the order stays the input's.  Plugins are loaded at the
     call (a PluginLoadError comes here, not at the first event); the lines are read
-    as the events are asked for.
+    as the events are asked for.  ``provenance``: each event gets its ``source`` and ``id``
+    (the README's Provenance), ``source`` naming the lines and each line's offset
+    counting the UTF-8 bytes of the lines before it, each with one newline.
     """
     if isinstance(lines, str | bytes):
         raise TypeError("parse_lines takes an iterable of lines, not one string: "
                         "parse_lines([line]) or parse_lines(text.splitlines())")
     limits = limits or Limits()
-    return _events(_batches(lines, source, limits.max_line_bytes), plugins, builtin, jobs, limits,
-                   prefilter, on_error)
+    return _events(_batches(lines, source, limits.max_line_bytes, provenance), plugins, builtin, jobs,
+                   limits, prefilter, on_error, provenance)
 
 
 def located_events(lines: Iterable[str], *, plugins: Sequence[str | Path | Plugin] = (),
                    builtin: bool = False, limits: Limits | None = None, prefilter: bool = True,
-                   on_error: ErrorHandler | None = None,
-                   source: str = "<lines>") -> Iterator[tuple[str, int, Event]]:
+                   on_error: ErrorHandler | None = None, source: str = "<lines>",
+                   provenance: bool = False) -> Iterator[tuple[str, int, Event]]:
     """``parse_lines``, each event with its source and line number (for parse_bag's records)."""
     limits = limits or Limits()
     runtime, parsers = _parsers(plugins, builtin, 1, limits, prefilter)
-    return _run(_batches(lines, source, limits.max_line_bytes), runtime, parsers, 1, limits, on_error,
-                located=True)
+    return _run(_batches(lines, source, limits.max_line_bytes, provenance), runtime, parsers, 1, limits,
+                on_error, located=True, provenance=provenance)
 
 
 def parse_files(paths: Sequence[str | Path], *, plugins: Sequence[str | Path | Plugin] = (),
                 builtin: bool = False, jobs: int = 1, limits: Limits | None = None,
-                prefilter: bool = True, on_error: ErrorHandler | None = None) -> Iterator[Event]:
+                prefilter: bool = True, on_error: ErrorHandler | None = None,
+                provenance: bool = False) -> Iterator[Event]:
     """``parse_lines`` over files read as the CLI reads them (gzip, BOM, CRLF, invalid
     UTF-8 replaced); a file that cannot be read or is damaged (a truncated gzip) is an
     InputError, or, with ``on_error``, a ``LineProblem`` of kind ``input_error`` at line 0
     (cannot be read) or at the first line it could not give whole (the other files are
-    still read)."""
+    still read).  ``provenance``: each event gets its ``source`` (the file as given, the
+    line, its byte offset) and ``id``, as ``vrclog parse --provenance`` gives them."""
     if isinstance(paths, str | bytes | Path):
         raise TypeError("parse_files takes a sequence of paths, not one: parse_files([path])")
     limits = limits or Limits()
 
     def batches() -> Iterator[Lines]:
-        for item in read_items([str(p) for p in paths], limits.max_line_bytes, BATCH_LINES):
+        for item in read_items([str(p) for p in paths], limits.max_line_bytes, BATCH_LINES,
+                               offsets=provenance):
             if isinstance(item, SourceFailed):
                 if on_error is None:
                     raise item.error
@@ -81,46 +87,59 @@ def parse_files(paths: Sequence[str | Path], *, plugins: Sequence[str | Path | P
             elif isinstance(item, Lines):
                 yield item
 
-    return _events(batches(), plugins, builtin, jobs, limits, prefilter, on_error)
+    return _events(batches(), plugins, builtin, jobs, limits, prefilter, on_error, provenance)
 
 
 def _source_of(error: InputError) -> str:
     return str(error).split(": ", 1)[0]
 
 
-def _batches(lines: Iterable[str], source: str, max_line_bytes: int) -> Iterator[Lines]:
-    """Lines batches; a line longer than the line limit is held as its size only."""
+def _batches(lines: Iterable[str], source: str, max_line_bytes: int,
+             offsets: bool = False) -> Iterator[Lines]:
+    """Lines batches; a line longer than the line limit is held as its size only; a byte
+    order mark before the first line is left out of its text, as the file reader does;
+    ``offsets``: each line's byte offset, counting the lines before it as given (a line
+    without its ending, as one newline more)."""
     it = iter(lines)
     first = 1
+    at = 0
     while chunk := list(itertools.islice(it, BATCH_LINES)):
         texts: list[str] = []
         too_large: dict[int, int] = {}
         for index, line in enumerate(chunk):
             text = line.removesuffix("\n").removesuffix("\r")
+            if first == 1 and index == 0:
+                text = text.removeprefix("\ufeff")
             size = len(text.encode("utf-8", "replace"))
             if size > max_line_bytes:
                 too_large[index] = size
                 text = ""
             texts.append(text)
-        yield Lines(source, first, texts, too_large or None)
+        starts = None
+        if offsets:
+            starts = line_offsets(chunk, at)
+            at = starts[-1] + line_bytes(chunk[-1])
+        yield Lines(source, first, texts, too_large or None, starts)
         first += len(chunk)
 
 
 def _events(batches: Iterable[Lines], plugins: Sequence[str | Path | Plugin] = (), builtin: bool = False,
             jobs: int = 1, limits: Limits | None = None, prefilter: bool = True,
-            on_error: ErrorHandler | None = None) -> Iterator[Event]:
+            on_error: ErrorHandler | None = None, provenance: bool = False) -> Iterator[Event]:
     """The plugins loaded now (a load error at the call); the events as they are asked for."""
     limits = limits or Limits()
     runtime, parsers = _parsers(plugins, builtin, jobs, limits, prefilter)
-    return _run(batches, runtime, parsers, jobs, limits, on_error)
+    return _run(batches, runtime, parsers, jobs, limits, on_error, provenance=provenance)
 
 
 def _run(batches: Iterable[Lines], runtime: Runtime | None, parsers: list[Parser], jobs: int,
-         limits: Limits, on_error: ErrorHandler | None, located: bool = False) -> Iterator[Any]:
+         limits: Limits, on_error: ErrorHandler | None, located: bool = False,
+         provenance: bool = False) -> Iterator[Any]:
     stopped = False
+    stamper = Stamper(parsers) if provenance else None
 
     def run(batch: Lines) -> Outcomes:
-        return process_batch(parsers, batch, lambda: stopped, limits.max_line_bytes)
+        return process_batch(parsers, batch, lambda: stopped, limits.max_line_bytes, stamper)
 
     try:
         for batch, outcomes in _in_order(batches, run, jobs):

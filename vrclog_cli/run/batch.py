@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs sta
     from ..host.plugin import LogHandler, PluginLog, Runtime
     from ..host.prefilter import Prefilter
     from ..vrchat.builtin import BuiltinParser
+    from .provenance import Stamper
 
 
 class Parser(Protocol):
@@ -110,13 +111,13 @@ def sole_builtin(parsers: Sequence[Parser]) -> BuiltinParser | None:
 
 
 def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[], bool],
-                  max_line_bytes: int) -> Outcomes:
+                  max_line_bytes: int, stamper: Stamper | None = None) -> Outcomes:
     """Every parser on every line of a batch it selects; stops at the first cancelled line.
 
     The hot loop of every run: an outcome is built only when something was
     found, and gets lists of its own only for what it holds.  A prefilter
     selects its lines for the whole batch in one pass, so rejected lines cost
-    no Python call at all.
+    no Python call at all.  ``stamper``: events get their source and id (provenance).
     """
     texts = batch.texts
     too_large = batch.too_large
@@ -125,6 +126,9 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
         if stopped():
             return Outcomes([LineOutcome(0, _NO_EVENTS, _NO_ERRORS, True)], 0)
         found_events, unheaded = builtin.find_events(texts)
+        if stamper is not None:
+            for i, found_here in found_events:
+                stamper.stamp(batch, i, 0, found_here)
         return Outcomes([LineOutcome(i, events, _NO_ERRORS) for i, events in found_events], len(texts),
                         unheaded=unheaded)
     chosen = _select(parsers, texts, too_large)
@@ -172,6 +176,8 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
                 cancelled = True
                 break
             if got:
+                if stamper is not None:
+                    stamper.stamp(batch, index, k, got)
                 events = got if events is _NO_EVENTS else [*events, *got]
         if cancelled:
             found.append(LineOutcome(index, events, errors, True))
@@ -227,6 +233,8 @@ class ParserSpec:
     min_instance_slots: int = 2
     #: Whether plugin calls measure their CPU time (Outcomes.slowest): for --stats.
     measure_cpu: bool = False
+    #: Whether events get their source and id (--provenance).
+    provenance: bool = False
 
 
 def build_parsers(spec: ParserSpec, on_log: LogHandler | None,

@@ -28,7 +28,7 @@ SIGNATURE_BYTES = 64
 
 
 class _Followed:
-    def __init__(self, path: Path, max_line_bytes: int, from_start: bool) -> None:
+    def __init__(self, path: Path, max_line_bytes: int, from_start: bool, offsets: bool = False) -> None:
         self.path = path
         self.fd = open_shared(path)  # VRChat may rotate or delete it meanwhile, on Windows too
         st = os.fstat(self.fd)
@@ -39,7 +39,8 @@ class _Followed:
         if not from_start:
             self.position = os.lseek(self.fd, st.st_size, os.SEEK_SET)
             self.signature = self._bytes_before(self.position)
-        self.splitter = LineSplitter(str(path), max_line_bytes)
+        self.splitter = LineSplitter(str(path), max_line_bytes, offsets=offsets)
+        self.splitter.position = self.splitter.partial_start = self.position
 
     def read(self) -> bytes:
         chunk = os.read(self.fd, CHUNK)
@@ -71,8 +72,9 @@ class _Followed:
 
 
 def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
-                 batch_lines: int = BATCH_LINES) -> Iterator[Item]:
-    """Batches of lines as they are appended, with an Idle marker whenever caught up."""
+                 batch_lines: int = BATCH_LINES, offsets: bool = False) -> Iterator[Item]:
+    """Batches of lines as they are appended, with an Idle marker whenever caught up;
+    ``offsets``: batches carry each line's byte offset."""
     base = Path(target)
     watch_dir = base if base.is_dir() else None
     #: Logs of the folder read to their end, or there before the run (tail starts at the newest).
@@ -99,7 +101,7 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
                 time.sleep(POLL_S)
                 continue
             try:
-                followed = _Followed(path, max_line_bytes, from_start=True)
+                followed = _Followed(path, max_line_bytes, from_start=True, offsets=offsets)
             except OSError as exc:
                 yield SourceFailed(InputError(f"{path}: cannot open: {exc.strerror}"))
                 yield Idle()

@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs sta
     from ..host.component import CompileNotice
     from ..host.plugin import LogHandler, Runtime
     from ..sinks.reports import Finding
+    from .provenance import Stamper
 
 
 def _builtin_types() -> tuple[str, ...]:
@@ -110,12 +111,14 @@ class ParseOptions:
     long_lines: str = "error"
     #: Measure every plugin call's CPU time, for RunStats.slowest (--stats): ~0.6 µs a line.
     measure_cpu: bool = False
+    #: Every event gets its source (file, line, byte offset) and id (run/provenance.py).
+    provenance: bool = False
 
     @property
     def parser_spec(self) -> ParserSpec:
         return ParserSpec(tuple(self.plugins), self.builtin, self.limits, self.capture_plugin_stderr,
                           self.prefilter, instance_slots=self.jobs + 16, min_instance_slots=self.jobs + 1,
-                          measure_cpu=self.measure_cpu)
+                          measure_cpu=self.measure_cpu, provenance=self.provenance)
     event_filter: EventFilter = field(default_factory=EventFilter)
     #: Follow the one path (a file, or a folder of VRChat logs) like tail -F.
     follow: bool = False
@@ -220,6 +223,7 @@ class ParseRun:
         self.report = report
         self.runtime: Runtime | None = None
         self.parsers: list[Parser] = []
+        self._stamper: Stamper | None = None
         self.exit_code: int = ExitCode.OK
         self.stats = RunStats()
         self._on_log = on_log
@@ -251,6 +255,10 @@ class ParseRun:
         else:
             self.runtime, self.parsers = built
         self.stats.plugins = [p.name for p in self.parsers]
+        if opts.provenance:
+            from .provenance import Stamper
+
+            self._stamper = Stamper(self.parsers)
         self._refuse_types_no_parser_gives()
         for parser in self.parsers:
             for warning in getattr(parser, "warnings", ()):
@@ -327,7 +335,7 @@ class ParseRun:
 
     def _process(self, batch: Lines) -> Batch:
         return process_batch(self.parsers, batch, lambda: self._stop_code is not None,
-                             self.options.limits.max_line_bytes), []
+                             self.options.limits.max_line_bytes, self._stamper), []
 
     # --- main thread ---
 
@@ -665,14 +673,15 @@ class ParseRun:
         batch_lines = SKIM_BATCH_LINES if skims else BATCH_LINES
         if opts.follow:
             return follow_items(opts.paths[0], opts.limits.max_line_bytes,
-                                lambda: self._stop_code is not None, batch_lines)
+                                lambda: self._stop_code is not None, batch_lines, offsets=opts.provenance)
 
         def count(n: int) -> None:
             self.stats.bytes_read += n
 
         return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count,
                           needles=self._raw_needles(),
-                          prefixes_at=_builtin_prefixes() if sole_builtin(self.parsers) is not None else None)
+                          prefixes_at=_builtin_prefixes() if sole_builtin(self.parsers) is not None else None,
+                          offsets=opts.provenance)
 
     def _tick(self, force: bool = False) -> None:
         """Every TICK_S: the progress hook, and a look at whether stdout's reader left."""

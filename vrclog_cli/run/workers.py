@@ -76,12 +76,17 @@ def _worker_main(spec: ParserSpec, tasks: Connection, control: Connection) -> No
     threading.Thread(target=_watch_control, args=(control, cancel), name="vrclog-control",
                      daemon=True).start()
     max_line_bytes = spec.limits.max_line_bytes
+    stamper = None
+    if spec.provenance:
+        from .provenance import Stamper
+
+        stamper = Stamper(parsers)
     while True:
         try:
             batch = tasks.recv()
         except (EOFError, OSError):
             return
-        outcomes = process_batch(parsers, batch, lambda: False, max_line_bytes)
+        outcomes = process_batch(parsers, batch, lambda: False, max_line_bytes, stamper)
         result: Batch = (outcomes, list(logs))
         logs.clear()
         try:

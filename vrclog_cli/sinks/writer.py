@@ -47,6 +47,11 @@ def event_json(event: Event, raw_line: str | None = None) -> str:
     if event.data:  # an object of strings: joined here at half json's cost
         text += ',"data":{' + ",".join([encode_json_string(key) + ":" + encode_json_string(value)
                                         for key, value in event.data.items()]) + "}"
+    if event.source is not None:
+        file, line, offset = event.source
+        text += f',"source":{{"file":{encode_json_string(file)},"line":{line:d},"offset":{offset:d}}}'
+    if event.id is not None:
+        text += ',"id":' + encode_json_string(event.id)
     return line_safe(text + "}")
 
 
@@ -75,6 +80,10 @@ def event_line(event: Event, raw_line: str | None = None) -> bytes:
         out["raw_line"] = raw_line
     if event.data:
         out["data"] = event.data
+    if event.source is not None:
+        out["source"] = event.source._asdict()
+    if event.id is not None:
+        out["id"] = event.id
     try:
         return orjson_module().dumps(out)
     except TypeError:  # a lone surrogate (or a library caller's non-str value: json's error)

@@ -552,6 +552,9 @@ class BuiltinParser:
     """Same interface as a plugin: ``call(line) -> events``; and ``find_events`` for a batch."""
 
     name = "builtin"
+    #: Part of its events' ids (run/provenance.py): a new version where the same line
+    #: gives other events than before.
+    version = "1"
     #: Its own test (one pattern match a line) is as cheap as any prefilter.
     prefilter = None
     #: Every type it can give (a plugin's are in its vrclog.types section).
