@@ -360,6 +360,24 @@ def components_table(log: Path, lines: int) -> Table:
     return table
 
 
+def provenance_table(log: Path, lines: int) -> Table:
+    """#32's target: what --provenance (offsets tracked, each event's source and id) costs,
+    whole processes alternating with and without it, median."""
+    table = Table(title=f"--provenance on {lines:,} lines, median of {RATIO_ROUNDS} alternating runs")
+    for col in ("parser", "without", "with", "cost", "target"):
+        table.add_column(col)
+    for label, plugin in (("built-in parser", None), ("vrpoker.wasm (v2, prefilter)", "vrpoker.wasm")):
+        plain, stamped = [], []
+        for _ in range(RATIO_ROUNDS):
+            plain.append(run(vrclog(plugin, log, 1)).seconds)
+            stamped.append(run(vrclog(plugin, log, 1, "--provenance")).seconds)
+        cost = statistics.median(stamped) / statistics.median(plain) - 1
+        table.add_row(label, f"{statistics.median(plain):.3f} s", f"{statistics.median(stamped):.3f} s",
+                      f"{cost * 100:+.1f} %",
+                      "≤ 10 % " + ("[green]met[/]" if cost <= 0.10 else "[red]not met[/]"))
+    return table
+
+
 def builtin_table(log: Path, lines: int) -> Table:
     """#17's target: the built-in parser (all its types) against a bare Python loop that only
     reads and decodes the same file; both whole processes, alternating, median."""
@@ -515,6 +533,7 @@ def main() -> None:
     console.print(ratios)
     console.print(prefilter_table(log200k, lines200k))
     console.print(builtin_table(log200k, lines200k))
+    console.print(provenance_table(log200k, lines200k))
     console.print(components_table(log200k, lines200k))
     console.print(long_line_table())
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.run.sources import CorruptGzip, Decoder, LineSplitter, PrefixesAt
+from vrclog_cli.run.sources import UNKNOWN_OFFSET, CorruptGzip, Decoder, LineSplitter, PrefixesAt
 from vrclog_cli.vrchat.builtin import RAW_PREFIXES_AT, BuiltinParser
 
 
@@ -241,12 +241,12 @@ def test_a_file_truncated_while_it_is_read_is_a_warning_and_no_half_line(tmp_pat
 
 
 def split_offsets(data: bytes, step: int, cap: int, needles: tuple[bytes, ...] | None,
-                  prefixes_at: PrefixesAt | None, batch: int) -> list[tuple[int, int | None]]:
+                  prefixes_at: PrefixesAt | None, batch: int) -> list[tuple[int, int | None, str]]:
     splitter = LineSplitter("x", cap, needles, prefixes_at, offsets=True)
     batches = [splitter.feed(data[i:i + step]) for i in range(0, len(data), step)]
     batches.append(splitter.finish())
     assert all(b.offsets is not None and len(b.offsets) == len(b.texts) for b in batches if b is not None)
-    return [(line.number, line.offset) for b in batches if b is not None
+    return [(line.number, line.offset, line.text) for b in batches if b is not None
             for part in b.batches(batch) for line in part]
 
 
@@ -258,7 +258,8 @@ def split_offsets(data: bytes, step: int, cap: int, needles: tuple[bytes, ...] |
 def test_each_line_knows_its_byte_offset(parts: list[bytes], step: int, cap: int, mode: str,
                                           batch: int) -> None:
     """A line's offset is where its bytes begin in the source (a BOM is the first line's),
-    whatever the chunking, the cap, the reader's skipping of undecoded lines, the batching."""
+    whatever the chunking, the cap, the batching; a line the reader left undecoded (no
+    parser can take it) may have UNKNOWN_OFFSET instead."""
     data = b"".join(parts)
     starts = [0] + [i + 1 for i, byte in enumerate(data) if byte == 0x0A]
     if data.endswith(b"\n") or not data:
@@ -266,4 +267,16 @@ def test_each_line_knows_its_byte_offset(parts: list[bytes], step: int, cap: int
     needles = (b"b",) if mode == "needles" else None
     prefixes = RAW_PREFIXES_AT if mode == "prefixes" else None
     got = split_offsets(data, step, cap, needles, prefixes, batch)
-    assert got == [(n, offset) for n, offset in enumerate(starts, 1)]
+    assert [n for n, _, _ in got] == list(range(1, len(starts) + 1))
+    for (_, offset, text), start in zip(got, starts, strict=True):
+        if mode == "plain" or text:
+            assert offset == start
+        else:
+            assert offset in (start, UNKNOWN_OFFSET)
+
+
+def test_a_vrchat_line_among_skipped_ones_knows_its_offset() -> None:
+    line = b"2025.06.17 18:20:02 Debug      -  [Behaviour] OnLeftRoom"
+    data = b"noise\r\n" * 3 + line + b"\n" + b"x" * 10 + b"\n" + line + b"\r\n"
+    got = split_offsets(data, 1 << 20, 1 << 20, None, RAW_PREFIXES_AT, 64)
+    assert [offset for _, offset, text in got if text == line.decode()] == [21, 21 + len(line) + 12]

@@ -139,6 +139,10 @@ def needled_line_ends(body: bytes, needles: tuple[bytes, ...]) -> dict[int, int]
     return ends
 
 
+#: The offset of a line the reader skipped (left undecoded): no event can come from it.
+UNKNOWN_OFFSET = -1
+
+
 def line_starts(chunk: bytes, start: int, last: int, base: int) -> list[int]:
     """The offsets (``base`` + position in ``chunk``) of the lines that begin at ``start``
     and at each newline up to ``last`` (the chunk's last newline): C-level iterators over
@@ -206,16 +210,27 @@ class LineSplitter:
             self.overflow = 0
             start = end + 1
         if start <= last:
-            if out.offsets is not None:
-                out.offsets.extend(line_starts(chunk, start, last, base))
+            offsets = out.offsets
             if last - start <= self.cap:
+                first = len(out.texts)
                 if self.prefixes_at is not None:
-                    self._prefixed_lines(chunk[start:last], out.texts, *self.prefixes_at)
+                    kept = self._prefixed_lines(chunk[start:last], out.texts, *self.prefixes_at,
+                                                track=offsets is not None)
                 elif self.needles is None:
+                    kept = None
                     self._whole_lines(chunk[start:last], out.texts)
                 else:
-                    self._needled_lines(chunk[start:last], out.texts, self.needles)
+                    kept = self._needled_lines(chunk[start:last], out.texts, self.needles)
+                if offsets is not None:
+                    if kept is None:
+                        offsets.extend(line_starts(chunk, start, last, base))
+                    else:  # only a kept line can give an event: the others' are never asked for
+                        offsets.extend([UNKNOWN_OFFSET] * (len(out.texts) - first))
+                        for index, at in kept:
+                            offsets[first + index] = base + start + at
             else:
+                if offsets is not None:
+                    offsets.extend(line_starts(chunk, start, last, base))
                 while start <= last:
                     end = chunk.find(b"\n", start)
                     self._line(chunk[start:end], 0, out)
@@ -245,21 +260,30 @@ class LineSplitter:
         texts.extend(decoded)
 
     @staticmethod
-    def _prefixed_lines(body: bytes, texts: list[str], at: int, prefixes: re.Pattern[bytes]) -> None:
+    def _prefixed_lines(body: bytes, texts: list[str], at: int, prefixes: re.Pattern[bytes],
+                        track: bool = False) -> list[tuple[int, int]]:
         """What ``_whole_lines`` gives at every line that ``prefixes`` matches at byte ``at``,
         and "" at the others: splitting bytes and decoding the few kept
         lines costs ~40 % of decoding and splitting the block as text (measured on the
         bench log, 5 % events; a block with one non-Latin-1 character decodes to 4 bytes
-        a character, and every line's str is made from that)."""
+        a character, and every line's str is made from that).  ``track``: returns (index,
+        position in ``body``) of each kept line (otherwise nothing)."""
         raw = body.split(b"\n")
         kept = [""] * len(raw)
-        for index in compress(range(len(raw)), map(prefixes.match, raw, repeat(at))):
-            line = raw[index]
-            kept[index] = (line[:-1] if line.endswith(b"\r") else line).decode("utf-8", "replace")
+        where: list[tuple[int, int]] = []
+        index = position = 0
+        for matched in compress(range(len(raw)), map(prefixes.match, raw, repeat(at))):
+            if track:
+                position += sum(map(len, raw[index:matched])) + matched - index  # in C: no Python loop
+                index = matched
+                where.append((matched, position))
+            line = raw[matched]
+            kept[matched] = (line[:-1] if line.endswith(b"\r") else line).decode("utf-8", "replace")
         texts.extend(kept)
+        return where
 
     @staticmethod
-    def _needled_lines(body: bytes, texts: list[str], needles: tuple[bytes, ...]) -> None:
+    def _needled_lines(body: bytes, texts: list[str], needles: tuple[bytes, ...]) -> list[tuple[int, int]]:
         """What ``_whole_lines`` gives at every line containing a needle, and "" at the
         others: one C-speed scan of the block per needle instead of decoding it all
         (decoding and splitting is most of the cost of a prefiltered run)."""
@@ -278,6 +302,7 @@ class LineSplitter:
         texts.extend([""] * (index + body.count(b"\n", at) + 1))
         for index, text in kept:
             texts[first + index] = text
+        return [(index, begin) for (index, _), begin in zip(kept, sorted(ends), strict=True)]
 
     def restart(self) -> None:
         """Drops the line in progress: its source starts over (a truncated file).  Its lines
