@@ -207,6 +207,9 @@ def parse_options(f: F) -> F:
         env_option("--format", "fmt", type=click.Choice(["jsonl", "pretty"]), default="jsonl",
                    show_default=True, help="jsonl for machines, pretty for people."),
         env_option("--raw", is_flag=True, help="Add each event's source line as raw_line."),
+        env_option("--state", metavar="FILE", type=click.Path(dir_okay=False),
+                   help="A cursor: each file starts where the last run with this FILE finished "
+                        "writing (a replaced or truncated file from its start); saved as the run goes."),
         env_option("--provenance", is_flag=True,
                    help="Add each event's source (file, line, byte offset) and id: the same line "
                         "of the same log gives the same id on every run."),
@@ -366,7 +369,8 @@ def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, 
         event_filter=EventFilter.from_text(opts["include_types"], opts["exclude_types"], opts["since"],
                                            opts["until"], opts["strict_time"]),
         follow=opts["follow"], workers=opts["workers"], prefilter=opts["prefilter"],
-        long_lines=opts["long_lines"], measure_cpu=opts["stats"], provenance=opts["provenance"])
+        long_lines=opts["long_lines"], measure_cpu=opts["stats"], provenance=opts["provenance"],
+        state=opts["state"])
     view = View(fmt=opts["fmt"], raw=opts["raw"], stats=opts["stats"], progress=opts["progress"],
                 verbose=opts["verbose"], quiet=opts["quiet"], reports=tuple(opts["reports"]))
     return options, view

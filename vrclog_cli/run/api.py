@@ -9,6 +9,7 @@ goes on), or raised as ``LineFailed`` when there is no ``on_error``.
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,7 @@ from .sources import BATCH_LINES, Lines, SourceFailed, read_items
 
 if TYPE_CHECKING:
     from ..host.plugin import Plugin, Runtime
+    from ..sinks.state import State
 
 ErrorHandler = Callable[[LineProblem], None]
 
@@ -65,20 +67,31 @@ def located_events(lines: Iterable[str], *, plugins: Sequence[str | Path | Plugi
 def parse_files(paths: Sequence[str | Path], *, plugins: Sequence[str | Path | Plugin] = (),
                 builtin: bool = False, jobs: int = 1, limits: Limits | None = None,
                 prefilter: bool = True, on_error: ErrorHandler | None = None,
-                provenance: bool = False) -> Iterator[Event]:
+                provenance: bool = False, state: str | Path | None = None) -> Iterator[Event]:
     """``parse_lines`` over files read as the CLI reads them (gzip, BOM, CRLF, invalid
     UTF-8 replaced); a file that cannot be read or is damaged (a truncated gzip) is an
     InputError, or, with ``on_error``, a ``LineProblem`` of kind ``input_error`` at line 0
     (cannot be read) or at the first line it could not give whole (the other files are
     still read).  ``provenance``: each event gets its ``source`` (the file as given, the
-    line, its byte offset) and ``id``, as ``vrclog parse --provenance`` gives them."""
+    line, its byte offset) and ``id``, as ``vrclog parse --provenance`` gives them.
+    ``state``: a cursor file, as ``vrclog parse --state`` keeps it: each file starts where
+    the last call with it stopped, and the file is saved (every second, and when the
+    iterator ends or is closed) up to the events handed out; a StateError (a UsageError)
+    at the call for a file vrclog cannot read."""
     if isinstance(paths, str | bytes | Path):
         raise TypeError("parse_files takes a sequence of paths, not one: parse_files([path])")
     limits = limits or Limits()
+    names = [str(p) for p in paths]
+    cursor = None
+    if state is not None:
+        from ..sinks.state import State
+
+        cursor = State.load(state)
 
     def batches() -> Iterator[Lines]:
-        for item in read_items([str(p) for p in paths], limits.max_line_bytes, BATCH_LINES,
-                               offsets=provenance):
+        starts = {name: cursor.start_of(name) for name in names if name != "-"} if cursor else None
+        for item in read_items(names, limits.max_line_bytes, BATCH_LINES,
+                               offsets=provenance or cursor is not None, starts=starts):
             if isinstance(item, SourceFailed):
                 if on_error is None:
                     raise item.error
@@ -87,7 +100,7 @@ def parse_files(paths: Sequence[str | Path], *, plugins: Sequence[str | Path | P
             elif isinstance(item, Lines):
                 yield item
 
-    return _events(batches(), plugins, builtin, jobs, limits, prefilter, on_error, provenance)
+    return _events(batches(), plugins, builtin, jobs, limits, prefilter, on_error, provenance, cursor)
 
 
 def _source_of(error: InputError) -> str:
@@ -125,17 +138,23 @@ def _batches(lines: Iterable[str], source: str, max_line_bytes: int,
 
 def _events(batches: Iterable[Lines], plugins: Sequence[str | Path | Plugin] = (), builtin: bool = False,
             jobs: int = 1, limits: Limits | None = None, prefilter: bool = True,
-            on_error: ErrorHandler | None = None, provenance: bool = False) -> Iterator[Event]:
+            on_error: ErrorHandler | None = None, provenance: bool = False,
+            cursor: State | None = None) -> Iterator[Event]:
     """The plugins loaded now (a load error at the call); the events as they are asked for."""
     limits = limits or Limits()
     runtime, parsers = _parsers(plugins, builtin, jobs, limits, prefilter)
-    return _run(batches, runtime, parsers, jobs, limits, on_error, provenance=provenance)
+    return _run(batches, runtime, parsers, jobs, limits, on_error, provenance=provenance, cursor=cursor)
+
+
+#: How often a library call's cursor (parse_files' state) is saved, as events are handed out.
+STATE_SAVE_S = 1.0
 
 
 def _run(batches: Iterable[Lines], runtime: Runtime | None, parsers: list[Parser], jobs: int,
          limits: Limits, on_error: ErrorHandler | None, located: bool = False,
-         provenance: bool = False) -> Iterator[Any]:
+         provenance: bool = False, cursor: State | None = None) -> Iterator[Any]:
     stopped = False
+    saved = time.perf_counter()
     stamper = Stamper(parsers) if provenance else None
 
     def run(batch: Lines) -> Outcomes:
@@ -156,11 +175,18 @@ def _run(batches: Iterable[Lines], runtime: Runtime | None, parsers: list[Parser
                         yield batch.source, where, event
                 else:
                     yield from outcome.events
+            if cursor is not None and batch.end is not None and outcomes.done == len(batch.texts):
+                cursor.advance(batch.source, batch.end, batch.first + outcomes.done - 1)
+                if time.perf_counter() - saved >= STATE_SAVE_S:
+                    cursor.save()
+                    saved = time.perf_counter()
     finally:  # done, failed, or abandoned by the caller: stop the calls in flight
         stopped = True
         if runtime is not None:
             runtime.cancel()
             runtime.close()
+        if cursor is not None:  # up to the last batch whose events were all handed out
+            cursor.save()
 
 
 def _parsers(plugins: Sequence[str | Path | Plugin], builtin: bool, jobs: int, limits: Limits,

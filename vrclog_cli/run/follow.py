@@ -28,7 +28,8 @@ SIGNATURE_BYTES = 64
 
 
 class _Followed:
-    def __init__(self, path: Path, max_line_bytes: int, from_start: bool, offsets: bool = False) -> None:
+    def __init__(self, path: Path, max_line_bytes: int, from_start: bool, offsets: bool = False,
+                 start: tuple[int, int] = (0, 0)) -> None:
         self.path = path
         self.fd = open_shared(path)  # VRChat may rotate or delete it meanwhile, on Windows too
         st = os.fstat(self.fd)
@@ -41,6 +42,10 @@ class _Followed:
             self.signature = self._bytes_before(self.position)
         self.splitter = LineSplitter(str(path), max_line_bytes, offsets=offsets)
         self.splitter.position = self.splitter.partial_start = self.position
+        if from_start and start[0] and start[0] <= st.st_size:  # a cursor's place (--state)
+            self.position = os.lseek(self.fd, start[0], os.SEEK_SET)
+            self.signature = self._bytes_before(self.position)
+            self.splitter.resume(*start)
 
     def read(self) -> bytes:
         chunk = os.read(self.fd, CHUNK)
@@ -72,9 +77,11 @@ class _Followed:
 
 
 def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
-                 batch_lines: int = BATCH_LINES, offsets: bool = False) -> Iterator[Item]:
+                 batch_lines: int = BATCH_LINES, offsets: bool = False,
+                 start_of: Callable[[str], tuple[int, int]] | None = None) -> Iterator[Item]:
     """Batches of lines as they are appended, with an Idle marker whenever caught up;
-    ``offsets``: batches carry each line's byte offset."""
+    ``offsets``: batches carry each line's byte offset; ``start_of``: where to start a
+    file (byte offset, lines before it: a cursor's place), else its beginning."""
     base = Path(target)
     watch_dir = base if base.is_dir() else None
     #: Logs of the folder read to their end, or there before the run (tail starts at the newest).
@@ -101,7 +108,8 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
                 time.sleep(POLL_S)
                 continue
             try:
-                followed = _Followed(path, max_line_bytes, from_start=True, offsets=offsets)
+                start = start_of(str(path)) if start_of is not None else (0, 0)
+                followed = _Followed(path, max_line_bytes, from_start=True, offsets=offsets, start=start)
             except OSError as exc:
                 yield SourceFailed(InputError(f"{path}: cannot open: {exc.strerror}"))
                 yield Idle()

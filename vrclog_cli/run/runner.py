@@ -64,6 +64,7 @@ if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs sta
     from ..host.component import CompileNotice
     from ..host.plugin import LogHandler, Runtime
     from ..sinks.reports import Finding
+    from ..sinks.state import State
     from .provenance import Stamper
 
 
@@ -113,6 +114,9 @@ class ParseOptions:
     measure_cpu: bool = False
     #: Every event gets its source (file, line, byte offset) and id (run/provenance.py).
     provenance: bool = False
+    #: A cursor file (sinks/state.py): each file starts where the last run with it
+    #: finished writing, and the file is saved as the run goes.
+    state: str | None = None
 
     @property
     def parser_spec(self) -> ParserSpec:
@@ -201,6 +205,8 @@ _EOF = object()
 #: The most lines of an error's detail (a traceback) --verbose shows under it.
 DETAIL_LINES = 40
 TICK_S = 0.1  # how often output is flushed, stdout looked at and the progress hook called
+#: How often the cursor (--state) is saved, after a flush: an fsync and a rename each time.
+STATE_SAVE_S = 1.0
 
 
 @dataclass(slots=True)
@@ -235,11 +241,18 @@ class ParseRun:
         self.output_closed = False  # stdout's reader went away (e.g. `| head`)
         #: Per event type that --fail-on matched: how many were written, and the first's place.
         self.fail_on_hits: dict[str, FailOnHit] = {}
+        self._state: State | None = None
+        self._state_saved = 0.0
 
     def load(self) -> None:
         """Loads every plugin; raises PluginLoadError naming the first bad one, or a
-        UsageError for a --fail-on type the built-in parser alone can never give."""
+        UsageError for a --fail-on type the built-in parser alone can never give (or a
+        StateError for a --state file vrclog cannot read)."""
         opts = self.options
+        if opts.state is not None:
+            from ..sinks.state import State
+
+            self._state = State.load(opts.state)
         if not opts.plugins and (unknown := sorted(opts.fail_on - {"any"} - set(_builtin_types()))):
             near = nearest_type(unknown[0], _builtin_types())
             hint = f"did you mean {near}? " if near else ""
@@ -397,6 +410,8 @@ class ParseRun:
                 if errors:
                     self._report_errors(batch, outcome)
             counted = outcomes.done
+            if self._state is not None and batch.end is not None and counted == len(batch.texts):
+                self._state.advance(batch.source, batch.end, batch.first + counted - 1)
         finally:
             stats.lines += counted
 
@@ -439,12 +454,26 @@ class ParseRun:
 
     # A closed stdout (the reader of `| head` went away) ends the run quietly.
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
         if not self.output_closed:
             try:
                 self.writer.flush()
             except OSError as exc:
                 self._write_failed(exc)
+                return
+            if self._state is not None and (final or time.perf_counter() - self._state_saved >= STATE_SAVE_S):
+                self._save_state()
+
+    def _save_state(self) -> None:
+        """The cursor, after the output it covers was flushed (``_flush``)."""
+        assert self._state is not None
+        self._state_saved = time.perf_counter()
+        try:
+            self._state.save()
+        except OutputError as exc:
+            self.report(Diagnostic(str(exc), per_line=False, severity="error"))
+            self._record(exc.exit_code)
+            self._state = None  # one message; the run goes on without a cursor
 
     def _write_failed(self, exc: OSError) -> None:
         """A reader gone (BrokenPipeError) ends the run quietly; any other failure (a full
@@ -617,7 +646,7 @@ class ParseRun:
             if self._stop_code is not None and self.runtime is not None:
                 self.runtime.cancel()
             pool.shutdown(kill=self._stop_code is not None)
-            self._flush()
+            self._flush(final=True)
         if self._stop_code is not None:
             self._record(self._stop_code)
         self.stats.finished = time.perf_counter()
@@ -671,9 +700,11 @@ class ParseRun:
         # costs the same whatever its size: wide ones.
         skims = all(p.prefilter is not None or as_builtin(p) is not None for p in self.parsers)
         batch_lines = SKIM_BATCH_LINES if skims else BATCH_LINES
+        offsets = opts.provenance or self._state is not None
         if opts.follow:
             return follow_items(opts.paths[0], opts.limits.max_line_bytes,
-                                lambda: self._stop_code is not None, batch_lines, offsets=opts.provenance)
+                                lambda: self._stop_code is not None, batch_lines, offsets=offsets,
+                                start_of=self._state.start_of if self._state is not None else None)
 
         def count(n: int) -> None:
             self.stats.bytes_read += n
@@ -681,7 +712,13 @@ class ParseRun:
         return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count,
                           needles=self._raw_needles(),
                           prefixes_at=_builtin_prefixes() if sole_builtin(self.parsers) is not None else None,
-                          offsets=opts.provenance)
+                          offsets=offsets, starts=self._starts())
+
+    def _starts(self) -> dict[str, tuple[int, int]] | None:
+        """Where each file starts: the cursor's place (--state), or its beginning."""
+        if self._state is None:
+            return None
+        return {path: self._state.start_of(path) for path in self.options.paths if path != "-"}
 
     def _tick(self, force: bool = False) -> None:
         """Every TICK_S: the progress hook, and a look at whether stdout's reader left."""

@@ -16,7 +16,7 @@ import select
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
 
@@ -60,6 +60,10 @@ class Lines:
     #: Each line's byte offset in its source (the decompressed stream of a gzip file),
     #: when the reader was asked for them (provenance and cursors need them).
     offsets: list[int] | None = None
+    #: With offsets: the offset after the batch's last line, where the reader is done with
+    #: the source up to (a cursor's resume point); None on all but the last batch of a
+    #: chunk (``batches``), whose lines the reader skipped may have no offset.
+    end: int | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -82,7 +86,8 @@ class Lines:
             end = start + size
             part = {i - start: n for i, n in big.items() if start <= i < end} if big else None
             yield Lines(self.source, self.first + start, self.texts[start:end], part or None,
-                        None if self.offsets is None else self.offsets[start:end])
+                        None if self.offsets is None else self.offsets[start:end],
+                        self.end if end >= len(self.texts) else None)
 
 
 @dataclass(slots=True)
@@ -245,6 +250,8 @@ class LineSplitter:
             rest = rest[: max(room, 0)]
         self.partial += rest
         self.number += len(out.texts)
+        if out.offsets is not None and out.texts:
+            out.end = base + last + 1
         return out if out.texts else None
 
     @staticmethod
@@ -304,6 +311,13 @@ class LineSplitter:
             texts[first + index] = text
         return [(index, begin) for (index, _), begin in zip(kept, sorted(ends), strict=True)]
 
+    def resume(self, offset: int, before: int) -> None:
+        """Starts at ``offset`` of the source, ``before`` lines in (a cursor's place: at a
+        line's start, never at a byte-order mark)."""
+        self.position = self.partial_start = offset
+        self.number = before
+        self.first = False
+
     def restart(self) -> None:
         """Drops the line in progress: its source starts over (a truncated file).  Its lines
         are a new file's, numbered from 1 again, as after a rotation."""
@@ -316,7 +330,8 @@ class LineSplitter:
         """The last line, when the input did not end with a line ending."""
         if not (self.partial or self.overflow):
             return None
-        out = Lines(self.name, self.number + 1, [], offsets=[self.partial_start] if self.offsets else None)
+        out = Lines(self.name, self.number + 1, [], offsets=[self.partial_start] if self.offsets else None,
+                    end=self.position if self.offsets else None)
         self._line(self.partial, self.overflow, out)
         self.partial = bytearray()
         self.overflow = 0
@@ -524,10 +539,12 @@ ByteCounter = Callable[[int], None]
 
 def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_LINES,
                on_bytes: ByteCounter | None = None, needles: tuple[bytes, ...] | None = None,
-               prefixes_at: PrefixesAt | None = None, offsets: bool = False) -> Iterator[Item]:
+               prefixes_at: PrefixesAt | None = None, offsets: bool = False,
+               starts: Mapping[str, tuple[int, int]] | None = None) -> Iterator[Item]:
     """Batches of lines from each path in order ("-" is stdin), with Idle markers.
     ``needles``, ``prefixes_at``: lines without them may be left undecoded ("");
-    ``offsets``: batches carry each line's byte offset."""
+    ``offsets``: batches carry each line's byte offset; ``starts``: per path, the byte
+    offset to start at and the number of lines before it (a cursor's, sinks/state.py)."""
     for path in paths or ["-"]:
         try:
             fd, name = _open(path)
@@ -537,8 +554,17 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_L
         splitter = LineSplitter(name, max_line_bytes, needles, prefixes_at, offsets)
         decoder = Decoder()
         consumed = 0  # raw bytes read: more than a regular file holds at its end = truncated
+        skip = 0  # bytes of the decompressed stream before the start (a gzip file's cursor)
         try:
             regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            start, before = starts.get(path, (0, 0)) if starts and regular else (0, 0)
+            if start:
+                if os.read(fd, len(GZIP_MAGIC)) == GZIP_MAGIC:
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    skip = start
+                else:
+                    consumed = os.lseek(fd, start, os.SEEK_SET)
+                splitter.resume(start, before)
             while True:
                 if _would_block(fd):
                     yield Idle()
@@ -558,6 +584,11 @@ def read_items(paths: list[str], max_line_bytes: int, batch_lines: int = BATCH_L
                     break
                 try:
                     for data in decoder.feed(chunk) if chunk else decoder.finish():
+                        if skip:
+                            if len(data) <= skip:
+                                skip -= len(data)
+                                continue
+                            data, skip = data[skip:], 0
                         lines = splitter.feed(data)
                         if lines is not None:
                             yield from lines.batches(batch_lines)
