@@ -361,9 +361,10 @@ def components_table(log: Path, lines: int) -> Table:
 
 
 def provenance_table(log: Path, lines: int) -> Table:
-    """#32's target: what --provenance (offsets tracked, each event's source and id) costs,
-    whole processes alternating with and without it, median."""
-    table = Table(title=f"--provenance on {lines:,} lines, median of {RATIO_ROUNDS} alternating runs")
+    """#32's targets: what --provenance (offsets tracked, each event's source and id) costs,
+    and SQLite output against JSON Lines; whole processes alternating, median."""
+    table = Table(title=f"--provenance and SQLite on {lines:,} lines, median of {RATIO_ROUNDS} "
+                        "alternating runs")
     for col in ("parser", "without", "with", "cost", "target"):
         table.add_column(col)
     for label, plugin in (("built-in parser", None), ("vrpoker.wasm (v2, prefilter)", "vrpoker.wasm")):
@@ -375,6 +376,19 @@ def provenance_table(log: Path, lines: int) -> Table:
         table.add_row(label, f"{statistics.median(plain):.3f} s", f"{statistics.median(stamped):.3f} s",
                       f"{cost * 100:+.1f} %",
                       "≤ 10 % " + ("[green]met[/]" if cost <= 0.10 else "[red]not met[/]"))
+    # SQLite output, a new database each run: events/s against JSON Lines to /dev/null.
+    database = CACHE / "bench.db"
+    jsonl, sqlite = [], []
+    for _ in range(RATIO_ROUNDS):
+        for leftover in CACHE.glob("bench.db*"):
+            leftover.unlink()
+        jsonl.append(run(vrclog(None, log)).seconds)
+        sqlite.append(run(vrclog(None, log, None, "--db", str(database))).seconds)
+    share = statistics.median(jsonl) / statistics.median(sqlite)
+    table.add_row("built-in parser into SQLite (--db, a new database) vs JSON Lines",
+                  f"{statistics.median(jsonl):.3f} s", f"{statistics.median(sqlite):.3f} s",
+                  f"{share:.0%} of JSON Lines' events/s",
+                  "≥ 50 % " + ("[green]met[/]" if share >= 0.5 else "[red]not met[/]"))
     return table
 
 

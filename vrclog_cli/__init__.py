@@ -29,6 +29,7 @@ _EXPORTS = {
     "ParseOptions": "run.runner", "ParseRun": "run.runner", "Diagnostic": "run.runner",
     "EventFilter": "run.filters", "split_types": "run.filters",
     "EventWriter": "sinks.writer", "JsonLinesWriter": "sinks.writer", "PrettyWriter": "sinks.writer",
+    "SqliteWriter": "sinks.sqlite", "State": "sinks.state", "StateError": "sinks.state",
     "RunStats": "run.stats",
     # CI reports of a run's findings
     "Finding": "sinks.reports", "ReportSpec": "sinks.reports", "Reports": "sinks.reports",
@@ -89,6 +90,9 @@ __all__ = [
     "RunOutcome",
     "RunStats",
     "Runtime",
+    "SqliteWriter",
+    "State",
+    "StateError",
     "Terminated",
     "UsageError",
     "VrclogError",
@@ -150,6 +154,8 @@ if TYPE_CHECKING:
     from .run.runner import Diagnostic, ParseOptions, ParseRun
     from .run.stats import RunStats
     from .sinks.reports import Finding, Reports, ReportSpec, RunOutcome, parse_report_spec, partial_reason
+    from .sinks.sqlite import SqliteWriter
+    from .sinks.state import State, StateError
     from .sinks.writer import EventWriter, JsonLinesWriter, PrettyWriter
     from .stops import take_early_stops
     from .vrchat.builtin import BuiltinParser

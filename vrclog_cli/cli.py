@@ -207,6 +207,12 @@ def parse_options(f: F) -> F:
         env_option("--format", "fmt", type=click.Choice(["jsonl", "pretty"]), default="jsonl",
                    show_default=True, help="jsonl for machines, pretty for people."),
         env_option("--raw", is_flag=True, help="Add each event's source line as raw_line."),
+        env_option("--output", "output", metavar="TARGET", default="-",
+                   help="Where events go: - (stdout, the default) or sqlite:PATH (a database "
+                        "that keeps each event once, and its own cursor: see --db)."),
+        env_option("--db", metavar="PATH", type=click.Path(dir_okay=False),
+                   help="Events into the SQLite database PATH (--output sqlite:PATH): each event "
+                        "once by its id, and a rerun starts each file where the last one stopped."),
         env_option("--state", metavar="FILE", type=click.Path(dir_okay=False),
                    help="A cursor: each file starts where the last run with this FILE finished "
                         "writing (a replaced or truncated file from its start); saved as the run goes."),
@@ -340,6 +346,8 @@ class View:
     verbose: bool = False
     quiet: bool = False
     reports: tuple[ReportSpec, ...] = ()
+    #: An SQLite database the events go to (--output sqlite:PATH, --db), instead of stdout.
+    database: str | None = None
 
 
 def _is_default(name: str) -> bool:
@@ -371,9 +379,34 @@ def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, 
         follow=opts["follow"], workers=opts["workers"], prefilter=opts["prefilter"],
         long_lines=opts["long_lines"], measure_cpu=opts["stats"], provenance=opts["provenance"],
         state=opts["state"])
+    database = _database(opts["output"], opts["db"], opts)
+    if database is not None:
+        options = replace(options, provenance=True)  # a database stores every event's source and id
     view = View(fmt=opts["fmt"], raw=opts["raw"], stats=opts["stats"], progress=opts["progress"],
-                verbose=opts["verbose"], quiet=opts["quiet"], reports=tuple(opts["reports"]))
+                verbose=opts["verbose"], quiet=opts["quiet"], reports=tuple(opts["reports"]),
+                database=database)
     return options, view
+
+
+def _database(output: str, db: str | None, opts: dict[str, Any]) -> str | None:
+    """The SQLite database of --output sqlite:PATH or --db PATH, or None for stdout."""
+    if output not in ("-", "") and not output.startswith("sqlite:"):
+        raise UsageError(f"--output {output!r}: give - (stdout) or sqlite:PATH")
+    database = output.removeprefix("sqlite:") if output.startswith("sqlite:") else None
+    if db is not None:
+        if database is not None and database != db:
+            raise UsageError("--db and --output sqlite: name two databases: give one")
+        database = db
+    if database is None:
+        return None
+    if not database:
+        raise UsageError("--output sqlite: needs a PATH (sqlite:events.db)")
+    for name, value in (("--format pretty", opts["fmt"] == "pretty"), ("--raw", opts["raw"]),
+                        ("--state", opts["state"] is not None)):
+        if value:
+            hint = " (the database is its own cursor)" if name == "--state" else ""
+            raise UsageError(f"{name} cannot be used with SQLite output{hint}")
+    return database
 
 
 def run_parse(options: ParseOptions, view: View) -> None:
@@ -398,14 +431,21 @@ def run_parse(options: ParseOptions, view: View) -> None:
         if view.verbose or log.level >= 2:
             print_plugin_log(err, log)
 
-    if sys.stdout is None:  # started with descriptor 1 closed (`>&-`): no line would get anywhere
+    if view.database is None and sys.stdout is None:  # started with `>&-`: no line would get anywhere
         raise OutputError("cannot write output: standard output is closed")
-    writer: EventWriter = (PrettyWriter(shared or make_console(highlight=False)) if view.fmt == "pretty"
-                           else JsonLinesWriter(sys.stdout.buffer, raw_line=view.raw))
     reports = Reports(view.reports)
     # A path that cannot be written, or that is an input, stdout's file or another report's,
     # is a usage error before any line is read and before anything is truncated.
-    reports.open(paths or ["-"], sys.stdout.fileno())
+    reports.open(paths or ["-"], sys.stdout.fileno() if sys.stdout is not None else None,
+                 outputs=[("--db", view.database)] if view.database is not None else ())
+    writer: EventWriter
+    if view.database is not None:
+        from .sinks.sqlite import SqliteWriter
+
+        writer = SqliteWriter(view.database)
+    else:
+        writer = (PrettyWriter(shared or make_console(highlight=False)) if view.fmt == "pretty"
+                  else JsonLinesWriter(sys.stdout.buffer, raw_line=view.raw))
     run = ParseRun(options, writer, report, on_log, on_tick=bar.update if bar else None,
                    on_finding=reports.add if view.reports else None,
                    on_compile=None if view.quiet else functools.partial(compile_notice, err))

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..errors import (
@@ -64,7 +64,7 @@ if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs sta
     from ..host.component import CompileNotice
     from ..host.plugin import LogHandler, Runtime
     from ..sinks.reports import Finding
-    from ..sinks.state import State
+    from ..sinks.state import CursorKeeper
     from .provenance import Stamper
 
 
@@ -241,7 +241,8 @@ class ParseRun:
         self.output_closed = False  # stdout's reader went away (e.g. `| head`)
         #: Per event type that --fail-on matched: how many were written, and the first's place.
         self.fail_on_hits: dict[str, FailOnHit] = {}
-        self._state: State | None = None
+        #: The cursor: a --state file, or the writer itself where it keeps one (SQLite).
+        self._state: CursorKeeper | None = writer if getattr(writer, "keeps_cursor", False) else None  # type: ignore[assignment]
         self._state_saved = 0.0
 
     def load(self) -> None:
@@ -249,7 +250,12 @@ class ParseRun:
         UsageError for a --fail-on type the built-in parser alone can never give (or a
         StateError for a --state file vrclog cannot read)."""
         opts = self.options
+        if self._state is not None and not opts.provenance:  # a database stores every event's id
+            self.options = opts = replace(opts, provenance=True)
         if opts.state is not None:
+            if self._state is not None:
+                raise UsageError("--state: this output keeps its own cursor (a database is its own); "
+                                 "leave --state out")
             from ..sinks.state import State
 
             self._state = State.load(opts.state)

@@ -149,13 +149,15 @@ class Reports:
         self._outputs: list[tuple[ReportSpec, IO[str]]] = []
         self._names: dict[str, str] = {}  # source -> its name in reports (resolving costs ~10 µs)
 
-    def open(self, inputs: Sequence[str] = (), stdout: int | None = None) -> None:
+    def open(self, inputs: Sequence[str] = (), stdout: int | None = None,
+             outputs: Sequence[tuple[str, str]] = ()) -> None:
         """Opens every report's destination now: a UsageError before any line is read, and
         before anything is opened, for a destination that is one of the ``inputs``, the
-        file behind the ``stdout`` descriptor, or another report's (by file identity)."""
+        file behind the ``stdout`` descriptor, or another report's or output's (by file
+        identity; ``outputs``: (option, path) of the run's other outputs, a database)."""
         places = [(spec, *self._place(spec)) for spec in self.specs]
-        _refuse_clashes([(f"--report {spec.format}={path}", path) for spec, path, _ in places
-                         if path is not None], inputs, stdout)
+        _refuse_clashes([*outputs, *((f"--report {spec.format}={path}", path) for spec, path, _ in places
+                                     if path is not None)], inputs, stdout)
         for spec, path, mode in places:
             self._outputs.append((spec, self.stderr if path is None else self._open(spec, path, mode)))
 
@@ -267,7 +269,7 @@ def _refuse_clashes(destinations: Sequence[tuple[str, str]], inputs: Sequence[st
             continue
         if where in taken:
             raise UsageError(f"{what}: is {taken[where]}; writing it would destroy that "
-                             "(give the report a path of its own)")
+                             "(give it a path of its own)")
         taken[where] = what
 
 

@@ -21,7 +21,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import OutputError, UsageError
 
@@ -56,6 +56,29 @@ def file_head(path: str, count: int = HEAD_BYTES) -> tuple[str, int]:
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
+class CursorKeeper(Protocol):
+    """What a run's cursor does: a State file, or a database that is its own (sinks/sqlite.py)."""
+
+    def start_of(self, source: str) -> tuple[int, int]: ...
+    def advance(self, source: str, offset: int, line: int) -> None: ...
+    def save(self) -> None: ...
+
+
+def resume_point(source: str, cursor: Cursor | None) -> tuple[int, int]:
+    """Where a run starts ``source``: (byte offset, lines before it); (0, 0) for a file
+    without a cursor, or one that is no longer the file it saw."""
+    if cursor is None:
+        return 0, 0
+    try:
+        size = os.stat(source).st_size
+        head, count = file_head(source, cursor.head_bytes)
+    except OSError:
+        return 0, 0
+    if size < cursor.size or count != cursor.head_bytes or head != cursor.head:
+        return 0, 0  # truncated, or another file under the same name
+    return cursor.offset, cursor.line
+
+
 class State:
     """A state file's cursors, read at the start of a run and saved as it goes."""
 
@@ -76,19 +99,8 @@ class State:
         return cls(path, _parse(str(path), text))
 
     def start_of(self, source: str) -> tuple[int, int]:
-        """Where a run starts ``source``: (byte offset, lines before it); (0, 0) for a file
-        it has not seen, or one that is no longer the file it saw."""
-        cursor = self.cursors.get(source)
-        if cursor is None:
-            return 0, 0
-        try:
-            size = os.stat(source).st_size
-            head, count = file_head(source, cursor.head_bytes)
-        except OSError:
-            return 0, 0
-        if size < cursor.size or count != cursor.head_bytes or head != cursor.head:
-            return 0, 0  # truncated, or another file under the same name
-        return cursor.offset, cursor.line
+        """Where a run starts ``source``: see resume_point."""
+        return resume_point(source, self.cursors.get(source))
 
     def advance(self, source: str, offset: int, line: int) -> None:
         """``source``'s lines up to ``offset`` (``line`` of them) are written: saved with the

@@ -1,0 +1,205 @@
+"""Events into SQLite (``--output sqlite:PATH``, ``--db PATH``), exactly once.
+
+One ``events`` table, ``id`` its primary key (run/provenance.py: the same line
+always gives the same id), and the cursor (sinks/state.py's, per source) in
+the same database.  Each flush commits the events written since the last one
+and the cursors they bring forward in one transaction, so the database is its
+own cursor: a run killed at any moment leaves the last committed state, the
+next run starts from its cursors, and a line read twice inserts nothing twice
+(``INSERT OR IGNORE`` on the id).  WAL mode: readers (a dashboard, ``sqlite3``)
+are never blocked by the run, and a commit costs no fsync (synchronous=NORMAL:
+what a commit wrote survives a crash of the process; a power cut may lose the
+last ones, never the database).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError, UsageError
+from ..events import Event
+from .state import HEAD_BYTES, Cursor, file_head, resume_point
+
+#: What marks a database as vrclog's, and its schema's version.
+SCHEMA = "vrclog-events"
+SCHEMA_VERSION = 1
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS vrclog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    timestamp TEXT,
+    player_name TEXT,
+    player_id TEXT,
+    world_id TEXT,
+    world_name TEXT,
+    instance_id TEXT,
+    data TEXT,              -- JSON object of strings, or NULL
+    source_file TEXT NOT NULL,
+    source_line INTEGER NOT NULL,
+    source_offset INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_type ON events (type, timestamp);
+CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp);
+CREATE TABLE IF NOT EXISTS cursors (
+    source TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    head_bytes INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
+    line INTEGER NOT NULL
+);
+"""
+
+_INSERT = ("INSERT OR IGNORE INTO events (id, type, timestamp, player_name, player_id, world_id, "
+           "world_name, instance_id, data, source_file, source_line, source_offset) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_UPSERT_CURSOR = ('INSERT OR REPLACE INTO cursors (source, size, head, head_bytes, "offset", line) '
+                  "VALUES (?, ?, ?, ?, ?, ?)")
+
+
+class DatabaseError(UsageError):
+    """A database vrclog cannot write its events to: not vrclog's, locked, or unreadable."""
+
+
+class SqliteWriter:
+    """An EventWriter into SQLite that keeps the run's cursor (``keeps_cursor``): the runner
+    asks it where each file starts and tells it how far each is written."""
+
+    keeps_cursor = True
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._rows: list[tuple[Any, ...]] = []
+        self._pending: dict[str, tuple[int, int]] = {}
+        self._purge: set[str] = set()  # sources whose stored events are no longer theirs
+        try:
+            # isolation_level=None: transactions are begun and committed here, not by sqlite3.
+            self._db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None,
+                                       check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot open the database: {exc}") from None
+        try:
+            self._prepare()
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise DatabaseError(f"{self.path}: {_what(exc)}") from None
+        except DatabaseError:
+            self._db.close()
+            raise
+
+    def _prepare(self) -> None:
+        db = self._db
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "vrclog_meta" not in tables:
+            raise DatabaseError(f"{self.path}: not a vrclog database (it has other tables: "
+                                f"{', '.join(sorted(tables)[:5])}); give a new file")
+        if tables:
+            meta = dict(db.execute("SELECT key, value FROM vrclog_meta"))
+            if meta.get("schema") != SCHEMA or meta.get("version") != str(SCHEMA_VERSION):
+                raise DatabaseError(f"{self.path}: a database of schema {meta.get('schema')!r} "
+                                    f"version {meta.get('version')!r}; this vrclog writes "
+                                    f"{SCHEMA} version {SCHEMA_VERSION}")
+        if db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+            raise DatabaseError(f"{self.path}: cannot use write-ahead logging (WAL) here")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("BEGIN IMMEDIATE")  # fails at once if another run holds the database
+        try:
+            for statement in filter(str.strip, _TABLES.split(";")):  # not executescript: it commits
+                db.execute(statement)
+            db.execute("INSERT OR IGNORE INTO vrclog_meta VALUES ('schema', ?), ('version', ?)",
+                       (SCHEMA, str(SCHEMA_VERSION)))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.cursors: dict[str, Cursor] = {row[0]: Cursor(*row[1:]) for row in db.execute(
+            'SELECT source, size, head, head_bytes, "offset", line FROM cursors')}
+
+    # --- the cursor (as sinks/state.State) ---
+
+    def start_of(self, source: str) -> tuple[int, int]:
+        """As State.start_of; a file that is no longer the one the database saw (truncated,
+        replaced) has its old events removed with the first commit of its new ones, so
+        the database holds what the files hold now."""
+        cursor = self.cursors.get(source)
+        start = resume_point(source, cursor)
+        if cursor is not None and start == (0, 0) and os.path.isfile(source):
+            self._purge.add(source)
+        return start
+
+    def advance(self, source: str, offset: int, line: int) -> None:
+        self._pending[source] = (offset, line)
+
+    def save(self) -> None:
+        """Nothing of its own: ``flush`` commits the cursors with the events."""
+
+    # --- EventWriter ---
+
+    def write(self, source: str, number: int, line: str, events: list[Event]) -> None:
+        rows = self._rows
+        for event in events:
+            where = event.source
+            if where is None or event.id is None:
+                raise ValueError("SQLite output needs events with provenance (source and id)")
+            rows.append((event.id, event.type, event.timestamp or None, event.player_name or None,
+                         event.player_id or None, event.world_id or None, event.world_name or None,
+                         event.instance_id or None,
+                         json.dumps(event.data, ensure_ascii=False) if event.data else None,
+                         where.file, where.line, where.offset))
+
+    def flush(self) -> None:
+        """The events written since the last flush and the cursors they move, in one
+        transaction."""
+        if not self._rows and not self._pending and not self._purge:
+            return
+        moved: list[tuple[str, int, str, int, int, int]] = []
+        for source, (offset, line) in self._pending.items():
+            try:
+                size = os.stat(source).st_size
+                head, count = file_head(source, HEAD_BYTES)
+            except OSError:
+                continue  # gone meanwhile: its events are in, it has nothing left to resume
+            moved.append((source, size, head, count, offset, line))
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for source in self._purge:
+                    db.execute("DELETE FROM events WHERE source_file = ?", (source,))
+                    db.execute("DELETE FROM cursors WHERE source = ?", (source,))
+                db.executemany(_INSERT, self._rows)
+                db.executemany(_UPSERT_CURSOR, moved)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise OutputError(f"{self.path}: cannot write to the database: {_what(exc)}") from None
+        for source in self._purge:
+            self.cursors.pop(source, None)
+        for source, size, head, count, offset, line in moved:
+            self.cursors[source] = Cursor(size, head, count, offset, line)
+        self._purge.clear()
+        self._rows.clear()
+        self._pending.clear()
+
+    def reader_gone(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _what(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return "the database is locked by another program (another vrclog run?)"
+    if "not a database" in text:
+        return "not an SQLite database"
+    return text
