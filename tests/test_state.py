@@ -197,3 +197,28 @@ def test_the_library_keeps_a_cursor_too(tmp_path: Path) -> None:
     events.close()  # abandoned after one event: its batch was not all handed out
     rest = list(parse_files([log], provenance=True, state=state))
     assert [e.id for e in first + rest] == [e.id for e in parse_files([log], provenance=True)]
+
+
+def test_new_skips_what_the_files_held_when_the_run_began(tmp_path: Path) -> None:
+    log = tmp_path / "output_log_a.txt"
+    log.write_bytes(SAMPLE)
+    packed = tmp_path / "output_log_b.txt.gz"
+    packed.write_bytes(gzip.compress(SAMPLE))
+    assert parse("--new", log, packed) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="signals sent to a process: POSIX")
+def test_tail_new_gives_live_events_without_the_history(tmp_path: Path) -> None:
+    log = tmp_path / "output_log_a.txt"
+    log.write_bytes(SAMPLE)
+    proc = subprocess.Popen([VRCLOG_BIN, "tail", "--new", "--provenance", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    time.sleep(1.0)  # started, and at the end of what the log holds
+    with log.open("ab") as f:
+        f.write(SAMPLE)
+    got = [json.loads(proc.stdout.readline()) for _ in range(len(parse(log)) // 2)]
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=30)
+    assert rest == b""
+    assert got == parse(log)[len(got):]  # the second copy's events: same ids and line numbers

@@ -213,6 +213,9 @@ def parse_options(f: F) -> F:
         env_option("--db", metavar="PATH", type=click.Path(dir_okay=False),
                    help="Events into the SQLite database PATH (--output sqlite:PATH): each event "
                         "once by its id, and a rerun starts each file where the last one stopped."),
+        env_option("--new", is_flag=True,
+                   help="Only lines written after the run starts: each file starts at its end as "
+                        "of then (tail: live events without the history)."),
         env_option("--state", metavar="FILE", type=click.Path(dir_okay=False),
                    help="A cursor: each file starts where the last run with this FILE finished "
                         "writing (a replaced or truncated file from its start); saved as the run goes."),
@@ -378,7 +381,7 @@ def run_settings(files: list[str], opts: dict[str, Any]) -> tuple[ParseOptions, 
                                            opts["until"], opts["strict_time"]),
         follow=opts["follow"], workers=opts["workers"], prefilter=opts["prefilter"],
         long_lines=opts["long_lines"], measure_cpu=opts["stats"], provenance=opts["provenance"],
-        state=opts["state"])
+        state=opts["state"], new=opts["new"])
     database = _database(opts["output"], opts["db"], opts)
     if database is not None:
         options = replace(options, provenance=True)  # a database stores every event's source and id

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .discovery import log_files
-from .sources import BATCH_LINES, CHUNK, Idle, Item, LineSplitter, SourceFailed, open_shared
+from .sources import BATCH_LINES, CHUNK, Idle, Item, LineSplitter, SourceFailed, open_shared, snapshot_end
 
 POLL_S = 0.2
 #: How many bytes before the read offset are remembered to notice a rewrite.
@@ -42,7 +42,7 @@ class _Followed:
             self.signature = self._bytes_before(self.position)
         self.splitter = LineSplitter(str(path), max_line_bytes, offsets=offsets)
         self.splitter.position = self.splitter.partial_start = self.position
-        if from_start and start[0] and start[0] <= st.st_size:  # a cursor's place (--state)
+        if from_start and start[0] and start[0] <= st.st_size:  # a cursor's place, or --new's
             self.position = os.lseek(self.fd, start[0], os.SEEK_SET)
             self.signature = self._bytes_before(self.position)
             self.splitter.resume(*start)
@@ -78,10 +78,12 @@ class _Followed:
 
 def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
                  batch_lines: int = BATCH_LINES, offsets: bool = False,
-                 start_of: Callable[[str], tuple[int, int]] | None = None) -> Iterator[Item]:
+                 start_of: Callable[[str], tuple[int, int]] | None = None,
+                 new: bool = False) -> Iterator[Item]:
     """Batches of lines as they are appended, with an Idle marker whenever caught up;
     ``offsets``: batches carry each line's byte offset; ``start_of``: where to start a
-    file (byte offset, lines before it: a cursor's place), else its beginning."""
+    file (byte offset, lines before it: a cursor's place), else its beginning; ``new``:
+    the file followed first starts at its end (logs that appear later are read whole)."""
     base = Path(target)
     watch_dir = base if base.is_dir() else None
     #: Logs of the folder read to their end, or there before the run (tail starts at the newest).
@@ -95,6 +97,7 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
         return next((p for p in log_files(watch_dir) if p not in finished and p != after), None)
 
     followed: _Followed | None = None
+    started_any = False  # whether a file was opened yet (--new skips the first one's lines)
     reported_missing = False
     while not stopped():
         if followed is None:
@@ -109,7 +112,10 @@ def follow_items(target: str, max_line_bytes: int, stopped: Callable[[], bool],
                 continue
             try:
                 start = start_of(str(path)) if start_of is not None else (0, 0)
+                if new and not started_any:  # --new: what it holds now is not new
+                    start = snapshot_end(str(path))
                 followed = _Followed(path, max_line_bytes, from_start=True, offsets=offsets, start=start)
+                started_any = True
             except OSError as exc:
                 yield SourceFailed(InputError(f"{path}: cannot open: {exc.strerror}"))
                 yield Idle()

@@ -10,6 +10,7 @@ SIGTERM, so the handler gets to run just as soon.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import stat
@@ -57,6 +58,7 @@ from .sources import (
     SourceWarning,
     needled_bytes,
     read_items,
+    snapshot_end,
 )
 from .stats import RunStats
 
@@ -117,6 +119,9 @@ class ParseOptions:
     #: A cursor file (sinks/state.py): each file starts where the last run with it
     #: finished writing, and the file is saved as the run goes.
     state: str | None = None
+    #: Only what is written after the run starts: each file starts at its end as of then
+    #: (with --follow, the file followed first; logs that appear later are read whole).
+    new: bool = False
 
     @property
     def parser_spec(self) -> ParserSpec:
@@ -710,7 +715,8 @@ class ParseRun:
         if opts.follow:
             return follow_items(opts.paths[0], opts.limits.max_line_bytes,
                                 lambda: self._stop_code is not None, batch_lines, offsets=offsets,
-                                start_of=self._state.start_of if self._state is not None else None)
+                                start_of=self._state.start_of if self._state is not None else None,
+                                new=opts.new)
 
         def count(n: int) -> None:
             self.stats.bytes_read += n
@@ -721,10 +727,18 @@ class ParseRun:
                           offsets=offsets, starts=self._starts())
 
     def _starts(self) -> dict[str, tuple[int, int]] | None:
-        """Where each file starts: the cursor's place (--state), or its beginning."""
+        """Where each file starts: its end as of now (--new), the cursor's place (--state),
+        or its beginning."""
+        paths = [path for path in self.options.paths if path != "-"]
+        if self.options.new:
+            starts = {}
+            for path in paths:
+                with contextlib.suppress(OSError):  # unreadable: the reader reports it
+                    starts[path] = snapshot_end(path)
+            return starts
         if self._state is None:
             return None
-        return {path: self._state.start_of(path) for path in self.options.paths if path != "-"}
+        return {path: self._state.start_of(path) for path in paths}
 
     def _tick(self, force: bool = False) -> None:
         """Every TICK_S: the progress hook, and a look at whether stdout's reader left."""

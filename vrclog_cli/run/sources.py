@@ -533,6 +533,21 @@ def needled_bytes(paths: Sequence[str], needles: tuple[bytes, ...], sample_bytes
     return round(needled / sampled * total) if sampled else 0
 
 
+def snapshot_end(path: str) -> tuple[int, int]:
+    """Where a file's new lines will begin (``--new``): its size now, and how many lines
+    it holds before that; a gzip file (written once) has nothing new: its whole stream is
+    skipped."""
+    with open(path, "rb") as f:
+        if f.read(len(GZIP_MAGIC)) == GZIP_MAGIC:
+            return sys.maxsize, 0
+        f.seek(0)
+        size = os.fstat(f.fileno()).st_size
+        lines = 0
+        while (chunk := f.read(min(CHUNK, size - f.tell()))):
+            lines += chunk.count(b"\n")
+        return size, lines
+
+
 #: Called with the number of raw bytes read, for progress display.
 ByteCounter = Callable[[int], None]
 
