@@ -58,6 +58,9 @@ class CompiledComponent:
     #: What it was compiled for (components may have an engine of their own), and by.
     engine: wasmtime.Engine
     compiler: str = "cranelift"
+    #: An interpreter-sized component (capi.LARGE_COMPONENT_BYTES): its engine keeps no
+    #: memory resident between instances.
+    large: bool = False
     from_cache: bool = False
     sha256: str = ""
     declared: Declared = field(default_factory=lambda: Declared(None))
@@ -198,7 +201,7 @@ _COMPILE_REFUSAL = "invalid WebAssembly component:"  # how PluginLoadError.inval
 def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Engine,
                       max_memory_bytes: int, engine_settings: str, declared: Declared,
                       notice: CompileNotice | None = None, compiler: str = "cranelift",
-                      ) -> CompiledComponent:
+                      large: bool = False) -> CompiledComponent:
     """The component compiled for ``engine`` (from the cache when it holds it), its world checked.
     Compiling an interpreter's component takes 3-5 s (measured: 18 MB componentize-py output,
     2 cores), loading it from the cache ~2 ms: ``notice`` wraps the compilation.
@@ -231,4 +234,4 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
     if not from_cache:
         module_cache.store(compiled, key)
     return CompiledComponent(path=path, component=compiled, engine=engine, compiler=compiler,
-                             from_cache=from_cache, sha256=digest, declared=declared)
+                             large=large, from_cache=from_cache, sha256=digest, declared=declared)

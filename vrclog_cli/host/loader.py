@@ -270,28 +270,29 @@ def declared_prefilter(path: Path, wasm: bytes) -> Declared:
 
 def compile_plugin(path: Path, engine: capi.Engine, limits: Limits, engine_settings: str,
                    notice: CompileNotice | None,
-                   component_engine: Callable[[str], tuple[wasmtime.Engine, str]],
+                   component_engine: Callable[[str, bool], tuple[wasmtime.Engine, str]],
                    ) -> CompiledPlugin | CompiledComponent:
     """The plugin compiled for ``engine`` (from the cache when it holds it); ``engine_settings``:
     what of the engine's configuration shapes compiled code, for the cache key; ``notice``:
     what tells a person about a compilation that takes seconds; ``component_engine``: the
-    engine for a component compiled by the compiler named, and its settings (wasmtime-py's:
-    its component API compiles it)."""
+    engine for a component compiled by the compiler named (and whether it is a large one),
+    and its settings (wasmtime-py's: its component API compiles it)."""
     data = to_wasm_binary(path, read_plugin(path, limits))
     declared = declared_prefilter(path, data)
     digest = hashlib.sha256(data).hexdigest()
     if is_component(data):
         *first, last = capi.component_compilers()
+        large = len(data) >= capi.LARGE_COMPONENT_BYTES
         for compiler in first:  # Winch, where it runs: 4x faster to compile
-            wt_engine, settings = component_engine(compiler)
+            wt_engine, settings = component_engine(compiler, large)
             try:
                 return compile_component(path, data, digest, wt_engine, limits.max_memory_bytes, settings,
-                                         declared, notice, compiler)
+                                         declared, notice, compiler, large)
             except ComponentCompileError:  # refused: the last compiler's verdict is reported
                 pass
-        wt_engine, settings = component_engine(last)
+        wt_engine, settings = component_engine(last, large)
         return compile_component(path, data, digest, wt_engine, limits.max_memory_bytes, settings,
-                                 declared, notice, last)
+                                 declared, notice, last, large)
     key = module_cache.cache_key(digest, f"max_memory={limits.max_memory_bytes},{engine_settings}")
     module = module_cache.load(engine, key)
     from_cache = module is not None

@@ -275,8 +275,8 @@ class Runtime:
         define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
         #: Per compiler (capi.component_compilers): each engine, its linker, its ticking.
-        self._component_engines: dict[str, tuple[wasmtime.Engine, str]] = {}
-        self._component_linkers: dict[str, ComponentLinker] = {}
+        self._component_engines: dict[tuple[str, bool], tuple[wasmtime.Engine, str]] = {}
+        self._component_linkers: dict[tuple[str, bool], ComponentLinker] = {}
         self._component_tickings: list[_Ticking] = []
         #: Whether the components' engines pool their instances (set with the first).
         self.components_pooled = False
@@ -303,39 +303,43 @@ class Runtime:
         self._plugins.add(plugin)
         return plugin
 
-    def component_engine(self, compiler: str = "cranelift") -> tuple[wasmtime.Engine, str]:
+    def component_engine(self, compiler: str = "cranelift",
+                         large: bool = False) -> tuple[wasmtime.Engine, str]:
         """The engine component plugins compiled by ``compiler`` run in, made on first need,
         and its settings (for the cache key): a pool with room for components' several
-        core instances and memories, keeping more of each memory resident
-        (capi.COMPONENT_KEEP_RESIDENT_BYTES).  Under an address-space limit such a pool
-        would not fit: memories are then made on demand, each reserving only the memory
-        limit (bounds-checked code), capped by the store's limiter."""
+        core instances and memories, keeping some of each memory resident
+        (capi.component_keep_resident: none for a ``large`` one, an interpreter's).
+        Under an address-space limit such a pool would not fit: memories are then made on
+        demand, each reserving only the memory limit (bounds-checked code), capped by the
+        store's limiter."""
         with self._component_lock:
-            made = self._component_engines.get(compiler)
+            made = self._component_engines.get((compiler, large))
             if made is None:
                 self.components_pooled = self.sizing == capi.EngineSizing()
                 sizing = self.sizing if self.components_pooled else capi.on_demand_sizing(
                     self.limits.max_memory_bytes)
                 engine = capi.make_component_engine(
                     self.limits.max_memory_bytes, self._instance_slots, sizing,
-                    keep_resident=capi.COMPONENT_KEEP_RESIDENT_BYTES, compiler=compiler)
-                made = self._component_engines[compiler] = (engine, f"{sizing.settings},compiler={compiler}")
+                    keep_resident=capi.component_keep_resident(large), compiler=compiler)
+                # Keeping memory resident shapes no code: one cache entry serves both sizes.
+                made = (engine, f"{sizing.settings},compiler={compiler}")
+                self._component_engines[(compiler, large)] = made
                 self._component_tickings.append(_TICKER.add(engine, self._tick))
             return made
 
-    def component_linker(self, compiler: str) -> ComponentLinker:
-        """WASI 0.2 and the host interface for component plugins of ``compiler``'s engine,
-        made on first need."""
-        engine, _ = self.component_engine(compiler)
+    def component_linker(self, compiler: str, large: bool = False) -> ComponentLinker:
+        """WASI 0.2 and the host interface for component plugins of that engine (see
+        component_engine), made on first need."""
+        engine, _ = self.component_engine(compiler, large)
         with self._component_lock:
-            linker = self._component_linkers.get(compiler)
+            linker = self._component_linkers.get((compiler, large))
             if linker is None:
                 try:
                     from .capi.components import ComponentLinker
                 except (ImportError, AttributeError) as exc:
                     raise PluginLoadError(f"wasmtime {wasmtime_version()} lacks the component "
                                           f"C API vrclog needs ({exc})") from None
-                linker = self._component_linkers[compiler] = ComponentLinker(
+                linker = self._component_linkers[(compiler, large)] = ComponentLinker(
                     engine, HOST_INTERFACE,
                     component_host_calls(self.limits, _allow_host_log, _on_host_log))
             return linker
@@ -498,7 +502,8 @@ class Plugin:
         try:
             self._engine: capi.Engine | wasmtime.Engine = compiled.engine
             self._component = ComponentCaller(
-                compiled.engine, runtime.component_linker(compiled.compiler), compiled.component, EXPORT,
+                compiled.engine, runtime.component_linker(compiled.compiler, compiled.large),
+                compiled.component, EXPORT,
                 self._stderr_token, None if runtime.components_pooled else self.limits.max_memory_bytes)
         except capi.CallFailed as exc:
             raise PluginLoadError(f"{self.path}: {error_gist(str(exc))}") from None

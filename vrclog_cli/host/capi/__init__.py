@@ -21,6 +21,7 @@ from .calls import Instance, LineCaller
 from .engine import (
     COMPONENT_KEEP_RESIDENT_BYTES,
     KEEP_RESIDENT_BYTES,
+    LARGE_COMPONENT_BYTES,
     AddressSpaceTooSmall,
     Engine,
     EngineSizing,
@@ -29,6 +30,7 @@ from .engine import (
     Module,
     address_space_room,
     component_compilers,
+    component_keep_resident,
     make_component_engine,
     make_engine,
     on_demand_sizing,
@@ -46,9 +48,10 @@ from .trampolines import (
 )
 
 __all__ = [
-    "COMPONENT_KEEP_RESIDENT_BYTES", "KEEP_RESIDENT_BYTES", "AddressSpaceTooSmall", "CallFailed",
-    "Engine", "EngineSizing", "HostImpl", "Instance", "InstancePre", "LineCaller", "Linker", "Module",
-    "OutputTooLarge", "RuntimeApiError", "WasmError", "address_space_room", "caller_memory",
-    "component_compilers", "define_host_func", "make_component_engine", "make_engine", "on_demand_sizing",
-    "plan_engine", "set_deadline_hook", "set_stderr_sink", "take_interrupted",
+    "COMPONENT_KEEP_RESIDENT_BYTES", "KEEP_RESIDENT_BYTES", "LARGE_COMPONENT_BYTES",
+    "AddressSpaceTooSmall", "CallFailed", "Engine", "EngineSizing", "HostImpl", "Instance",
+    "InstancePre", "LineCaller", "Linker", "Module", "OutputTooLarge", "RuntimeApiError", "WasmError",
+    "address_space_room", "caller_memory", "component_compilers", "component_keep_resident",
+    "define_host_func", "make_component_engine", "make_engine", "on_demand_sizing", "plan_engine",
+    "set_deadline_hook", "set_stderr_sink", "take_interrupted",
 ]
