@@ -46,7 +46,6 @@ from .batch import (
     sole_builtin,
 )
 from .filters import EventFilter
-from .follow import follow_items
 from .pool import Inline, OrderedPool
 from .sources import (
     BATCH_LINES,
@@ -264,7 +263,8 @@ class ParseRun:
             from ..sinks.state import State
 
             self._state = State.load(opts.state)
-        if not opts.plugins and (unknown := sorted(opts.fail_on - {"any"} - set(_builtin_types()))):
+        if not opts.plugins and opts.fail_on and (unknown := sorted(opts.fail_on - {"any"}
+                                                                   - set(_builtin_types()))):
             near = nearest_type(unknown[0], _builtin_types())
             hint = f"did you mean {near}? " if near else ""
             raise UsageError(
@@ -293,6 +293,9 @@ class ParseRun:
         does; a plugin in its vrclog.types section), a type in --fail-on, --include-types
         or --exclude-types that none of them gives is a misspelling: a UsageError with
         the nearest type, before any line (it matched nothing, and the run exited 0)."""
+        if not (self.options.fail_on - {"any"} or self.options.event_filter.include
+                or self.options.event_filter.exclude):
+            return  # no type asked for: none to check (and no parser's types to load)
         declared: list[tuple[str, ...]] = []
         for parser in self.parsers:
             if (types := getattr(parser, "event_types", None)) is None:
@@ -713,6 +716,8 @@ class ParseRun:
         batch_lines = SKIM_BATCH_LINES if skims else BATCH_LINES
         offsets = opts.provenance or self._state is not None
         if opts.follow:
+            from .follow import follow_items  # here: only tail and --follow need it
+
             return follow_items(opts.paths[0], opts.limits.max_line_bytes,
                                 lambda: self._stop_code is not None, batch_lines, offsets=offsets,
                                 start_of=self._state.start_of if self._state is not None else None,
