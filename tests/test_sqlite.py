@@ -157,7 +157,11 @@ def test_killed_at_random_moments_the_database_holds_each_event_once(tmp_path: P
     for attempt in range(8):
         args = ["parse", "--db", str(db), "--plugin", str(ECHO), "--builtin", "--jobs", "1", *map(str, logs)]
         proc = subprocess.Popen([VRCLOG_BIN, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, 1.5))
+        # Once the database exists (start-up takes seconds on a busy machine), at a random moment.
+        deadline = time.monotonic() + 60
+        while not db.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 1.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         if attempt == 2:
