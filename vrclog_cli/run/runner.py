@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -648,14 +647,17 @@ class ParseRun:
         inline = pool.inline
         next_item = self._feed(pool.window)
         # Lines run on this thread: a signal must cancel the call in flight from outside it.
-        armed: AbstractContextManager[object] = nullcontext()
-        if inline and self.runtime is not None:
-            from .wakeup import cancel_on_signals  # a socket pair: only where wasm runs here
-
-            armed = cancel_on_signals(tuple(stop_signals()), self._cancel_calls)
+        wants_arming = inline and self.runtime is not None
         try:
-            with armed:
-                self._loop(pool, next_item)
+            with contextlib.ExitStack() as armed:
+                def arm() -> None:
+                    """From the first lines on: an empty input never runs wasm (the socket
+                    pair and its module are ~6 ms of start-up)."""
+                    from .wakeup import cancel_on_signals  # a socket pair: only where wasm runs here
+
+                    armed.enter_context(cancel_on_signals(tuple(stop_signals()), self._cancel_calls))
+
+                self._loop(pool, next_item, arm if wants_arming else None)
         finally:
             if self._stop_code is not None and self.runtime is not None:
                 self.runtime.cancel()
@@ -667,7 +669,11 @@ class ParseRun:
         self._tick(force=True)
         return self.exit_code
 
-    def _loop(self, pool: OrderedPool[Lines, Batch], next_item: Callable[[], object]) -> None:
+    def _loop(self, pool: OrderedPool[Lines, Batch], next_item: Callable[[], object],
+              arm: Callable[[], None] | None = None) -> None:
+        """Feeds the pool and writes what it gives back; ``arm``: called before the first
+        lines go to a pool that runs them on this thread (signals must then cancel the
+        call in flight from outside it)."""
         while self._stop_code is None:
             self._tick()
             self._drain(pool)
@@ -692,6 +698,9 @@ class ParseRun:
                     self._on_finding(Finding(item.source, item.line, "input_error", "error",
                                              str(item.error)))
             elif isinstance(item, Lines):
+                if arm is not None:
+                    arm()
+                    arm = None
                 pool.submit(item)
             elif isinstance(item, SourceWarning):
                 self._drain_all(pool)  # after the lines read before it, as a SourceFailed is
