@@ -177,3 +177,21 @@ def test_killed_at_random_moments_the_database_holds_each_event_once(tmp_path: P
     assert final.returncode == 0, final.stderr
     clean = jsonl("--plugin", ECHO, "--builtin", "--jobs", "1", *logs)
     assert rows(db) == sorted((as_row(e) for e in clean), key=sort_key)
+
+
+def test_a_file_cut_short_after_its_events_went_in_before_its_cursor_moved(tmp_path: Path) -> None:
+    """Killed after a flush that held a file's first events but not the end of a chunk (its
+    cursor had not moved yet), then the file truncated: its old events must still go."""
+    from vrclog_cli import parse_files
+    from vrclog_cli.sinks.sqlite import SqliteWriter
+
+    log = tmp_path / "output_log_a.txt"
+    log.write_bytes(SAMPLE * 2)
+    writer = SqliteWriter(tmp_path / "events.db")
+    events = list(parse_files([log], provenance=True))
+    writer.write(str(log), 1, "", events)  # in, with no cursor advanced: the run dies here
+    writer.flush()
+    writer.close()
+    log.write_bytes(SAMPLE)  # truncated
+    assert vrclog("parse", "--db", tmp_path / "events.db", log).returncode == 0
+    assert rows(tmp_path / "events.db") == sorted((as_row(e) for e in jsonl(log)), key=sort_key)

@@ -78,6 +78,7 @@ class SqliteWriter:
         self._rows: list[tuple[Any, ...]] = []
         self._pending: dict[str, tuple[int, int]] = {}
         self._purge: set[str] = set()  # sources whose stored events are no longer theirs
+        self._touched: set[str] = set()  # sources with events since the last flush
         try:
             # isolation_level=None: transactions are begun and committed here, not by sqlite3.
             self._db = sqlite3.connect(self.path, timeout=2.0, isolation_level=None,
@@ -147,6 +148,7 @@ class SqliteWriter:
             where = event.source
             if where is None or event.id is None:
                 raise ValueError("SQLite output needs events with provenance (source and id)")
+            self._touched.add(source)
             rows.append((event.id, event.type, event.timestamp or None, event.player_name or None,
                          event.player_id or None, event.world_id or None, event.world_name or None,
                          event.instance_id or None,
@@ -158,8 +160,12 @@ class SqliteWriter:
         transaction."""
         if not self._rows and not self._pending and not self._purge:
             return
+        # A source whose events go in gets a cursor row now (at 0 when it has none yet):
+        # so a file with events in the database always has one, and a file truncated or
+        # replaced later is recognised and its old events removed (start_of).
+        starts = {source: (0, 0) for source in self._touched if source not in self.cursors}
         moved: list[tuple[str, int, str, int, int, int]] = []
-        for source, (offset, line) in self._pending.items():
+        for source, (offset, line) in (starts | self._pending).items():
             try:
                 size = os.stat(source).st_size
                 head, count = file_head(source, HEAD_BYTES)
@@ -186,6 +192,7 @@ class SqliteWriter:
         for source, size, head, count, offset, line in moved:
             self.cursors[source] = Cursor(size, head, count, offset, line)
         self._purge.clear()
+        self._touched.clear()
         self._rows.clear()
         self._pending.clear()
 
