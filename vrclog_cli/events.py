@@ -47,18 +47,29 @@ class Event:
     id: str | None = None
 
     def to_dict(self, raw_line: str | None = None) -> dict[str, Any]:
-        """The JSON object in the contract's field order, empty fields left out."""
+        """The JSON object in the contract's field order, empty fields left out.
+
+        Spelled out field by field, not a loop over STRING_FIELDS with getattr: the
+        JSON Lines writer builds one for every event it writes (half the cost)."""
         out: dict[str, Any] = {"type": self.type}
-        for name in STRING_FIELDS:
-            value = getattr(self, name)
-            if value:
-                out[name] = value
+        if self.timestamp:
+            out["timestamp"] = self.timestamp
+        if self.player_name:
+            out["player_name"] = self.player_name
+        if self.player_id:
+            out["player_id"] = self.player_id
+        if self.world_id:
+            out["world_id"] = self.world_id
+        if self.world_name:
+            out["world_name"] = self.world_name
+        if self.instance_id:
+            out["instance_id"] = self.instance_id
         if raw_line is not None:
             out["raw_line"] = raw_line
         if self.data:
             out["data"] = self.data
-        if self.source is not None:
-            out["source"] = self.source._asdict()
+        if (source := self.source) is not None:
+            out["source"] = {"file": source[0], "line": source[1], "offset": source[2]}
         if self.id is not None:
             out["id"] = self.id
         return out

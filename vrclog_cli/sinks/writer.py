@@ -11,7 +11,7 @@ import codecs
 import select
 import sys
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from ..events import Event, orjson_module, printable
 
@@ -63,29 +63,8 @@ def event_line(event: Event, raw_line: str | None = None) -> bytes:
     encode took ~3, more for non-ASCII text); a string it cannot encode (a lone
     surrogate) goes the reference way.  A test pins the two.
     """
-    out: dict[str, Any] = {"type": event.type}
-    if event.timestamp:
-        out["timestamp"] = event.timestamp
-    if event.player_name:
-        out["player_name"] = event.player_name
-    if event.player_id:
-        out["player_id"] = event.player_id
-    if event.world_id:
-        out["world_id"] = event.world_id
-    if event.world_name:
-        out["world_name"] = event.world_name
-    if event.instance_id:
-        out["instance_id"] = event.instance_id
-    if raw_line is not None:
-        out["raw_line"] = raw_line
-    if event.data:
-        out["data"] = event.data
-    if event.source is not None:
-        out["source"] = event.source._asdict()
-    if event.id is not None:
-        out["id"] = event.id
     try:
-        return orjson_module().dumps(out)
+        return orjson_module().dumps(event.to_dict(raw_line))
     except TypeError:  # a lone surrogate (or a library caller's non-str value: json's error)
         return event_json(event, raw_line).encode("utf-8", UNPAIRED_AS_FFFD)
 
