@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError, UsageError
 from ..events import Event
-from .state import HEAD_BYTES, Cursor, file_head, resume_point
+from .state import Cursor, cursor_now, resume_point
 
 #: What marks a database as vrclog's, and its schema's version.
 SCHEMA = "vrclog-events"
@@ -164,14 +165,8 @@ class SqliteWriter:
         # so a file with events in the database always has one, and a file truncated or
         # replaced later is recognised and its old events removed (start_of).
         starts = {source: (0, 0) for source in self._touched if source not in self.cursors}
-        moved: list[tuple[str, int, str, int, int, int]] = []
-        for source, (offset, line) in (starts | self._pending).items():
-            try:
-                size = os.stat(source).st_size
-                head, count = file_head(source, HEAD_BYTES)
-            except OSError:
-                continue  # gone meanwhile: its events are in, it has nothing left to resume
-            moved.append((source, size, head, count, offset, line))
+        moved = {source: cursor for source, (offset, line) in (starts | self._pending).items()
+                 if (cursor := cursor_now(source, offset, line)) is not None}  # None: gone
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -180,7 +175,7 @@ class SqliteWriter:
                     db.execute("DELETE FROM events WHERE source_file = ?", (source,))
                     db.execute("DELETE FROM cursors WHERE source = ?", (source,))
                 db.executemany(_INSERT, self._rows)
-                db.executemany(_UPSERT_CURSOR, moved)
+                db.executemany(_UPSERT_CURSOR, [(source, *astuple(c)) for source, c in moved.items()])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -189,8 +184,7 @@ class SqliteWriter:
             raise OutputError(f"{self.path}: cannot write to the database: {_what(exc)}") from None
         for source in self._purge:
             self.cursors.pop(source, None)
-        for source, size, head, count, offset, line in moved:
-            self.cursors[source] = Cursor(size, head, count, offset, line)
+        self.cursors.update(moved)
         self._purge.clear()
         self._touched.clear()
         self._rows.clear()

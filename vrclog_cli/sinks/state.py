@@ -64,6 +64,17 @@ class CursorKeeper(Protocol):
     def save(self) -> None: ...
 
 
+def cursor_now(source: str, offset: int, line: int) -> Cursor | None:
+    """A cursor at ``offset`` of ``source`` as the file is now (its size and head); None
+    where it is gone (nothing left to resume)."""
+    try:
+        size = os.stat(source).st_size
+        head, count = file_head(source, HEAD_BYTES)
+    except OSError:
+        return None
+    return Cursor(size, head, count, offset, line)
+
+
 def resume_point(source: str, cursor: Cursor | None) -> tuple[int, int]:
     """Where a run starts ``source``: (byte offset, lines before it); (0, 0) for a file
     without a cursor, or one that is no longer the file it saw."""
@@ -112,13 +123,10 @@ class State:
         if not self._pending:
             return
         for source, (offset, line) in self._pending.items():
-            try:
-                size = os.stat(source).st_size
-                head, count = file_head(source, HEAD_BYTES)
-            except OSError:  # gone meanwhile: nothing to resume
+            if (cursor := cursor_now(source, offset, line)) is None:
                 self.cursors.pop(source, None)
-                continue
-            self.cursors[source] = Cursor(size, head, count, offset, line)
+            else:
+                self.cursors[source] = cursor
         self._pending.clear()
         document = {"format": FORMAT, "version": VERSION,
                     "sources": {source: asdict(cursor) for source, cursor in self.cursors.items()}}
