@@ -5,6 +5,7 @@ pinned to wasmtime-py's declarations of them."""
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 
 import pytest
 import wasmtime
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from vrclog_cli.host.capi import library
 from vrclog_cli.host.interface import Item, Unsupported, read_interface
+from vrclog_cli.host.loader import reflected_interface
 from vrclog_cli.host.sections import MalformedBinary
 
 from .conftest import SAMPLES
@@ -25,16 +27,9 @@ memories = st.tuples(st.integers(0, 70000), st.one_of(st.none(), st.integers(0, 
     lambda m: m[2] or (m[0] <= 65536 and (m[1] is None or m[1] <= 65536)))
 
 
-def reflected(module: wasmtime.Module) -> tuple[list[tuple[str, str, Item]], dict[str, Item]]:
-    def item(ty: object) -> Item:
-        if isinstance(ty, wasmtime.FuncType):
-            return Item("func", signature=(tuple(map(str, ty.params)), tuple(map(str, ty.results))))
-        if isinstance(ty, wasmtime.MemoryType):
-            return Item("memory", limits=(ty.limits.min, ty.limits.max), is_64=ty.is_64)
-        return Item(type(ty).__name__.removesuffix("Type").lower())
-
-    return ([(i.module, i.name or "", item(i.type)) for i in module.imports],
-            {e.name: item(e.type) for e in module.exports})
+def reflected(wasm: bytes) -> tuple[list[tuple[str, str, Item]], dict[str, Item]]:
+    interface = reflected_interface(Path("x.wasm"), wasm)
+    return ([(i.module, i.name, i.item) for i in interface.imports], dict(interface.exports))
 
 
 def sig(params: list[str], results: list[str]) -> str:
@@ -67,7 +62,7 @@ def test_the_reader_agrees_with_wasmtime(imports: list[tuple[list[str], list[str
         parts += ['(table (export "t") 1 funcref)', '(global (export "gl") i32 (i32.const 1))']
     wasm = bytes(wasmtime.wat2wasm(f"(module {' '.join(parts)})"))
     ours = read_interface(wasm)
-    theirs_imports, theirs_exports = reflected(wasmtime.Module(wasmtime.Engine(), wasm))
+    theirs_imports, theirs_exports = reflected(wasm)
     assert [(i.module, i.name, i.item) for i in ours.imports] == theirs_imports
     assert ours.exports == theirs_exports
 
@@ -80,7 +75,7 @@ def test_the_sample_plugins_read_as_wasmtime_reflects_them(name: str) -> None:
         pytest.skip(f"no {name}")
     wasm = path.read_bytes()
     ours = read_interface(wasm)
-    theirs_imports, theirs_exports = reflected(wasmtime.Module(wasmtime.Engine(), wasm))
+    theirs_imports, theirs_exports = reflected(wasm)
     assert [(i.module, i.name, i.item) for i in ours.imports] == theirs_imports
     assert ours.exports == theirs_exports
 

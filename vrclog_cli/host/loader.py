@@ -182,6 +182,12 @@ def module_interface(path: Path, wasm: bytes) -> Interface:
         pass
     except MalformedBinary as exc:
         raise PluginLoadError(f"{path}: invalid WebAssembly module: {exc}") from None
+    return reflected_interface(path, wasm)
+
+
+def reflected_interface(path: Path, wasm: bytes) -> Interface:
+    """What wasmtime-py's reflection says the module imports and exports (the reference
+    that the binary reader is pinned to)."""
     import wasmtime
 
     def item(ty: object) -> Item:
