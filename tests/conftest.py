@@ -254,3 +254,16 @@ def interrupt_after(args: list[str | Path], stdin: bytes, wait_s: float = 0.0, *
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     return proc.returncode, err
+
+
+def vrchat_log_folder(folder: Path, copies: int = 600) -> list[Path]:
+    """Three logs named as VRChat names them, each ``copies`` times the sample session
+    (600: ~28 000 lines, a few seconds through echo.wasm): for runs killed midway."""
+    folder.mkdir()
+    logs = []
+    for name in ("output_log_2025-06-17_18-20-02.txt", "output_log_2025-06-18_09-00-00.txt",
+                 "output_log_2025-06-19_21-30-45.txt"):
+        log = folder / name
+        log.write_bytes((SAMPLE_LOGS / "vrchat.log").read_bytes() * copies)
+        logs.append(log)
+    return logs

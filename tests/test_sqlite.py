@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, vrclog
+from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, vrchat_log_folder, vrclog
 
 SAMPLE = (SAMPLE_LOGS / "vrchat.log").read_bytes()
 ECHO = SAMPLES / "echo.wasm"
@@ -136,22 +136,11 @@ def test_the_readme_queries_answer_what_a_player_asks(tmp_path: Path) -> None:
     assert videos and all(url.startswith("http") for _, url, _ in videos)
 
 
-def folder(path: Path) -> list[Path]:
-    path.mkdir()
-    logs = []
-    for name in ("output_log_2025-06-17_18-20-02.txt", "output_log_2025-06-18_09-00-00.txt",
-                 "output_log_2025-06-19_21-30-45.txt"):
-        log = path / name
-        log.write_bytes(SAMPLE * 600)
-        logs.append(log)
-    return logs
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_killed_at_random_moments_the_database_holds_each_event_once(tmp_path: Path) -> None:
     """Killed in a transaction or between them, while files grow, one is truncated and a
     new one appears: at the end, exactly the events of one clean run over the final files."""
-    logs = folder(tmp_path / "logs")
+    logs = vrchat_log_folder(tmp_path / "logs")
     db = tmp_path / "events.db"
     rng = random.Random(7)
     for attempt in range(8):

@@ -20,7 +20,7 @@ import pytest
 from vrclog_cli.events import Event
 from vrclog_cli.sinks.state import State, StateError, file_head
 
-from .conftest import SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, vrclog
+from .conftest import SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, vrchat_log_folder, vrclog
 
 ECHO = SAMPLES / "echo.wasm"
 SAMPLE = (SAMPLE_LOGS / "vrchat.log").read_bytes()
@@ -98,18 +98,6 @@ def test_the_state_file_is_replaced_atomically(tmp_path: Path) -> None:
     assert again.cursors[str(log)].head == file_head(str(log))[0]
 
 
-def big_folder(folder: Path) -> list[Path]:
-    """Three logs of ~28 000 lines: a few seconds through echo.wasm."""
-    folder.mkdir()
-    paths = []
-    for name in ("output_log_2025-06-17_18-20-02.txt", "output_log_2025-06-18_09-00-00.txt",
-                 "output_log_2025-06-19_21-30-45.txt"):
-        path = folder / name
-        path.write_bytes(SAMPLE * 600)
-        paths.append(path)
-    return paths
-
-
 def saved_offsets(state: Path) -> dict[str, int]:
     if not state.exists():
         return {}
@@ -123,7 +111,7 @@ def complete_lines(data: bytes) -> list[dict[str, Any]]:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_killed_at_random_moments_nothing_is_lost_nothing_invented(tmp_path: Path) -> None:
-    paths = big_folder(tmp_path / "logs")
+    paths = vrchat_log_folder(tmp_path / "logs")
     state = tmp_path / "state.json"
     run = ["parse", "--provenance", "--plugin", str(ECHO), "--jobs", "1", *map(str, paths)]
     args = [*run, "--state", str(state)]
