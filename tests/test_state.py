@@ -214,3 +214,11 @@ def test_tail_new_gives_live_events_without_the_history(tmp_path: Path) -> None:
     rest, _ = proc.communicate(timeout=30)
     assert rest == b""
     assert got == parse(log)[len(got):]  # the second copy's events: same ids and line numbers
+
+
+def test_a_state_file_that_is_an_input_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    log = tmp_path / "output_log_a.txt"
+    log.write_bytes(SAMPLE)
+    result = vrclog("parse", "--state", log, log)
+    assert result.returncode == 2 and "--state: is the input" in result.stderr
+    assert log.read_bytes() == SAMPLE and result.stdout == ""

@@ -445,8 +445,9 @@ def run_parse(options: ParseOptions, view: View) -> None:
     reports = Reports(view.reports)
     # A path that cannot be written, or that is an input, stdout's file or another report's,
     # is a usage error before any line is read and before anything is truncated.
-    reports.open(paths or ["-"], sys.stdout.fileno() if sys.stdout is not None else None,
-                 outputs=[("--db", view.database)] if view.database is not None else ())
+    outputs = [(option, path) for option, path in (("--db", view.database), ("--state", options.state))
+               if path is not None]
+    reports.open(paths or ["-"], sys.stdout.fileno() if sys.stdout is not None else None, outputs=outputs)
     writer: EventWriter
     if view.database is not None:
         from .sinks.sqlite import SqliteWriter
