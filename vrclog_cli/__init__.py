@@ -30,6 +30,11 @@ _EXPORTS = {
     "EventFilter": "run.filters", "split_types": "run.filters",
     "EventWriter": "sinks.writer", "JsonLinesWriter": "sinks.writer", "PrettyWriter": "sinks.writer",
     "SqliteWriter": "sinks.sqlite", "State": "sinks.state", "StateError": "sinks.state",
+    "database_events": "sinks.sqlite",
+    # VRChat visits (`vrclog sessions`): events folded, written, drawn as a page
+    "sessions": "vrchat.sessions", "Visit": "vrchat.sessions", "VisitFolder": "vrchat.sessions",
+    "people_met": "vrchat.sessions", "VisitWriter": "sinks.visits",
+    "save_visits": "sinks.visits", "visits_page": "vrchat.page",
     "RunStats": "run.stats",
     # CI reports of a run's findings
     "Finding": "sinks.reports", "ReportSpec": "sinks.reports", "Reports": "sinks.reports",
@@ -95,10 +100,14 @@ __all__ = [
     "StateError",
     "Terminated",
     "UsageError",
+    "Visit",
+    "VisitFolder",
+    "VisitWriter",
     "VrclogError",
     "__version__",
     "cancel_all_calls",
     "check_plugin",
+    "database_events",
     "default_log_dirs",
     "embed_event_types",
     "embed_prefilter",
@@ -112,10 +121,14 @@ __all__ = [
     "parse_report_spec",
     "parse_size",
     "partial_reason",
+    "people_met",
     "plugin_info",
+    "save_visits",
+    "sessions",
     "split_types",
     "stop_signals",
     "take_early_stops",
+    "visits_page",
     "wasmtime_version",
 ]
 
@@ -154,12 +167,15 @@ if TYPE_CHECKING:
     from .run.runner import Diagnostic, ParseOptions, ParseRun
     from .run.stats import RunStats
     from .sinks.reports import Finding, Reports, ReportSpec, RunOutcome, parse_report_spec, partial_reason
-    from .sinks.sqlite import SqliteWriter
+    from .sinks.sqlite import SqliteWriter, database_events
     from .sinks.state import State, StateError
+    from .sinks.visits import VisitWriter, save_visits
     from .sinks.writer import EventWriter, JsonLinesWriter, PrettyWriter
     from .stops import take_early_stops
     from .vrchat.builtin import BuiltinParser
     from .vrchat.event_types import BUILTIN_TYPES, EventType
+    from .vrchat.page import visits_page
+    from .vrchat.sessions import Visit, VisitFolder, people_met, sessions
 
 
 def __getattr__(name: str) -> Any:

@@ -49,6 +49,7 @@ from .console import (
     print_run_end,
     print_stats,
     print_types,
+    print_visits,
     same_terminal,
     sturdy_stderr,
     types_text,
@@ -298,7 +299,7 @@ def parse(files: tuple[str, ...], **opts: Any) -> None:
     70 internal error (a bug in vrclog), 130 interrupted (SIGINT),
     143 terminated (SIGTERM); the largest wins.
     """
-    run_parse(*run_settings(list(files), opts))
+    raise SystemExit(run_parse(*run_settings(list(files), opts)))
 
 
 @cli.command(short_help="Follow a log as it grows: parse --follow.")
@@ -306,7 +307,8 @@ def parse(files: tuple[str, ...], **opts: Any) -> None:
 def tail(file: str | None, **opts: Any) -> None:
     """Follow FILE (or a folder's newest VRChat log; without FILE, VRChat's log
     folder) as it grows, like tail -F: parse --follow.  Ctrl-C ends it (exit 130)."""
-    run_parse(*run_settings([file] if file else [], {**opts, "follow": True, "log_dir": None}))
+    settings = run_settings([file] if file else [], {**opts, "follow": True, "log_dir": None})
+    raise SystemExit(run_parse(*settings))
 
 
 # tail takes parse's options but those two, the same objects: building them again cost
@@ -418,8 +420,11 @@ def _database(output: str, db: str | None, opts: dict[str, Any]) -> str | None:
     return database
 
 
-def run_parse(options: ParseOptions, view: View) -> None:
-    """Runs one parse and exits with its code; Ctrl-C and SIGTERM stop it cleanly."""
+def run_parse(options: ParseOptions, view: View, writer: EventWriter | None = None,
+              outputs: tuple[tuple[str, str], ...] = ()) -> int:
+    """Runs one parse, its events to ``writer`` (by default the view's: stdout or a
+    database); its exit code.  Ctrl-C and SIGTERM stop it cleanly.  ``outputs``: more
+    (option, path) the run writes, refused if one is an input."""
     from . import JsonLinesWriter, ParseRun, PrettyWriter, Reports, RunOutcome, partial_reason
 
     err = LazyStderr()
@@ -440,20 +445,20 @@ def run_parse(options: ParseOptions, view: View) -> None:
         if view.verbose or log.level >= 2:
             print_plugin_log(err, log)
 
-    if view.database is None and sys.stdout is None:  # started with `>&-`: no line would get anywhere
+    if writer is None and view.database is None and sys.stdout is None:  # started with `>&-`
         raise OutputError("cannot write output: standard output is closed")
     reports = Reports(view.reports)
     # A path that cannot be written, or that is an input, stdout's file or another report's,
     # is a usage error before any line is read and before anything is truncated.
-    outputs = [(option, path) for option, path in (("--db", view.database), ("--state", options.state))
-               if path is not None]
-    reports.open(paths or ["-"], sys.stdout.fileno() if sys.stdout is not None else None, outputs=outputs)
-    writer: EventWriter
-    if view.database is not None:
-        from .sinks.sqlite import SqliteWriter
+    outputs += tuple((option, path) for option, path in (("--db", view.database), ("--state", options.state))
+                     if path is not None)
+    reports.open(paths or ["-"], sys.stdout.fileno() if sys.stdout is not None else None,
+                 outputs=list(outputs))
+    if writer is None and view.database is not None:
+        from . import SqliteWriter
 
         writer = SqliteWriter(view.database)
-    else:
+    elif writer is None:
         writer = (PrettyWriter(shared or make_console(highlight=False)) if view.fmt == "pretty"
                   else JsonLinesWriter(sys.stdout.buffer, raw_line=view.raw))
     run = ParseRun(options, writer, report, on_log, on_tick=bar.update if bar else None,
@@ -519,7 +524,90 @@ def run_parse(options: ParseOptions, view: View) -> None:
         print_run_end(err, run, code)
     if view.stats:
         print_stats(err, run.stats, code)
+    return code
+
+
+#: parse's options that sessions takes as they are (the same objects, as tail's).
+FOR_SESSIONS = ("jobs", "workers", "include_types", "exclude_types", "since", "until", "log_dir", "state",
+                "progress", "quiet", "verbose", "debug", "stats")
+
+
+@cli.command(short_help="Visits: where you were in VRChat, how long, with whom.")
+@click.argument("files", nargs=-1, type=path_type(dir_okay=True, allow_dash=True, readable=False))
+@click.option("--format", "fmt", type=click.Choice(["pretty", "jsonl", "html"]), default=None,
+              show_default="pretty on a terminal, else jsonl",
+              help="pretty: a table; jsonl: one visit per line; html: one page (with -o FILE).")
+@click.option("--output", "-o", metavar="FILE", default="-", type=path_type(dir_okay=False, allow_dash=True),
+              help="Write the visits to FILE (whole, once the run is done) instead of stdout.")
+@click.option("--db", metavar="PATH", type=path_type(dir_okay=False),
+              help="Visits from the SQLite database of `parse --db PATH`; with FILEs or --log-dir, "
+                   "their new lines go into it first.")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
+              help="People listed under 'Most time with' (pretty).")
+@click.option("--title", default="VRChat visits", show_default=True, help="The HTML page's title.")
+def sessions(files: tuple[str, ...], fmt: str | None, output: str, db: str | None, top: int, title: str,
+             **opts: Any) -> None:
+    """Fold VRChat logs (FILEs, --log-dir, piped stdin, or the VRChat log folder)
+    into visits: each stay in one instance, with its world, start, end and
+    duration, the people there and how long you overlapped, videos, screenshots
+    and notable events.  --since/--until keep the visits that overlap that time.
+
+    \b
+    Exit codes as for parse: 0 ok, 2 usage or input error, 130 interrupted...
+    """
+    from . import EventFilter, ParseOptions, Reports, VisitWriter, database_events, people_met, save_visits
+
+    to_stdout = output in ("-", "")
+    terminal = to_stdout and sys.stdout is not None and sys.stdout.isatty()
+    fmt = fmt or ("pretty" if terminal else "jsonl")
+    if opts["state"] is not None:
+        raise UsageError("--state: sessions folds a whole history, and a visit can span two runs; "
+                         "keep the events in a database instead: --db PATH reads each line once")
+    if fmt == "html" and terminal:
+        raise UsageError("--format html writes a page: give -o FILE (or redirect stdout)")
+    if fmt == "pretty" and not to_stdout:
+        raise UsageError("--format pretty is for the terminal: -o FILE takes jsonl or html")
+    if to_stdout and sys.stdout is None:
+        raise OutputError("cannot write output: standard output is closed")
+    chosen = EventFilter.from_text(opts["include_types"], opts["exclude_types"], opts["since"], opts["until"])
+    by_type = replace(chosen, since=None, until=None)  # a visit is folded whole, then kept or not
+    # JSON Lines to stdout go out as each visit ends; anything else is written once all are folded.
+    stream = sys.stdout.buffer if fmt == "jsonl" and to_stdout and sys.stdout is not None else None
+    writer = VisitWriter(stream, since=chosen.since, until=chosen.until)
+    view = View(progress=opts["progress"], verbose=opts["verbose"], quiet=opts["quiet"], stats=opts["stats"])
+    extra = () if to_stdout else (("--output", output),)
+    code = 0
+    if db is None or files or opts["log_dir"]:
+        options = ParseOptions(
+            paths=resolve_inputs(list(files), opts["log_dir"], follow=False), builtin=True,
+            jobs=opts["jobs"], default_jobs=_is_default("jobs"), workers=opts["workers"],
+            event_filter=by_type, measure_cpu=opts["stats"], provenance=db is not None)
+        if db is not None:  # the new lines into the database (its own cursor), then all from it
+            code = run_parse(options, replace(view, database=db), outputs=extra)
+        else:
+            code = run_parse(options, view, writer=writer, outputs=extra)
+    if db is not None:
+        Reports(()).open([db], sys.stdout.fileno() if to_stdout and sys.stdout is not None else None,
+                         outputs=list(extra))
+        with _reader_gone():
+            for event in database_events(db):
+                if by_type.keep(event) and event.source is not None:
+                    writer.write(event.source.file, event.source.line, "", [event])
+    with _reader_gone():
+        visits = writer.finish()
+    if not to_stdout:
+        save_visits(output, visits, fmt, title=title)
+    elif fmt == "html":
+        from . import visits_page
+
+        sys.stdout.buffer.write(visits_page(visits, title=title).encode("utf-8", "replace"))
+        sys.stdout.flush()
+    elif fmt == "pretty":
+        print_visits(make_console(highlight=False), visits, people_met(visits), top=top)
     raise SystemExit(code)
+
+
+sessions.params += [p for p in parse.params if isinstance(p, click.Option) and p.name in FOR_SESSIONS]
 
 
 @cli.command(short_help="The built-in parser's event types, their fields and example lines.")

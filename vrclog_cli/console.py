@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .run.runner import Diagnostic, ParseRun
     from .run.stats import RunStats
     from .vrchat.event_types import EventType
+    from .vrchat.sessions import Visit
 
 
 class SturdyStderr(io.TextIOBase):
@@ -362,3 +363,52 @@ def same_terminal(first: int, second: int) -> bool:
         return os.isatty(first) and os.isatty(second) and os.path.samestat(os.fstat(first), os.fstat(second))
     except OSError:
         return False
+
+
+def duration_text(seconds: float) -> str:
+    """2 h 05 min, 12 min, 40 s: how long, as a person says it."""
+    whole = round(seconds)
+    hours, minutes = divmod(whole // 60, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min" if minutes else f"{whole} s"
+
+
+def print_visits(console: Console, visits: Sequence[Visit], met: Sequence[dict[str, Any]], *,
+                 top: int = 10) -> None:
+    """``vrclog sessions --format pretty``: a table of the visits, then who you spent most
+    time with.  Names are a log's text: printable() keeps its escapes off the terminal."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=plural(len(visits), "visit"), title_justify="left", box=None,
+                  header_style="bold underline", pad_edge=False)
+    for name, justify, least in (("start", "left", 0), ("time", "right", 0), ("world", "left", 16),
+                                 ("instance", "left", 0), ("people", "right", 0), ("notes", "left", 12)):
+        table.add_column(name, justify=justify, overflow="fold",  # type: ignore[arg-type]
+                         no_wrap=not least, min_width=least or None)
+    for visit in visits:
+        notes = [plural(len(visit.videos), "video")] if visit.videos else []
+        if visit.screenshots:
+            notes.append(plural(len(visit.screenshots), "screenshot"))
+        if visit.notable:
+            notes.append(f"{len(visit.notable)} notable")
+        if visit.open:
+            notes.append("open: log ended")
+        kind = " ".join(filter(None, (visit.instance_type, visit.region)))
+        table.add_row(visit.start.strftime("%Y-%m-%d %H:%M"), duration_text(visit.duration.total_seconds()),
+                      Text(printable(visit.world_name or visit.world_id or "?"), style="bold"),
+                      printable(kind), str(sum(not p.you for p in visit.people.values())),
+                      Text(printable(", ".join(notes)), style="yellow" if visit.open else "dim"))
+    console.print(table)
+    if met and top:
+        console.print()
+        people = Table(title="Most time with", title_justify="left", box=None,
+                       header_style="bold underline", pad_edge=False)
+        people.add_column("player", overflow="fold")
+        people.add_column("together", justify="right", no_wrap=True)
+        people.add_column("visits", justify="right", no_wrap=True)
+        for person in met[:top]:
+            people.add_row(printable(person["name"] or person["id"] or "?"),
+                           duration_text(person["overlap_s"]), str(person["visits"]))
+        console.print(people)

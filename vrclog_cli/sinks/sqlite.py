@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError, UsageError
-from ..events import Event
+from ..events import Event, EventSource
 from .state import Cursor, cursor_now, resume_point
 
 #: What marks a database as vrclog's, and its schema's version.
@@ -204,3 +205,43 @@ def _what(exc: sqlite3.Error) -> str:
     if "not a database" in text:
         return "not an SQLite database"
     return text
+
+
+def database_events(path: str | os.PathLike[str]) -> Iterator[Event]:
+    """The events a database holds, in log order (each file's lines in order, the files by
+    their first event's time), each with its source and id: what ``sessions`` folds.
+
+    Read-only (a run writing to it is not disturbed: WAL); a file that is not a vrclog
+    database is a DatabaseError, as for the writer."""
+    where = Path(path)
+    if not where.is_file():
+        raise DatabaseError(f"{where}: no such database")
+    try:
+        db = sqlite3.connect(f"{where.resolve().as_uri()}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"{where}: cannot open the database: {_what(exc)}") from None
+    try:
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            meta = dict(db.execute("SELECT key, value FROM vrclog_meta")) if "vrclog_meta" in tables else {}
+            if meta.get("schema") != SCHEMA:
+                raise DatabaseError(f"{where}: not a vrclog database (written by `vrclog parse --db`)")
+            rows = db.execute(_EVENTS_IN_LOG_ORDER)
+            for kind, stamp, name, user, world, world_name, instance, data, file, line, offset, \
+                    event_id in rows:
+                yield Event(kind, stamp, name, user, world, world_name, instance,
+                            json.loads(data) if data else None, EventSource(file, line, offset), event_id)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{where}: cannot read the database: {_what(exc)}") from None
+    finally:
+        db.close()
+
+
+# rowid orders a line's events as they were written (a line's events share its offset).
+_EVENTS_IN_LOG_ORDER = """
+SELECT type, timestamp, player_name, player_id, world_id, world_name, instance_id, data,
+       source_file, source_line, source_offset, id
+FROM events JOIN (SELECT source_file, MIN(timestamp) AS first FROM events GROUP BY source_file)
+     USING (source_file)
+ORDER BY first, source_file, source_offset, events.rowid
+"""

@@ -130,7 +130,8 @@ class State:
         self._pending.clear()
         document = {"format": FORMAT, "version": VERSION,
                     "sources": {source: asdict(cursor) for source, cursor in self.cursors.items()}}
-        _write_atomically(self.path, json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        write_atomically(self.path, (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode(),
+                         what="the state file")
 
 
 def _parse(path: str, text: str) -> dict[str, Cursor]:
@@ -162,11 +163,14 @@ def _parse(path: str, text: str) -> dict[str, Cursor]:
     return cursors
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, data: bytes, *, what: str) -> None:
+    """``data`` as the file ``path``, whole or not at all (a temporary file, fsync, rename):
+    a reader, or the next run after a crash, never sees half of it.  ``what`` names the
+    file in the OutputError."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -178,4 +182,4 @@ def _write_atomically(path: Path, text: str) -> None:
                 os.close(folder)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot save the state file: {exc.strerror}") from None
+        raise OutputError(f"{path}: cannot save {what}: {exc.strerror}") from None
