@@ -1,0 +1,165 @@
+"""`vrclog sessions` as a person runs it: real logs, files, pipes, a database and signals."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import SAMPLE_LOGS, VRCLOG_BIN, stdout_lines, vrclog
+
+SESSIONS = SAMPLE_LOGS / "sessions"
+UTC = {"TZ": "UTC0"}  # the expected times below are the logs' clocks read as UTC
+
+
+def visits_of(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def worlds(done: subprocess.CompletedProcess[str]) -> list[tuple[str, str]]:
+    return [(v["world_name"], v["start"][:16]) for v in visits_of(done)]
+
+
+ALL = [("Paper Crane's Home", "2025-11-28T21:40"), ("The Great Pug", "2025-11-28T22:05"),
+       ("Midnight Rooftop", "2025-11-29T00:41"), ("Moon Garden ☾", "2025-11-29T20:03"),
+       ("Harbour Tea House", "2025-11-29T20:50"), ("Harbour Tea House", "2025-11-30T19:00"),
+       ("Harbour Tea House", "2025-11-30T19:21")]
+
+
+def test_files_a_folder_and_stdin_give_the_same_visits(tmp_path: Path) -> None:
+    logs = sorted(SESSIONS.glob("output_log_*.txt"))
+    by_folder = vrclog("sessions", "--log-dir", SESSIONS, env=UTC)
+    by_files = vrclog("sessions", *logs, env=UTC)
+    assert by_folder.returncode == by_files.returncode == 0, by_folder.stderr
+    assert worlds(by_folder) == worlds(by_files) == ALL
+    # One stream on stdin: VRChat's login line tells where each log began.
+    piped = vrclog("sessions", stdin=b"".join(p.read_bytes() for p in logs), env=UTC)
+    assert worlds(piped) == ALL
+    assert [v["end_reason"] for v in visits_of(piped)] == [v["end_reason"] for v in visits_of(by_folder)]
+
+
+def test_since_and_until_keep_the_visits_that_overlap_them() -> None:
+    """A visit that began before --since is kept whole (its people, its start)."""
+    done = vrclog("sessions", "--log-dir", SESSIONS, "--since", "2025-11-28T23:00:00Z",
+                  "--until", "2025-11-29T20:10:00Z", env=UTC)
+    assert done.returncode == 0, done.stderr
+    assert worlds(done) == ALL[1:4]
+    assert visits_of(done)[0]["duration_s"] == 9300
+
+
+def test_type_filters_choose_the_events_folded() -> None:
+    done = vrclog("sessions", "--log-dir", SESSIONS, "--exclude-types", "player_join,player_left", env=UTC)
+    assert worlds(done) == ALL
+    assert all(v["players"] == [] for v in visits_of(done))
+
+
+def test_a_database_is_filled_once_then_read(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    first = vrclog("sessions", "--log-dir", SESSIONS, "--db", db, env=UTC)
+    again = vrclog("sessions", "--log-dir", SESSIONS, "--db", db, env=UTC)  # nothing new to read
+    only_db = vrclog("sessions", "--db", db, env=UTC)
+    assert first.returncode == again.returncode == only_db.returncode == 0, first.stderr + again.stderr
+    assert worlds(first) == worlds(again) == worlds(only_db) == ALL
+    assert visits_of(only_db) == visits_of(vrclog("sessions", "--log-dir", SESSIONS, env=UTC))
+    with sqlite3.connect(db) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM events").fetchone()
+    parsed = vrclog("parse", "--log-dir", SESSIONS)
+    assert count == len(parsed.stdout.splitlines())  # each event once
+
+
+def test_a_database_that_is_not_vrclogs_is_one_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+    done = vrclog("sessions", "--db", db)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [f"vrclog: error: {db}: not a vrclog database "
+                                                "(written by `vrclog parse --db`)"]
+
+
+def test_state_is_refused_with_the_database_as_the_way(tmp_path: Path) -> None:
+    done = vrclog("sessions", "--log-dir", SESSIONS, "--state", tmp_path / "s.json")
+    assert done.returncode == 2 and "--db PATH" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_output_naming_an_input_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    log = tmp_path / "output_log_2025-11-28_21-40-12.txt"
+    shutil.copy(SESSIONS / log.name, log)
+    before = log.read_bytes()
+    done = vrclog("sessions", log, "--format", "html", "-o", log)
+    assert done.returncode == 2 and "--output: is the input" in done.stderr, done.stderr
+    assert log.read_bytes() == before
+
+
+def test_html_and_jsonl_files_are_written_whole(tmp_path: Path) -> None:
+    page, lines = tmp_path / "visits.html", tmp_path / "visits.jsonl"
+    assert vrclog("sessions", "--log-dir", SESSIONS, "--format", "html", "-o", page).returncode == 0
+    assert vrclog("sessions", "--log-dir", SESSIONS, "-o", lines, env=UTC).returncode == 0
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "Harbour Tea House" in text
+    assert "http-equiv=\"Content-Security-Policy\"" in text and "default-src 'none'" in text
+    written = [json.loads(line) for line in lines.read_text(encoding="utf-8").splitlines()]
+    assert [(v["world_name"], v["start"][:16]) for v in written] == ALL
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_pretty_output_is_a_table_with_the_people_met_and_no_escapes_from_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "output_log_2025-12-01_10-00-00.txt"
+    header = "2025.12.01 10:00:{:02d} Debug      -  "
+    log.write_text("\n".join([
+        header.format(1) + "[Behaviour] Joining wrld_4432ea9b-729c-46e3-8eaf-846aa0a37fdd:1~region(jp)",
+        header.format(2) + "[Behaviour] Entering Room: Evil \x1b]0;pwned\x07\x1b[2J World",
+        header.format(3) + "[Behaviour] OnPlayerJoined Sneaky\x1b[31m (usr_8f1e2d3c-4b5a-6978-8a9b-"
+                           "0c1d2e3f4a5b)",
+        header.format(9) + "[Behaviour] OnLeftRoom"]) + "\n", encoding="utf-8")
+    done = vrclog("sessions", log, "--format", "pretty")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    assert "Evil" in done.stdout and "Most time with" in done.stdout and "Sneaky" in done.stdout
+    assert "1 visit" in done.stdout
+
+
+def test_a_damaged_log_is_named_and_the_other_logs_visits_are_still_written(tmp_path: Path) -> None:
+    folder = tmp_path / "logs"
+    shutil.copytree(SESSIONS, folder)
+    broken = folder / "output_log_2025-11-29_20-02-55.txt"
+    data = gzip.compress(broken.read_bytes())
+    broken.unlink()
+    gz = folder / "output_log_2025-11-29_20-02-55.txt.gz"
+    gz.write_bytes(data[: len(data) // 2])  # cut short: not a whole gzip stream
+    done = vrclog("sessions", *sorted(folder.iterdir()), env=UTC)
+    assert done.returncode == 2
+    assert gz.name in done.stderr
+    # Every visit of the other two logs; of the broken one, what was read before its cut.
+    got = worlds(done)
+    assert got[:3] == ALL[:3] and got[-2:] == ALL[-2:] and len(got) <= len(ALL)
+    assert visits_of(done)[3]["open"] is (len(got) == 6)  # a visit cut off by the damage is open
+
+
+@pytest.mark.posix
+def test_ctrl_c_writes_the_visits_folded_so_far_and_exits_130() -> None:
+    """Visits go out as they end; Ctrl-C ends the log where it is: the visit still going is
+    written as open, then the exit code says the run was interrupted."""
+    proc = subprocess.Popen([VRCLOG_BIN, "sessions", "--format", "jsonl"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **UTC})
+    assert proc.stdin is not None
+    proc.stdin.write((SESSIONS / "output_log_2025-11-28_21-40-12.txt").read_bytes())
+    proc.stdin.flush()  # left open: the run waits for more
+    first = stdout_lines(proc, 2)  # the two visits that later joins ended
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    visits = [json.loads(line) for line in (first + rest).splitlines()]
+    assert [(v["world_name"], v["end_reason"]) for v in visits] == [
+        ("Paper Crane's Home", "world_leave"), ("The Great Pug", "world_leave"),
+        ("Midnight Rooftop", "app_quit")]
+    assert b"interrupted" in err
