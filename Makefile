@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint plugins bench stress soak clean install dev plugin-template wheels-check
+.PHONY: browser screenshot demo test lint plugins bench stress soak clean install dev plugin-template wheels-check
 
 # What running needs (72 MB), for `make demo` and `make install`; the dev tools
 # (pytest, mypy, ruff and the 411 MB zig toolchain the tests build plugins with)
@@ -43,12 +43,28 @@ demo: install
 	$(BIN)/vrclog parse --plugin sample_plugins/vrpoker.wasm sample_logs/vrpoker.log
 
 ## Runs lint, type checks and the whole test suite (what CI runs).
-test: dev
+test: dev browser
 	$(BIN)/ruff check vrclog_cli tests benchmarks
 	$(BIN)/mypy vrclog_cli tests benchmarks
 	$(BIN)/mypy --platform win32 vrclog_cli
 	$(BIN)/mypy --platform darwin vrclog_cli
 	$(BIN)/python -m pytest -q
+
+# A Chromium for the sessions page's browser tests (tests/test_page.py): Debian's, installed
+# here when it is missing and this is root on Debian (~20 s). Elsewhere the tests skip with
+# the reason, unless VRCLOG_REQUIRE_BROWSER=1 (.ci/run) makes a missing browser a failure.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 \
+	  || command -v google-chrome >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the page's browser tests"; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  else echo "note: no Chromium: tests/test_page.py will skip (Debian: sudo apt-get install chromium)"; fi; }
+
+## The README's picture of the sessions page (Chromium; CJK names need fonts-noto-cjk).
+screenshot: dev browser
+	$(BIN)/python -m tests.test_page docs/sessions-page.png
 
 # The package type-checked as Windows and macOS see it too: what cannot run there shows.
 lint: dev

@@ -310,6 +310,8 @@ def _record(visit: Visit, kind: str, when: datetime, fields: dict[str, Any], ins
     else:
         key = NOTABLE[kind]
         detail = fields.get(key) if key in fields else data.get(key)
+        if kind == "instance_reset" and detail is not None:
+            detail = f"in {detail} minutes"
         visit.notable.append({"timestamp": when.isoformat(), "type": kind, "detail": detail})
 
 
