@@ -35,12 +35,13 @@ $(VENV)/.bench: $(BIN)/vrclog
 install: $(BIN)/vrclog
 dev: $(VENV)/.dev
 
-## The built-in parser over a VRChat log with every event type, then the VRPoker
-## sample plugin over its sample log.
+## The built-in parser over a VRChat log with every event type, the VRPoker sample
+## plugin over its sample log, then the visits of three sample logs (vrclog sessions).
 demo: install
 	@$(BIN)/python -m compileall -q vrclog_cli  # what changed since the install
 	$(BIN)/vrclog parse --format pretty sample_logs/vrchat.log
 	$(BIN)/vrclog parse --plugin sample_plugins/vrpoker.wasm sample_logs/vrpoker.log
+	$(BIN)/vrclog sessions --format pretty --log-dir sample_logs/sessions
 
 ## Runs lint, type checks and the whole test suite (what CI runs).
 test: dev browser

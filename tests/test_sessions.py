@@ -297,3 +297,41 @@ def test_the_sample_folder_through_the_library() -> None:
     assert [(g[0], g[1][11:], g[2][11:], *g[3:]) for g in got] == \
         [(s[0], s[1][11:], s[2][11:], *s[3:]) for s in SAMPLE_VISITS]
     assert [(p["name"], p["overlap_s"], p["visits"]) for p in people_met(visits)] == SAMPLE_PEOPLE
+
+
+def test_a_dask_bags_records_fold_into_the_same_visits() -> None:
+    """parse_bag's records name their file ("source"): one partition per log, as read_text makes."""
+    dask_bag = pytest.importorskip("dask.bag")
+    from vrclog_cli.dask import events_of, parse_bag
+
+    logs = sorted((SAMPLE_LOGS / "sessions").glob("output_log_*.txt"))
+    lines = dask_bag.read_text([str(p) for p in logs], include_path=True)
+    records = events_of(parse_bag(lines)).compute(scheduler="sync")
+    expected = [v.to_dict() for v in sessions(parse_files(logs, provenance=True))]
+    got = [v.to_dict() for v in sessions(records)]
+    assert [(v["world_name"], v["start"], v["end_reason"]) for v in got] == \
+        [(v["world_name"], v["start"], v["end_reason"]) for v in expected]
+    assert [v["players"] for v in got] == [v["players"] for v in expected]
+
+
+#: sample_logs/eras/, one visit each, timed by hand as VRCX's game log times them: a location
+#: from its `Joining` line to the next location, OnLeftRoom or quit; a player from their join
+#: to their leave or the location's end.  (world, seconds, why it ended, {player: seconds}).
+ERA_VISITS = {
+    "2020-sdk2.log": ("Harbour Tea House", 534, "world_leave",  # 20:01:05 to 20:09:59
+                      {"Mika the Otter": 530, "小鳥 (Kotori)": 289}),
+    "2021-2022.log": ("Ｍｏｏｎ Garden ☾", 724, "app_quit",  # no OnLeftRoom: the quit at 12:15:00
+                      {"Mika the Otter": 719, "Captain [Bracket] (Hook)": 460}),
+    "2023-2024.log": ("Pier 39 ~ Night", 662, "world_leave",  # a line at 13:37:69 is no time at all
+                      {"Mika the Otter": 656, "Ünïcødé Ñame ★": 441}),
+    "2025.log": ("夜の図書館 (Night Library)", 278, "world_leave",  # the leave after OnLeftRoom is none
+                 {"Mika the Otter": 273, "A (B) C": 248}),
+}
+
+
+@pytest.mark.parametrize("era", sorted(ERA_VISITS))
+def test_every_era_of_vrchats_log_gives_the_visit_vrcx_would_time(era: str) -> None:
+    [visit] = [v.to_dict() for v in sessions(parse_files([SAMPLE_LOGS / "eras" / era], provenance=True))]
+    world, seconds, reason, people = ERA_VISITS[era]
+    assert (visit["world_name"], visit["duration_s"], visit["end_reason"]) == (world, seconds, reason)
+    assert {p["name"]: p["overlap_s"] for p in visit["players"]} == people

@@ -163,3 +163,17 @@ def test_ctrl_c_writes_the_visits_folded_so_far_and_exits_130() -> None:
         ("Paper Crane's Home", "world_leave"), ("The Great Pug", "world_leave"),
         ("Midnight Rooftop", "app_quit")]
     assert b"interrupted" in err
+
+
+def test_the_readmes_table_is_what_the_command_prints() -> None:
+    readme = (SAMPLE_LOGS.parent / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("    $ vrclog sessions --log-dir sample_logs/sessions\n"):]
+    shown = []
+    for line in block.splitlines()[1:]:
+        if line and not line.startswith("    "):
+            break
+        shown.append(line[4:])
+    done = vrclog("sessions", "--log-dir", "sample_logs/sessions", "--format", "pretty",
+                  cwd=SAMPLE_LOGS.parent, env={**UTC, "COLUMNS": "100"})
+    printed = [line.rstrip() for line in done.stdout.rstrip("\n").splitlines()]
+    assert printed == [line.rstrip() for line in "\n".join(shown).rstrip("\n").splitlines()]
