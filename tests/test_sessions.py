@@ -306,7 +306,7 @@ def test_a_dask_bags_records_fold_into_the_same_visits() -> None:
 
     logs = sorted((SAMPLE_LOGS / "sessions").glob("output_log_*.txt"))
     lines = dask_bag.read_text([str(p) for p in logs], include_path=True)
-    records = events_of(parse_bag(lines)).compute(scheduler="sync")
+    records = events_of(parse_bag(lines)).compute(scheduler="sync")  # type: ignore[no-untyped-call]
     expected = [v.to_dict() for v in sessions(parse_files(logs, provenance=True))]
     got = [v.to_dict() for v in sessions(records)]
     assert [(v["world_name"], v["start"], v["end_reason"]) for v in got] == \
