@@ -392,6 +392,60 @@ def provenance_table(log: Path, lines: int) -> Table:
     return table
 
 
+def sessions_table(log: Path, lines: int) -> Table:
+    """#33's target: `vrclog sessions` (the built-in parser's events folded into visits)
+    against `vrclog parse` of the same log; whole processes alternating, median.  Then the
+    page of a month of visits (3 000) in headless Chromium, where there is one."""
+    table = Table(title=f"sessions on {lines:,} lines, median of {RATIO_ROUNDS} alternating runs")
+    for col in ("run", "seconds", "ratio", "target"):
+        table.add_column(col)
+    parse, fold = [], []
+    for _ in range(RATIO_ROUNDS):
+        parse.append(run(vrclog(None, log)).seconds)
+        done = run([VRCLOG, "sessions", "--format", "jsonl", str(log)])
+        assert done.returncode == 0
+        fold.append(done.seconds)
+    ratio = statistics.median(fold) / statistics.median(parse)
+    table.add_row("vrclog parse (built-in parser)", f"{statistics.median(parse):.3f}", "", "")
+    table.add_row("vrclog sessions --format jsonl", f"{statistics.median(fold):.3f}", f"{ratio:.2f}x parse",
+                  "≤ 1.5x " + ("[green]met[/]" if ratio <= 1.5 else "[red]not met[/]"))
+    try:
+        from playwright.sync_api import sync_playwright
+
+        from tests.browser import CHROMIUM_ARGS, chromium_path, month_of_visits
+        from vrclog_cli import visits_page
+    except ImportError as exc:
+        table.add_row(f"the page of 3 000 visits: not measured ({exc})", "", "", "")
+        return table
+    executable = chromium_path()
+    if executable is None:
+        table.add_row("the page of 3 000 visits: not measured (no Chromium)", "", "", "")
+        return table
+    page_file = CACHE / "month.html"
+    page_file.write_text(visits_page(month_of_visits(3000)), encoding="utf-8")
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        loads, searches = [], []
+        for _ in range(RATIO_ROUNDS):
+            page = browser.new_page()
+            start = time.perf_counter()
+            page.goto(page_file.resolve().as_uri())
+            page.wait_for_selector("#count:not(:empty)")
+            loads.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            page.fill("#search", "player399")
+            page.wait_for_function("() => document.getElementById('count').dataset.query === 'player399'")
+            searches.append(time.perf_counter() - start)
+            page.close()
+        browser.close()
+    size = page_file.stat().st_size / 1e6
+    table.add_row(f"the page of 3 000 visits ({size:.1f} MB): open to drawn",
+                  f"{statistics.median(loads):.3f}", "", "usable: under a second")
+    table.add_row("… one search (typed to list narrowed, debounce 120 ms included)",
+                  f"{statistics.median(searches):.3f}", "", "")
+    return table
+
+
 def builtin_table(log: Path, lines: int) -> Table:
     """#17's target: the built-in parser (all its types) against a bare Python loop that only
     reads and decodes the same file; both whole processes, alternating, median."""
@@ -548,6 +602,7 @@ def main() -> None:
     console.print(prefilter_table(log200k, lines200k))
     console.print(builtin_table(log200k, lines200k))
     console.print(provenance_table(log200k, lines200k))
+    console.print(sessions_table(log200k, lines200k))
     console.print(components_table(log200k, lines200k))
     console.print(long_line_table())
 

@@ -9,34 +9,20 @@ the README's screenshot.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.browser import CHROMIUM_ARGS, chromium_path, month_of_visits
 from tests.conftest import SAMPLE_LOGS, vrclog
-from vrclog_cli import Visit, visits_page
-from vrclog_cli.vrchat.sessions import Person
+from vrclog_cli import visits_page
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Dialog, Page
-
-#: Chromium's flags for a closed network and no first-run work (the machine's notes).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def chromium_path() -> str | None:
-    for name in (os.environ.get("VRCLOG_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if name and (found := shutil.which(name)):
-            return found
-    return None
-
 
 def missing(why: str) -> None:
     if os.environ.get("VRCLOG_REQUIRE_BROWSER") == "1":
@@ -166,27 +152,6 @@ def test_names_from_a_log_are_text_never_markup(open_page: Any, tmp_path: Path) 
     assert page.locator(".body a").count() == 0  # a javascript: URL is shown, never linked
     assert page.locator("img, b").count() == 0
     assert opened.console == [] and opened.requests == []
-
-
-def month_of_visits(count: int) -> list[Visit]:
-    """``count`` visits over 30 days, ten people each, a video in every third."""
-    start = datetime(2025, 11, 1, 0, 0, tzinfo=timezone(timedelta(hours=9)))
-    visits = []
-    for i in range(count):
-        begin = start + timedelta(minutes=i * 30 * 24 * 60 // count)
-        end = begin + timedelta(minutes=12)
-        visit = Visit(begin, world_id=f"wrld_{i % 97:08d}", world_name=f"World {i % 97}",
-                      instance_id=f"{i}~region(jp)", instance_type="public", region="jp",
-                      end=end, end_reason="next_join")
-        for p in range(10):
-            who = (i + p) % 400
-            visit.people[f"usr_{who}"] = Person(f"Player{who:03d}", f"usr_{who}",
-                                                [(begin + timedelta(seconds=p), None)])
-        if i % 3 == 0:
-            visit.videos.append({"timestamp": begin.isoformat(), "url": f"https://v.example/{i}",
-                                 "requested_by": None})
-        visits.append(visit)
-    return visits
 
 
 def test_a_month_of_visits_loads_and_searches(open_page: Any, tmp_path: Path) -> None:
