@@ -177,3 +177,50 @@ def test_the_readmes_table_is_what_the_command_prints() -> None:
                   cwd=SAMPLE_LOGS.parent, env={**UTC, "COLUMNS": "100"})
     printed = [line.rstrip() for line in done.stdout.rstrip("\n").splitlines()]
     assert printed == [line.rstrip() for line in "\n".join(shown).rstrip("\n").splitlines()]
+
+
+def on_a_terminal(*args: str | Path) -> tuple[int, str]:
+    """`vrclog ARGS` with stdout and stderr on a pty: (exit code, what the screen got)."""
+    import pty
+    import re
+    import time
+
+    from tests.test_terminal import read_pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([VRCLOG_BIN, *map(str, args)], stdout=slave, stderr=slave,
+                            stdin=subprocess.DEVNULL, env={**os.environ, **UTC, "COLUMNS": "120"})
+    os.close(slave)
+    screen = read_pty(master, time.monotonic() + 60).decode(errors="replace")
+    proc.wait(60)
+    os.close(master)
+    return proc.returncode, re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", screen)
+
+
+@pytest.mark.posix
+def test_on_a_terminal_visits_are_a_table_and_a_page_needs_a_file() -> None:
+    code, screen = on_a_terminal("sessions", "--log-dir", SESSIONS, "--no-progress")
+    assert code == 0 and "7 visits" in screen and "Most time with" in screen and '"start"' not in screen
+    code, screen = on_a_terminal("sessions", "--log-dir", SESSIONS, "--format", "html")
+    assert code == 2 and "give -o FILE" in screen and "<html" not in screen
+
+
+@pytest.mark.posix
+def test_a_log_across_the_end_of_summer_time_counts_the_repeated_hour(tmp_path: Path) -> None:
+    """Europe/Berlin, 2025-10-26: 02:00-02:59 happens twice.  Joined at 02:30 (summer time),
+    left at 02:40 in the repeat: 70 minutes, as the parser and the fold read the log."""
+    log = tmp_path / "output_log_2025-10-26_02-29-00.txt"
+    header = "2025.10.26 {} Debug      -  [Behaviour] "
+    owl = "Night Owl (usr_8f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b)"
+    log.write_text("\n".join([
+        header.format("02:30:00") + "Joining wrld_4432ea9b-729c-46e3-8eaf-846aa0a37fdd:1~region(eu)",
+        header.format("02:30:04") + "Entering Room: Clock Tower",
+        header.format("02:50:00") + f"OnPlayerJoined {owl}",
+        header.format("02:10:00") + f"OnPlayerLeft {owl}",
+        header.format("02:40:00") + "OnLeftRoom"]) + "\n", encoding="utf-8")
+    done = vrclog("sessions", log, env={"TZ": "Europe/Berlin"})
+    assert done.returncode == 0, done.stderr
+    [visit] = visits_of(done)
+    assert (visit["start"], visit["end"], visit["duration_s"]) == (
+        "2025-10-26T02:30:00+02:00", "2025-10-26T02:40:00+01:00", 70 * 60)
+    assert [(p["name"], p["overlap_s"]) for p in visit["players"]] == [("Night Owl", 20 * 60)]
