@@ -528,8 +528,8 @@ def run_parse(options: ParseOptions, view: View, writer: EventWriter | None = No
 
 
 #: parse's options that sessions takes as they are (the same objects, as tail's).
-FOR_SESSIONS = ("jobs", "workers", "include_types", "exclude_types", "since", "until", "log_dir", "state",
-                "progress", "quiet", "verbose", "debug", "stats")
+FOR_SESSIONS = ("jobs", "workers", "include_types", "exclude_types", "log_dir", "progress", "quiet", "debug",
+                "stats")
 
 
 @cli.command(short_help="Visits: where you were in VRChat, how long, with whom.")
@@ -545,6 +545,10 @@ FOR_SESSIONS = ("jobs", "workers", "include_types", "exclude_types", "since", "u
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
               help="People listed under 'Most time with' (pretty).")
 @click.option("--title", default="VRChat visits", show_default=True, help="The HTML page's title.")
+@click.option("--since", metavar="TIME", help="Only visits that end at or after this RFC 3339 time.")
+@click.option("--until", metavar="TIME", help="Only visits that start at or before this RFC 3339 time.")
+# Not parse's --state (nor its VRCLOG_STATE): given here, it is refused with the way that works.
+@click.option("--state", metavar="FILE", hidden=True)
 def sessions(files: tuple[str, ...], fmt: str | None, output: str, db: str | None, top: int, title: str,
              **opts: Any) -> None:
     """Fold VRChat logs (FILEs, --log-dir, piped stdin, or the VRChat log folder)
@@ -574,7 +578,7 @@ def sessions(files: tuple[str, ...], fmt: str | None, output: str, db: str | Non
     # JSON Lines to stdout go out as each visit ends; anything else is written once all are folded.
     stream = sys.stdout.buffer if fmt == "jsonl" and to_stdout and sys.stdout is not None else None
     writer = VisitWriter(stream, since=chosen.since, until=chosen.until)
-    view = View(progress=opts["progress"], verbose=opts["verbose"], quiet=opts["quiet"], stats=opts["stats"])
+    view = View(progress=opts["progress"], quiet=opts["quiet"], stats=opts["stats"])
     extra = () if to_stdout else (("--output", output),)
     code = 0
     if db is None or files or opts["log_dir"]:
