@@ -125,10 +125,18 @@ def test_a_new_login_in_one_stream_of_events_is_a_new_run_of_vrchat() -> None:
     events = [Event("user_authenticated", at("20:59:00"), player_name=ME[0], player_id=ME[1]),
               *join("21:00:00"), Event("screenshot", at("21:03:00"), data={"path": "a.png"}),
               Event("user_authenticated", at("22:00:00"), player_name=ME[0], player_id=ME[1]),
-              *join("22:01:00", name="B"), Event("app_quit", at("22:02:00"))]
-    assert [brief(v) for v in fold(events)] == [
+              Event("osc_failed", at("22:00:01")),
+              Event("join_failed", at("22:00:30"), data={"reason": "full"}),  # the new run's
+              *join("22:01:00", name="B"), Event("app_quit", at("22:02:00")),
+              Event("user_authenticated", at("23:00:00"), player_name=ME[0], player_id=ME[1]),
+              Event("join_failed", at("23:00:30"), data={"reason": "closed"}),  # not B's: a new run
+              *join("23:01:00", name="C"), Event("world_leave", at("23:02:00"))]
+    visits = fold(events)
+    assert [brief(v) for v in visits] == [
         ("A", "21:00:00", "21:03:00", 180, "end_of_log", True),
-        ("B", "22:01:00", "22:02:00", 60, "app_quit", False)]
+        ("B", "22:01:00", "22:02:00", 60, "app_quit", False),
+        ("C", "23:01:00", "23:02:00", 60, "world_leave", False)]
+    assert [[n["detail"] for n in v["notable"]] for v in visits] == [[], ["full"], ["closed"]]
 
 
 def test_vrchat_2020_names_the_world_before_the_instance_and_twice() -> None:

@@ -168,8 +168,8 @@ class VisitFolder:
             return done
         when = _instant(stamp, fold.last)
         if kind == "user_authenticated":
-            if fold.current is not None:  # VRChat started again in the same stream: the log ended
-                done += self._end_log()
+            if fold.current is not None or fold.previous is not None:  # VRChat started again in
+                done += self._end_log()                                   # one stream: a log ended
             fold.you_id, fold.you_name = fields.get("player_id"), fields.get("player_name")
         fold.last = when if fold.last is None else max(fold.last, when)
         if kind == "world_join":
