@@ -154,6 +154,18 @@ def test_names_from_a_log_are_text_never_markup(open_page: Any, tmp_path: Path) 
     assert opened.console == [] and opened.requests == []
 
 
+def test_no_visits_is_a_page_that_says_so(open_page: Any, tmp_path: Path) -> None:
+    log = tmp_path / "empty.log"
+    log.write_bytes(b"")
+    page_file = tmp_path / "empty.html"
+    assert vrclog("sessions", log, "--format", "html", "-o", page_file).returncode == 0
+    opened: Opened = open_page(page_file)
+    assert opened.page.inner_text("#count") == "0 visits" and opened.shown() == 0
+    assert opened.page.inner_text("#people") == "nobody yet"
+    opened.search("anything")
+    assert opened.console == [] and opened.requests == []
+
+
 def test_a_month_of_visits_loads_and_searches(open_page: Any, tmp_path: Path) -> None:
     """3 000 visits (a month of heavy play): drawn, counted, searched; details drawn when opened."""
     page_file = tmp_path / "month.html"

@@ -381,6 +381,9 @@ def print_visits(console: Console, visits: Sequence[Visit], met: Sequence[dict[s
     from rich.table import Table
     from rich.text import Text
 
+    if not visits:
+        console.print("no visits: these logs have no world joins", style="dim", highlight=False)
+        return
     table = Table(title=plural(len(visits), "visit"), title_justify="left", box=None,
                   header_style="bold underline", pad_edge=False)
     for name, justify, least in (("start", "left", 0), ("time", "right", 0), ("world", "left", 16),
