@@ -175,8 +175,8 @@ def _run(batches: Iterable[Lines], runtime: Runtime | None, parsers: list[Parser
                         yield batch.source, where, event
                 else:
                     yield from outcome.events
-            if cursor is not None and batch.end is not None and outcomes.done == len(batch.texts):
-                cursor.advance(batch.source, batch.end, batch.first + outcomes.done - 1)
+            if cursor is not None and (point := batch.resume_point(outcomes.done)) is not None:
+                cursor.advance(batch.source, *point)
                 if time.perf_counter() - saved >= STATE_SAVE_S:
                     cursor.save()
                     saved = time.perf_counter()

@@ -423,8 +423,8 @@ class ParseRun:
                 if errors:
                     self._report_errors(batch, outcome)
             counted = outcomes.done
-            if self._state is not None and batch.end is not None and counted == len(batch.texts):
-                self._state.advance(batch.source, batch.end, batch.first + counted - 1)
+            if self._state is not None and (point := batch.resume_point(counted)) is not None:
+                self._state.advance(batch.source, *point)
         finally:
             stats.lines += counted
 

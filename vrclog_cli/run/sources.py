@@ -68,6 +68,13 @@ class Lines:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def resume_point(self, done: int) -> tuple[int, int] | None:
+        """(offset, line) a cursor moves to once the first ``done`` lines are written: the
+        batch's end, when all of them are and it ends a chunk (``end``); else None."""
+        if self.end is None or done != len(self.texts):
+            return None
+        return self.end, self.first + done - 1
+
     def line(self, index: int) -> Line:
         big = self.too_large.get(index, 0) if self.too_large else 0
         offset = self.offsets[index] if self.offsets is not None else None
