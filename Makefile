@@ -27,9 +27,10 @@ $(VENV)/.plugins: $(BIN)/vrclog
 	$(BIN)/python -m pip install --quiet -e '.[plugins]'
 	@touch $@
 
-# Dask, for the benchmarks' cluster row (a fresh clone's `make bench` failed there).
+# Dask, for the benchmarks' cluster row (a fresh clone's `make bench` failed there), and
+# Playwright for the sessions page's row (a fresh clone's run could not measure it).
 $(VENV)/.bench: $(BIN)/vrclog
-	$(BIN)/python -m pip install --quiet -e '.[dask]'
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	@touch $@
 
 install: $(BIN)/vrclog
@@ -82,7 +83,7 @@ plugins: $(VENV)/.plugins
 	$(MAKE) -B -C sample_plugins/js VRCLOG=$(abspath $(BIN)/vrclog)
 
 ## Benchmarks: throughput, ratios vs a plain wasmtime-py host, memory, Ctrl-C.
-bench: $(VENV)/.bench
+bench: $(VENV)/.bench browser
 	@# Byte-compiled, as an installed vrclog is (pip compiles a wheel's modules; an editable
 	@# install leaves it to the first run, and PYTHONDONTWRITEBYTECODE=1 forbids that):
 	@# otherwise compiling 28 modules adds ~37 ms to every measured start-up.

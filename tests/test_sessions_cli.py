@@ -147,21 +147,22 @@ def test_a_damaged_log_is_named_and_the_other_logs_visits_are_still_written(tmp_
 
 @pytest.mark.posix
 def test_ctrl_c_writes_the_visits_folded_so_far_and_exits_130() -> None:
-    """Visits go out as they end; Ctrl-C ends the log where it is: the visit still going is
-    written as open, then the exit code says the run was interrupted."""
+    """Visits go out as they end; Ctrl-C ends the log where the reading stopped: the visit
+    still going is written, open, then the exit code says the run was interrupted."""
     proc = subprocess.Popen([VRCLOG_BIN, "sessions", "--format", "jsonl"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **UTC})
     assert proc.stdin is not None
-    proc.stdin.write((SESSIONS / "output_log_2025-11-28_21-40-12.txt").read_bytes())
+    log = (SESSIONS / "output_log_2025-11-28_21-40-12.txt").read_bytes()
+    proc.stdin.write(log[:log.index(b"2025.11.28 23:45:00")])  # in the Pug, before Night Owl is back
     proc.stdin.flush()  # left open: the run waits for more
-    first = stdout_lines(proc, 2)  # the two visits that later joins ended
+    first = stdout_lines(proc, 1)  # the visit that the Pug's join ended
     proc.send_signal(signal.SIGINT)
     rest, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     visits = [json.loads(line) for line in (first + rest).splitlines()]
-    assert [(v["world_name"], v["end_reason"]) for v in visits] == [
-        ("Paper Crane's Home", "world_leave"), ("The Great Pug", "world_leave"),
-        ("Midnight Rooftop", "app_quit")]
+    assert [(v["world_name"], v["end_reason"], v["open"], v["end"][11:19]) for v in visits] == [
+        ("Paper Crane's Home", "world_leave", False, "21:58:40"),
+        ("The Great Pug", "end_of_log", True, "23:30:00")]  # its last event read: Night Owl's leave
     assert b"interrupted" in err
 
 
