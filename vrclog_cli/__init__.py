@@ -34,7 +34,7 @@ _EXPORTS = {
     # VRChat visits (`vrclog sessions`): events folded, written, drawn as a page
     "sessions": "vrchat.sessions", "Visit": "vrchat.sessions", "VisitFolder": "vrchat.sessions",
     "people_met": "vrchat.sessions", "VisitWriter": "sinks.visits",
-    "save_visits": "sinks.visits", "visits_page": "vrchat.page",
+    "save_visits": "sinks.visits", "visits_bytes": "sinks.visits", "visits_page": "vrchat.page",
     "RunStats": "run.stats",
     # CI reports of a run's findings
     "Finding": "sinks.reports", "ReportSpec": "sinks.reports", "Reports": "sinks.reports",
@@ -128,6 +128,7 @@ __all__ = [
     "split_types",
     "stop_signals",
     "take_early_stops",
+    "visits_bytes",
     "visits_page",
     "wasmtime_version",
 ]
@@ -169,7 +170,7 @@ if TYPE_CHECKING:
     from .sinks.reports import Finding, Reports, ReportSpec, RunOutcome, parse_report_spec, partial_reason
     from .sinks.sqlite import SqliteWriter, database_events
     from .sinks.state import State, StateError
-    from .sinks.visits import VisitWriter, save_visits
+    from .sinks.visits import VisitWriter, save_visits, visits_bytes
     from .sinks.writer import EventWriter, JsonLinesWriter, PrettyWriter
     from .stops import take_early_stops
     from .vrchat.builtin import BuiltinParser

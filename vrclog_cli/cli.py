@@ -602,9 +602,9 @@ def sessions(files: tuple[str, ...], fmt: str | None, output: str, db: str | Non
     if not to_stdout:
         save_visits(output, visits, fmt, title=title)
     elif fmt == "html":
-        from . import visits_page
+        from . import visits_bytes
 
-        sys.stdout.buffer.write(visits_page(visits, title=title).encode("utf-8", "replace"))
+        sys.stdout.buffer.write(visits_bytes(visits, "html", title=title))
         sys.stdout.flush()
     elif fmt == "pretty":
         print_visits(make_console(highlight=False), visits, people_met(visits), top=top)

@@ -86,14 +86,17 @@ class VisitWriter:
         return self.out is not None and reader_gone(self.out)
 
 
+def visits_bytes(visits: Sequence[Visit], fmt: str, *, title: str = "VRChat visits") -> bytes:
+    """The visits as JSON Lines (``jsonl``) or the page (``html``), in UTF-8."""
+    if fmt == "html":
+        return visits_page(visits, title=title).encode("utf-8", "replace")
+    if fmt == "jsonl":
+        return line_safe_bytes(b"".join(visit_line(v) + b"\n" for v in visits))
+    raise ValueError(f"no such visits format: {fmt!r}")
+
+
 def save_visits(path: str | os.PathLike[str], visits: Sequence[Visit], fmt: str, *,
                 title: str = "VRChat visits") -> None:
-    """The visits as a file: JSON Lines (``jsonl``) or the page (``html``), written whole
-    or not at all (an earlier page stays until the new one is complete)."""
-    if fmt == "html":
-        data = visits_page(visits, title=title).encode("utf-8", "replace")
-    elif fmt == "jsonl":
-        data = line_safe_bytes(b"".join(visit_line(v) + b"\n" for v in visits))
-    else:
-        raise ValueError(f"no such visits format: {fmt!r}")
-    write_atomically(Path(path), data, what="the visits")
+    """``visits_bytes`` as a file, written whole or not at all (an earlier page stays until
+    the new one is complete)."""
+    write_atomically(Path(path), visits_bytes(visits, fmt, title=title), what="the visits")
