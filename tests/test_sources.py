@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from vrclog_cli.run.sources import UNKNOWN_OFFSET, CorruptGzip, Decoder, LineSplitter, PrefixesAt
-from vrclog_cli.vrchat.builtin import RAW_PREFIXES_AT, BuiltinParser
+from vrclog_cli.run.sources import UNKNOWN_OFFSET, CorruptGzip, Decoder, LineFinder, LineSplitter
+from vrclog_cli.vrchat.builtin import RAW_LINE_FINDER, BuiltinParser
 
 
 def inflate(data: bytes, step: int) -> bytes:
@@ -107,8 +107,8 @@ def test_splitter_keeps_at_most_the_cap_of_a_long_line() -> None:
 
 
 def split_all(data: bytes, step: int, cap: int, needles: tuple[bytes, ...] | None,
-              prefixes_at: PrefixesAt | None = None) -> list[tuple[int, str, int]]:
-    splitter = LineSplitter("x", cap, needles, prefixes_at)
+              finder: LineFinder | None = None) -> list[tuple[int, str, int]]:
+    splitter = LineSplitter("x", cap, needles, finder)
     batches = [splitter.feed(data[i:i + step]) for i in range(0, len(data), step)]
     batches.append(splitter.finish())
     return [(line.number, line.text, line.too_large) for b in batches if b is not None for line in b]
@@ -157,7 +157,7 @@ def test_prefixed_split_keeps_every_line_the_builtin_parser_can_use(
     finds the same events in what is decoded as in the plain text."""
     data = b"".join(parts)
     plain = split_all(data, step, cap, None)
-    prefixed = split_all(data, step, cap, None, RAW_PREFIXES_AT)
+    prefixed = split_all(data, step, cap, None, RAW_LINE_FINDER)
     assert [(n, big) for n, _, big in prefixed] == [(n, big) for n, _, big in plain]
     parser = BuiltinParser()
     for (_, fast, _), (_, text, _) in zip(prefixed, plain, strict=True):
@@ -241,8 +241,8 @@ def test_a_file_truncated_while_it_is_read_is_a_warning_and_no_half_line(tmp_pat
 
 
 def split_offsets(data: bytes, step: int, cap: int, needles: tuple[bytes, ...] | None,
-                  prefixes_at: PrefixesAt | None, batch: int) -> list[tuple[int, int | None, str]]:
-    splitter = LineSplitter("x", cap, needles, prefixes_at, offsets=True)
+                  finder: LineFinder | None, batch: int) -> list[tuple[int, int | None, str]]:
+    splitter = LineSplitter("x", cap, needles, finder, offsets=True)
     batches = [splitter.feed(data[i:i + step]) for i in range(0, len(data), step)]
     batches.append(splitter.finish())
     assert all(b.offsets is not None and len(b.offsets) == len(b.texts) for b in batches if b is not None)
@@ -265,7 +265,7 @@ def test_each_line_knows_its_byte_offset(parts: list[bytes], step: int, cap: int
     if data.endswith(b"\n") or not data:
         starts.pop()  # no line after the last line ending
     needles = (b"b",) if mode == "needles" else None
-    prefixes = RAW_PREFIXES_AT if mode == "prefixes" else None
+    prefixes = RAW_LINE_FINDER if mode == "prefixes" else None
     got = split_offsets(data, step, cap, needles, prefixes, batch)
     assert [n for n, _, _ in got] == list(range(1, len(starts) + 1))
     for (_, offset, text), start in zip(got, starts, strict=True):
@@ -278,5 +278,5 @@ def test_each_line_knows_its_byte_offset(parts: list[bytes], step: int, cap: int
 def test_a_vrchat_line_among_skipped_ones_knows_its_offset() -> None:
     line = b"2025.06.17 18:20:02 Debug      -  [Behaviour] OnLeftRoom"
     data = b"noise\r\n" * 3 + line + b"\n" + b"x" * 10 + b"\n" + line + b"\r\n"
-    got = split_offsets(data, 1 << 20, 1 << 20, None, RAW_PREFIXES_AT, 64)
+    got = split_offsets(data, 1 << 20, 1 << 20, None, RAW_LINE_FINDER, 64)
     assert [offset for _, offset, text in got if text == line.decode()] == [21, 21 + len(line) + 12]

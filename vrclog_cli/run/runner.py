@@ -50,8 +50,8 @@ from .sources import (
     BATCH_LINES,
     Idle,
     Item,
+    LineFinder,
     Lines,
-    PrefixesAt,
     SourceFailed,
     SourceWarning,
     needled_bytes,
@@ -76,10 +76,10 @@ def _builtin_types() -> tuple[str, ...]:
     return EVENT_TYPES
 
 
-def _builtin_prefixes() -> PrefixesAt:
-    from ..vrchat.builtin import RAW_PREFIXES_AT
+def _builtin_line_finder() -> LineFinder:
+    from ..vrchat.builtin import RAW_LINE_FINDER
 
-    return RAW_PREFIXES_AT
+    return RAW_LINE_FINDER
 
 #: Batches where few lines reach a parser: the built-in parser alone, or plugins that
 #: all declare a prefilter.  Per batch the pool costs ~30 µs, a prefiltered line ~0.1.
@@ -737,7 +737,7 @@ class ParseRun:
 
         return read_items(list(opts.paths), opts.limits.max_line_bytes, batch_lines, on_bytes=count,
                           needles=self._raw_needles(),
-                          prefixes_at=_builtin_prefixes() if sole_builtin(self.parsers) is not None else None,
+                          finder=_builtin_line_finder() if sole_builtin(self.parsers) is not None else None,
                           offsets=offsets, starts=self._starts())
 
     def _starts(self) -> dict[str, tuple[int, int]] | None:

@@ -105,7 +105,7 @@ def _minute_slowly(prefix: str) -> tuple[str, str] | None:
 
 def has_header(line: str) -> bool:
     """Whether the line starts with VRChat's header: ASCII (so the message starts at byte
-    34 as at character 34: see RAW_PREFIXES_AT), the level field in place (the time is
+    34 as at character 34: see RAW_LINE_FINDER), the level field in place (the time is
     checked by local_timestamp)."""
     return line[20:MESSAGE_AT] in _LEVEL_FIELDS and line[19:20] == " " and line[:19].isascii()
 
@@ -517,9 +517,10 @@ def _trie(prefixes: Iterable[str]) -> str:
 _PREFIXES = tuple(dict.fromkeys(prefix for prefix, _ in HANDLERS))
 _TRIE = _trie(_PREFIXES)
 _PATTERN = re.compile(_TRIE, re.S)
-#: For the reader: a line whose bytes do not match this at byte 34 has no events, and
-#: need not even be decoded (a header is ASCII, see has_header).
-RAW_PREFIXES_AT = (MESSAGE_AT, re.compile(_TRIE.encode(), re.S))
+#: For the reader (a run.sources.LineFinder): a newline and a line whose bytes match the
+#: prefixes at byte 34.  Any other line has no events, and need not even be decoded (a
+#: header is ASCII, see has_header).
+RAW_LINE_FINDER = re.compile(b"\n[^\n]{%d}(?:%s)" % (MESSAGE_AT, _TRIE.encode()), re.S)
 #: Per prefix the pattern can match: the rows a message starting with it is tried against
 #: (every row whose prefix it starts with, in HANDLERS order).
 _ROWS: dict[str, tuple[tuple[int, Handler], ...]] = {
