@@ -127,8 +127,7 @@ def process_batch(parsers: Sequence[Parser], batch: Lines, stopped: Callable[[],
             return Outcomes([LineOutcome(0, _NO_EVENTS, _NO_ERRORS, True)], 0)
         found_events, unheaded = builtin.find_events(texts)
         if stamper is not None:
-            for i, found_here in found_events:
-                stamper.stamp(batch, i, 0, found_here)
+            stamper.stamp_lines(batch, 0, found_events)
         return Outcomes([LineOutcome(i, events, _NO_ERRORS) for i, events in found_events], len(texts),
                         unheaded=unheaded)
     chosen = _select(parsers, texts, too_large)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..events import Event, EventSource
 from .sources import STDIN_NAME, Lines
@@ -80,27 +80,48 @@ _new_tuple = tuple.__new__  # a NamedTuple made without its Python-level __new__
 
 
 class Stamper:
-    """Gives a batch's events their source and id (only lines with events cost anything:
-    ~1.5 µs a line and 0.6 an event more)."""
+    """Gives a batch's events their source and id; only lines with events cost anything.
+
+    This runs for every event of a ``--provenance`` run or a database's, where the
+    built-in parser spends ~25 µs an event on the bench log: each line's events are
+    stamped in one loop (``stamp_lines``), with the usual single event's id made
+    without a loop, the line's prefix formatted once (measured: +19 % -> +11 % on
+    the bench log against no provenance; the two SHA-256s are ~1.5 µs of it)."""
 
     def __init__(self, parsers: Sequence[object]) -> None:
         self.keys = [parser_key(parser) for parser in parsers]
         self._sources: dict[str, tuple[str, str]] = {}  # name -> (file as shown, identity)
 
-    def stamp(self, batch: Lines, index: int, parser: int, events: list[Event]) -> None:
-        offsets = batch.offsets
-        if offsets is None or (offset := offsets[index]) < 0:
-            raise ValueError(f"{batch.source}:{batch.first + index}: read without its offset")
-        named = self._sources.get(batch.source)
+    def _named(self, source: str) -> tuple[str, str]:
+        named = self._sources.get(source)
         if named is None:
-            named = self._sources[batch.source] = (
-                "-" if batch.source == STDIN_NAME else batch.source, source_identity(batch.source))
-        file, identity = named
-        source = _new_tuple(EventSource, (file, batch.first + index, offset))  # 0.2 µs less
-        line_hash = hashlib.sha256(batch.texts[index].encode("utf-8", "surrogatepass")).hexdigest()
-        prefix = f"{identity}\0{offset}\0{line_hash}\0{self.keys[parser]}\0"
-        sha256 = hashlib.sha256
-        for position, event in enumerate(events):
-            event.source = source
-            key = (prefix + str(position)).encode("utf-8", "surrogatepass")
-            event.id = sha256(key).hexdigest()[:ID_HEX_DIGITS]
+            named = self._sources[source] = ("-" if source == STDIN_NAME else source, source_identity(source))
+        return named
+
+    def stamp(self, batch: Lines, index: int, parser: int, events: list[Event]) -> None:
+        """One line's events (those of parser number ``parser``)."""
+        self.stamp_lines(batch, parser, ((index, events),))
+
+    def stamp_lines(self, batch: Lines, parser: int, found: Iterable[tuple[int, list[Event]]]) -> None:
+        """Each (index in the batch, events) of ``found``: the events of parser ``parser``."""
+        offsets = batch.offsets
+        if offsets is None:
+            raise ValueError(f"{batch.source}: read without offsets")
+        file, identity = self._named(batch.source)
+        tail = f"\0{self.keys[parser]}\0"
+        texts, first, sha256 = batch.texts, batch.first, hashlib.sha256
+        for index, events in found:
+            if (offset := offsets[index]) < 0:
+                raise ValueError(f"{batch.source}:{first + index}: read without its offset")
+            source = _new_tuple(EventSource, (file, first + index, offset))  # 0.2 µs less
+            line_hash = sha256(texts[index].encode("utf-8", "surrogatepass")).hexdigest()
+            prefix = f"{identity}\0{offset}\0{line_hash}{tail}"
+            if len(events) == 1:
+                event = events[0]
+                event.source = source
+                event.id = sha256((prefix + "0").encode("utf-8", "surrogatepass")).hexdigest()[:ID_HEX_DIGITS]
+                continue
+            for position, event in enumerate(events):
+                event.source = source
+                key = (prefix + str(position)).encode("utf-8", "surrogatepass")
+                event.id = sha256(key).hexdigest()[:ID_HEX_DIGITS]
