@@ -16,7 +16,7 @@ import select
 import stat
 import sys
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -277,33 +277,23 @@ class LineSplitter:
     @staticmethod
     def _found_lines(body: bytes, texts: list[str], finder: LineFinder) -> list[tuple[int, int]]:
         """What ``_whole_lines`` gives at every line that ``finder`` finds, and "" at the
-        others; returns (index, position in ``body``) of each line found.
+        others (see ``_kept_lines``).
 
         One regular-expression scan of the block finds the few lines worth decoding
-        (VRChat's have the built-in parser's prefixes at byte 34), and the newlines are
-        counted only up to each of them: on the bench log 0.6 of the time of splitting
-        the block into lines and matching each (128 ms against 188 with offsets, 152
-        without), and each kept line's offset comes with it."""
-        found: list[tuple[int, int, int]] = []  # (index, start, end) of each kept line
+        (VRChat's have the built-in parser's prefixes at byte 34): on the bench log 0.6
+        of the time of splitting the block into lines and matching each (128 ms against
+        188 with offsets, 152 without), and each kept line's offset comes with it."""
         first_end = body.find(b"\n")
         if first_end < 0:
             first_end = len(body)
-        if finder.match(b"\n" + body[:first_end]) is not None:
-            found.append((0, 0, first_end))
-        index = counted = 0
-        count, find = body.count, body.find
-        for match in finder.finditer(body):
-            start = match.start() + 1
-            index += count(b"\n", counted, start)
-            counted = start
-            end = find(b"\n", match.end())
-            found.append((index, start, len(body) if end < 0 else end))
-        first = len(texts)
-        texts.extend([""] * (index + count(b"\n", counted) + 1))
-        for index, start, end in found:
-            raw = body[start:end]
-            texts[first + index] = (raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8", "replace")
-        return [(index, start) for index, start, _ in found]
+
+        def spans() -> Iterator[tuple[int, int]]:
+            if finder.match(b"\n" + body[:first_end]) is not None:
+                yield 0, first_end
+            for match in finder.finditer(body):
+                end = body.find(b"\n", match.end())
+                yield match.start() + 1, len(body) if end < 0 else end
+        return LineSplitter._kept_lines(body, texts, spans())
 
     @staticmethod
     def _needled_lines(body: bytes, texts: list[str], needles: tuple[bytes, ...]) -> list[tuple[int, int]]:
@@ -311,21 +301,27 @@ class LineSplitter:
         others: one C-speed scan of the block per needle instead of decoding it all
         (decoding and splitting is most of the cost of a prefiltered run)."""
         ends = needled_line_ends(body, needles)
-        # The newlines are counted once, up to each kept line and then to the end: a
-        # separate count of the whole block first cost ~11 ms a run of the 38 MB bench log.
-        kept: list[tuple[int, str]] = []
-        index = at = 0
-        for begin in sorted(ends):
-            index += body.count(b"\n", at, begin)
-            at = begin
-            raw = body[begin:ends[begin]]
-            kept.append((index, raw[:-1].decode("utf-8", "replace") if raw.endswith(b"\r")
-                         else raw.decode("utf-8", "replace")))
+        return LineSplitter._kept_lines(body, texts, ((begin, ends[begin]) for begin in sorted(ends)))
+
+    @staticmethod
+    def _kept_lines(body: bytes, texts: list[str], spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Adds every line of ``body`` to ``texts``: decoded for each (start, end) of
+        ``spans`` (lines in order), "" for the others; returns (index, start) of each
+        decoded line.  The newlines are counted once, up to each kept line and then to
+        the end: a separate count of the whole block first cost ~11 ms a run of the
+        38 MB bench log."""
+        kept: list[tuple[int, int, int]] = []
+        index = counted = 0
+        for start, end in spans:
+            index += body.count(b"\n", counted, start)
+            counted = start
+            kept.append((index, start, end))
         first = len(texts)
-        texts.extend([""] * (index + body.count(b"\n", at) + 1))
-        for index, text in kept:
-            texts[first + index] = text
-        return [(index, begin) for (index, _), begin in zip(kept, sorted(ends), strict=True)]
+        texts.extend([""] * (index + body.count(b"\n", counted) + 1))
+        for index, start, end in kept:
+            raw = body[start:end]
+            texts[first + index] = (raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8", "replace")
+        return [(index, start) for index, start, _ in kept]
 
     def resume(self, offset: int, before: int) -> None:
         """Starts at ``offset`` of the source, ``before`` lines in (a cursor's place: at a
