@@ -249,3 +249,117 @@ def test_trap_inside_plugin_after_host_call_is_clean(make_plugin) -> None:  # ty
     body = "(drop (call $now)) unreachable"
     with pytest.raises(PluginRuntimeError, match="unreachable"):
         Runtime().load(make_plugin(wat_plugin(body, imports=HOST_IMPORTS))).call("x")
+
+
+# --- a core module's WASI fd_write under --verbose: wasmtime's answers, stderr on our thread ---
+
+FD_WRITE_CALLER = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "w") (result i64)
+    (i64.extend_i32_u (call $w (i32.load (i32.const 0)) (i32.load (i32.const 4))
+                               (i32.load (i32.const 8)) (i32.load (i32.const 12))))))"""
+FD_WRITE_DATA = {0x1000: b"hello world\n", 0x1010: b"second\n", 0xFFF0: b"end of memory!!!"}
+
+
+def fd_write_outcome(linking: tuple[object, object, int | None], fd: int, iovs: int, iovs_len: int,
+                     nwritten: int, vectors: list[tuple[int, int]]) -> tuple[object, int | None]:
+    """(errno, or "trap"), and the u32 at ``nwritten`` after the call (None: out of memory)."""
+    import struct
+
+    import wasmtime
+
+    from vrclog_cli.host import capi
+
+    engine, linker, stderr_token = linking
+    assert isinstance(engine, capi.Engine) and isinstance(linker, capi.Linker)
+    pre = linker.instantiate_pre(capi.Module.compile(engine, bytes(wasmtime.wat2wasm(FD_WRITE_CALLER))))
+    inst = capi.Instance(engine, pre, 1 << 20, stderr_token)
+    try:
+        size = inst.memory()[1]
+        for at, data in FD_WRITE_DATA.items():
+            inst.write(at, data)
+        table = b"".join(struct.pack("<II", ptr, length) for ptr, length in vectors)
+        if iovs < size:
+            inst.write(iovs, table[:size - iovs])
+        if nwritten + 4 <= size:
+            inst.write(nwritten, b"\xee" * 4)
+        inst.write(0, struct.pack("<IIII", fd, iovs, iovs_len, nwritten))
+        try:
+            errno: object = inst.call(inst.func(b"w"))
+        except capi.CallFailed:
+            errno = "trap"
+        after = int.from_bytes(inst.read(nwritten, 4), "little") if nwritten + 4 <= size else None
+        return errno, after
+    finally:
+        inst.close()
+
+
+@pytest.fixture(scope="module")
+def fd_write_linkers():  # type: ignore[no-untyped-def]
+    """wasmtime's own WASI, its stderr to a custom sink (the reference), and ours."""
+    from vrclog_cli.host import capi, plugin
+
+    engine = capi.make_engine(1 << 20, 8)
+    theirs, ours = capi.Linker(engine), capi.Linker(engine)
+    theirs.define_wasi()
+    written: dict[str, list[bytes]] = {"theirs": [], "ours": []}
+    hostfuncs.define_wasi(ours, Limits(log_message_bytes=4096), None, written["ours"].append)
+    Runtime()  # installs vrclog's hooks, then the test's sink in their place for a while
+    capi.set_stderr_sink(lambda _token, data: written["theirs"].append(data))
+    try:
+        yield (engine, theirs, 1), (engine, ours, None), written
+    finally:
+        capi.set_stderr_sink(plugin._route_stderr)
+
+
+FD_WRITE_CASES = {
+    "stderr": (2, 0x100, 1, 0x200, [(0x1000, 12)]),
+    "stdout": (1, 0x100, 1, 0x200, [(0x1000, 12)]),
+    "stdin": (0, 0x100, 1, 0x200, [(0x1000, 12)]),
+    "no such fd": (3, 0x100, 1, 0x200, [(0x1000, 12)]),
+    "the first non-empty iovec only": (2, 0x100, 3, 0x200, [(0x1000, 0), (0x1010, 7), (0x1000, 12)]),
+    "none": (2, 0x100, 0, 0x200, []),
+    "all empty": (2, 0x100, 2, 0x200, [(0x1000, 0), (0x30000, 0)]),
+    "iovecs past the end": (2, 0xFFFC, 1, 0x200, []),
+    "stdin, iovecs past the end": (0, 0xFFFC, 1, 0x200, []),
+    "no such fd, iovecs past the end": (9, 0xFFFC, 1, 0x200, []),
+    "a buffer past the end": (2, 0x100, 1, 0x200, [(0xFFF0, 100)]),
+    "stdout, a buffer past the end": (1, 0x100, 1, 0x200, [(0xFFF0, 100)]),
+    "a buffer to the end": (2, 0x100, 1, 0x200, [(0xFFF0, 16)]),
+    "the count past the end": (2, 0x100, 1, 0xFFFE, [(0x1000, 12)]),
+    "more iovecs than memory, the first non-empty": (2, 0x100, 10_000, 0x200, [(0x1000, 12)]),
+    "more iovecs than memory, all empty": (2, 0xFF00, 10_000, 0x200, [(0x1000, 0)] * 32),
+    "the most iovecs": (2, 0x100, 0xFFFFFE, 0x200, [(0x1000, 12)]),
+    "one too many iovecs": (2, 0x100, 0xFFFFFF, 0x200, [(0x1000, 12)]),
+    "stdin, too many iovecs": (0, 0x100, 0xFFFFFF, 0x200, [(0x1000, 12)]),
+    "the most u32": (2, 0xFFFFFFF8, 0xFFFFFFFF, 0xFFFFFFFC, [(0x1000, 12)]),
+}
+
+
+@pytest.mark.parametrize("case", FD_WRITE_CASES, ids=list(FD_WRITE_CASES))
+def test_fd_write_answers_as_wasmtimes_own(fd_write_linkers, case: str) -> None:  # type: ignore[no-untyped-def]
+    theirs, ours, written = fd_write_linkers
+    written["theirs"].clear()
+    written["ours"].clear()
+    args = FD_WRITE_CASES[case]
+    assert fd_write_outcome(ours, *args) == fd_write_outcome(theirs, *args)
+    assert written["ours"] == ([b"".join(written["theirs"])] if written["theirs"] else [])
+
+
+@settings(max_examples=150, deadline=None)
+@given(fd=st.sampled_from([0, 1, 2, 3, 0xFFFFFFFF]),
+       iovs=st.sampled_from([0x100, 0xFFE0, 0xFFF8, 0xFFFC, 0x10000, 0xFFFFFFF8]),
+       iovs_len=st.sampled_from([0, 1, 2, 4, 4096, 0xFFFFFE, 0xFFFFFF, 0xFFFFFFFF]),
+       nwritten=st.sampled_from([0x200, 0xFFFC, 0xFFFE, 0xFFFFFFFE]),
+       vectors=st.lists(st.tuples(st.sampled_from([0, 0x1000, 0x1010, 0xFFF0, 0x10000, 0xFFFFFFFF]),
+                                  st.sampled_from([0, 1, 7, 16, 17, 0xFFFFFFFF])), max_size=4))
+def test_fd_write_matches_wasmtimes_on_any_arguments(fd_write_linkers, fd: int, iovs: int,  # type: ignore[no-untyped-def]
+                                                     iovs_len: int, nwritten: int,
+                                                     vectors: list[tuple[int, int]]) -> None:
+    theirs, ours, written = fd_write_linkers
+    written["theirs"].clear()
+    written["ours"].clear()
+    args = (fd, iovs, iovs_len, nwritten, vectors)
+    assert fd_write_outcome(ours, *args) == fd_write_outcome(theirs, *args)
+    assert written["ours"] == ([b"".join(written["theirs"])] if written["theirs"] else [])

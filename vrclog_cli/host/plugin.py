@@ -161,11 +161,13 @@ def _deadline_verdict() -> str | None:
 _stderr_owners: weakref.WeakValueDictionary[int, Plugin] = weakref.WeakValueDictionary()
 
 
-#: What one WASI stderr write costs the host, charged to the call that makes it: wasmtime
-#: hands each write to a thread of its own while the plugin's thread waits, so a flood of
-#: writes used no CPU time of the plugin's (a 1 s budget ran 4.7 s, 2.7 s of it system
-#: time).  Measured ~26 µs of other threads' CPU a write.  Concurrent calls of one plugin
-#: each count all of its writes meanwhile (only when --verbose captures them).
+#: What one WASI stderr write of a component costs the host, charged to the call that
+#: makes it: wasmtime hands each write to a thread of its own while the plugin's thread
+#: waits, so a flood of writes used no CPU time of the plugin's (a 1 s budget ran 4.7 s,
+#: 2.7 s of it system time).  Measured ~26 µs of other threads' CPU a write on a quiet
+#: machine; more on a busy one.  Concurrent calls of one plugin each count all of its
+#: writes meanwhile (only when --verbose captures them).  A core module's writes need no
+#: estimate: they are tapped on its own thread (capi.define_stderr_tap).
 STDERR_WRITE_S = 25e-6
 
 
@@ -198,6 +200,19 @@ def _route_stderr(token: int, data: bytes) -> None:
             state.keep_log(STDERR_LEVEL, data)
         else:
             plugin._emit_log(STDERR_LEVEL, data)
+
+
+def _wants_core_stderr() -> bool:
+    """Whether a core module's stderr write is shown: the call's plugin, under the rate."""
+    state = _current()
+    return (state is not None and state.plugin.runtime.capture_stderr
+            and state.plugin._log_limiter.allow())
+
+
+def _on_core_stderr(message: bytes) -> None:
+    state = _current()
+    if state is not None:
+        state.keep_log(STDERR_LEVEL, message)  # shown when the call returns, before its errors
 
 
 def _allow_host_log() -> bool:
@@ -271,7 +286,10 @@ class Runtime:
         except capi.RuntimeApiError as exc:
             raise PluginLoadError(str(exc)) from None
         self.linker = capi.Linker(self.engine)
-        define_wasi(self.linker)
+        if capture_stderr:
+            define_wasi(self.linker, self.limits, _wants_core_stderr, _on_core_stderr)
+        else:
+            define_wasi(self.linker, self.limits)
         define_host_functions(self.linker, self.limits, _allow_host_log, _on_host_log)
         self._plugins: weakref.WeakSet[Plugin] = weakref.WeakSet()
         #: Per compiler (capi.component_compilers): each engine, its linker, its ticking.
@@ -470,10 +488,13 @@ class Plugin:
             self.warnings.append(f"{self.path}: custom section {PREFILTER_SECTION}: "
                                  f"{compiled.declared.warning}")
         self._log_limiter = LogLimiter(self.limits.log_per_second)
+        #: A component's stderr token (its calls also have their own); a core module's
+        #: stderr is tapped on its call's thread instead (Runtime's define_wasi).
         self._stderr_token: int | None = None
-        #: WASI stderr writes seen (captured ones only): the deadline hook charges them.
+        #: A component's WASI stderr writes seen (captured ones only): the deadline hook
+        #: charges them.
         self.stderr_writes = 0
-        if runtime.capture_stderr:  # (a component's calls also have tokens of their own)
+        if runtime.capture_stderr and isinstance(compiled, CompiledComponent):
             self._stderr_token = id(self)
             _stderr_owners[self._stderr_token] = self
         # Read on every line: kept flat rather than looked up through self.limits.
@@ -519,7 +540,7 @@ class Plugin:
         except capi.WasmError as exc:
             raise PluginLoadError(f"{self.path}: cannot link: {error_gist(str(exc))}") from None
         self._caller = capi.LineCaller(
-            runtime.engine, self._pre, self._init, compiled.needs_wasi, self._stderr_token,
+            runtime.engine, self._pre, self._init, compiled.needs_wasi, None,  # stderr: tapped
             compiled.min_memory_bytes, None if runtime.sizing.pooled else self.limits.max_memory_bytes)
         self.abi_version = self._probe(compiled)
         self.parse = self._parse_v1 if self.abi_version == 1 else self._parse_v2
@@ -567,8 +588,7 @@ class Plugin:
         if _current() is None:
             with self.budgeted():
                 return self.new_instance()
-        inst = capi.Instance(self.runtime.engine, self._pre, self.limits.max_memory_bytes,
-                             self._stderr_token)
+        inst = capi.Instance(self.runtime.engine, self._pre, self.limits.max_memory_bytes, None)
         if self._init is not None:
             try:
                 inst.call(inst.func(self._init))

@@ -40,6 +40,7 @@ from .failures import CallFailed, OutputTooLarge, WasmError
 from .library import RuntimeApiError
 from .trampolines import (
     HostImpl,
+    HostTrap,
     caller_memory,
     define_host_func,
     set_deadline_hook,
@@ -49,7 +50,7 @@ from .trampolines import (
 
 __all__ = [
     "COMPONENT_KEEP_RESIDENT_BYTES", "KEEP_RESIDENT_BYTES", "LARGE_COMPONENT_BYTES",
-    "AddressSpaceTooSmall", "CallFailed", "Engine", "EngineSizing", "HostImpl", "Instance",
+    "AddressSpaceTooSmall", "CallFailed", "Engine", "EngineSizing", "HostImpl", "HostTrap", "Instance",
     "InstancePre", "LineCaller", "Linker", "Module", "OutputTooLarge", "RuntimeApiError", "WasmError",
     "address_space_room", "caller_memory", "component_compilers", "component_keep_resident",
     "define_host_func", "make_component_engine", "make_engine", "on_demand_sizing", "plan_engine",

@@ -251,6 +251,7 @@ error_exit_status = declare(gil_held, "wasmtime_error_exit_status", ctypes.c_boo
 error_delete = declare(gil_held, "wasmtime_error_delete", None, [P])
 trap_message = declare(gil_held, "wasm_trap_message", None, [P, ctypes.POINTER(ByteVec)])
 trap_delete = declare(gil_held, "wasm_trap_delete", None, [P])
+trap_new = declare(gil_held, "wasmtime_trap_new", P, [ctypes.c_char_p, SIZE])
 byte_vec_delete = declare(gil_held, "wasm_byte_vec_delete", None, [ctypes.POINTER(ByteVec)])
 
 
