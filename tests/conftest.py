@@ -17,8 +17,15 @@ import pytest
 
 from vrclog_cli.host.plugin import Runtime
 
-# Tests (and the vrclog processes they start) never touch the user's cache.
-os.environ["VRCLOG_CACHE_DIR"] = tempfile.mkdtemp(prefix="vrclog-test-cache-")
+# Tests (and the vrclog processes they start) never touch the user's cache.  pytest-xdist's
+# workers share one (entries are written atomically): each would otherwise compile the Python
+# component sample again, ~20 s of CPU.
+if (_test_run := os.environ.get("PYTEST_XDIST_TESTRUNUID")) is not None:
+    _shared_cache = Path(tempfile.gettempdir()) / f"vrclog-test-cache-{_test_run}"
+    _shared_cache.mkdir(mode=0o700, exist_ok=True)
+    os.environ["VRCLOG_CACHE_DIR"] = str(_shared_cache)
+else:
+    os.environ["VRCLOG_CACHE_DIR"] = tempfile.mkdtemp(prefix="vrclog-test-cache-")
 
 VRCLOG_BIN = str(Path(sys.executable).parent / "vrclog")
 ROOT = Path(__file__).resolve().parent.parent
