@@ -88,7 +88,7 @@ stamps = st.builds(lambda y, mo, d, h, mi, s, sep, tail: f"{y}.{mo}.{d} {h}:{mi}
                    st.sampled_from(["", " Log -", "\r", "5"]))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(stamps)
 @example("2024.02.29 23:59:60")
 @example("2023.02.29 12:00:00")
@@ -130,13 +130,13 @@ any_rows = st.builds(
              max_size=6))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(lines)
 def test_fast_parser_matches_reference_patterns(line: str) -> None:
     assert [fields(e) for e in BuiltinParser().call(line)] == reference(line)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(any_rows | lines)
 def test_fast_dispatch_matches_the_reference_dispatch(line: str) -> None:
     assert BuiltinParser().call(line) == reference_dispatch(line)

@@ -146,7 +146,7 @@ def spliced(answer: dict[str, Any], odd: bytes, where: int) -> bytes:
     return raw[:cut] + odd + raw[cut:]
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.one_of(ANSWER.map(lambda a: json.dumps(a, ensure_ascii=False).encode()),
                  st.builds(spliced, ANSWER, ODD, st.integers(0, 10_000)),
                  st.builds(lambda a: json.dumps(a).replace('"x"', '"\\ud83d"').encode(), ANSWER),
@@ -160,7 +160,7 @@ def test_decode_output_is_the_reference(raw: bytes) -> None:
     assert outcome(decode_output, raw) == outcome(decode_output_reference, raw)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(EVENT, st.integers(0, 3))
 def test_decode_event_is_the_reference(item: Any, index: int) -> None:
     assert outcome(lambda i: decode_event(index, i), item) == outcome(

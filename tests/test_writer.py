@@ -31,7 +31,7 @@ events = st.builds(
     st.none() | st.text(alphabet="0123456789abcdef", min_size=32, max_size=32))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(events, st.none() | text)
 def test_event_json_is_json_dumps_of_to_dict(event: Event, raw_line: str | None) -> None:
     assert event_json(event, raw_line) == reference(event, raw_line)
@@ -47,7 +47,7 @@ def test_written_lines_split_on_newlines_only() -> None:
     assert json.loads(lines[0]) == {"type": "x", "player_name": "p\u2029q", "raw_line": "a\u2028b"}
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(events, st.none() | text)
 def test_event_line_is_event_json_in_utf8(event: Event, raw_line: str | None) -> None:
     """The orjson path against the reference, once a buffer's line separators are escaped."""

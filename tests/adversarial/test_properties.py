@@ -109,7 +109,7 @@ def test_decoder_fuzz_bytes(raw: bytes) -> None:
     decodes_or_runtime_error(raw)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(doc=answers)
 def test_decoder_fuzz_structures(doc: dict[str, object]) -> None:
     decodes_or_runtime_error(json.dumps(doc).encode())
