@@ -227,7 +227,7 @@ def fd_write(base: int, size: int, fd: int, iovs: int, iovs_len: int, nwritten: 
              on_stderr: Callable[[int, int], None]) -> int:
     """WASI's ``fd_write`` with stdio behind it that discards, answering as wasmtime's own
     does (its errnos, results and traps, in its order; a test pins it to wasmtime's),
-    except that a stderr write's (pointer, length) goes to ``on_stderr``, on the plugin's
+    except that a stderr write's (address, length) goes to ``on_stderr``, on the plugin's
     own thread.
 
     Why not wasmtime's with its custom stderr stream: wasmtime hands each write to that
@@ -248,7 +248,7 @@ def fd_write(base: int, size: int, fd: int, iovs: int, iovs_len: int, nwritten: 
     if ptr + length > size:
         raise _out_of_bounds(ptr, length)
     if fd == STDERR and length:
-        on_stderr(ptr, length)
+        on_stderr(base + ptr, length)
     if nwritten + 4 > size:
         raise _out_of_bounds(nwritten, 4)
     ctypes.memmove(base + nwritten, length.to_bytes(4, "little"), 4)
@@ -270,14 +270,12 @@ def define_wasi(linker: capi.Linker, limits: Limits, wants_stderr: Callable[[], 
     capi.define_host_func(linker, WASI_MODULE, "poll_oneoff", ("i32",) * 4, ("i32",),
                           lambda *_: ENOTSUP)
     if on_stderr is not None:
+        def show(address: int, length: int) -> None:
+            if wants_stderr is None or wants_stderr():
+                on_stderr(ctypes.string_at(address, min(length, limits.log_message_bytes)))
+
         def write(caller: object, fd: int, iovs: int, iovs_len: int, nwritten: int) -> int:
-            base, size = capi.caller_memory(caller)
-
-            def show(ptr: int, length: int) -> None:
-                if wants_stderr is None or wants_stderr():
-                    on_stderr(ctypes.string_at(base + ptr, min(length, limits.log_message_bytes)))
-
-            return fd_write(base, size, fd, iovs, iovs_len, nwritten, show)
+            return fd_write(*capi.caller_memory(caller), fd, iovs, iovs_len, nwritten, show)
 
         capi.define_host_func(linker, WASI_MODULE, "fd_write", ("i32",) * 4, ("i32",), write)
     linker.allow_shadowing(False)

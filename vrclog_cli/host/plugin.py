@@ -167,7 +167,7 @@ _stderr_owners: weakref.WeakValueDictionary[int, Plugin] = weakref.WeakValueDict
 #: 2.7 s of it system time).  Measured ~26 µs of other threads' CPU a write on a quiet
 #: machine; more on a busy one.  Concurrent calls of one plugin each count all of its
 #: writes meanwhile (only when --verbose captures them).  A core module's writes need no
-#: estimate: they are tapped on its own thread (capi.define_stderr_tap).
+#: estimate: they are served on its own thread (hostfuncs.fd_write).
 STDERR_WRITE_S = 25e-6
 
 
@@ -203,10 +203,10 @@ def _route_stderr(token: int, data: bytes) -> None:
 
 
 def _wants_core_stderr() -> bool:
-    """Whether a core module's stderr write is shown: the call's plugin, under the rate."""
+    """Whether a core module's stderr write is shown: under its plugin's rate (asked only
+    by the linker of a runtime that captures stderr)."""
     state = _current()
-    return (state is not None and state.plugin.runtime.capture_stderr
-            and state.plugin._log_limiter.allow())
+    return state is not None and state.plugin._log_limiter.allow()
 
 
 def _on_core_stderr(message: bytes) -> None:
@@ -489,7 +489,7 @@ class Plugin:
                                  f"{compiled.declared.warning}")
         self._log_limiter = LogLimiter(self.limits.log_per_second)
         #: A component's stderr token (its calls also have their own); a core module's
-        #: stderr is tapped on its call's thread instead (Runtime's define_wasi).
+        #: stderr is served on its call's thread instead (hostfuncs.fd_write).
         self._stderr_token: int | None = None
         #: A component's WASI stderr writes seen (captured ones only): the deadline hook
         #: charges them.
@@ -540,7 +540,7 @@ class Plugin:
         except capi.WasmError as exc:
             raise PluginLoadError(f"{self.path}: cannot link: {error_gist(str(exc))}") from None
         self._caller = capi.LineCaller(
-            runtime.engine, self._pre, self._init, compiled.needs_wasi, None,  # stderr: tapped
+            runtime.engine, self._pre, self._init, compiled.needs_wasi,
             compiled.min_memory_bytes, None if runtime.sizing.pooled else self.limits.max_memory_bytes)
         self.abi_version = self._probe(compiled)
         self.parse = self._parse_v1 if self.abi_version == 1 else self._parse_v2

@@ -183,16 +183,17 @@ class LineCaller:
     """
 
     __slots__ = ("_engine", "_engine_ptr", "_init", "_init_len", "_max_memory", "_min_memory",
-                 "_needs_wasi", "_pre_keep", "_pre_ptr", "_stderr_token")
+                 "_needs_wasi", "_pre_keep", "_pre_ptr")
 
     def __init__(self, engine: Engine, pre: InstancePre,
-                 init: bytes | None, needs_wasi: bool, stderr_token: int | None,
+                 init: bytes | None, needs_wasi: bool,
                  min_memory_bytes: int = 0, max_memory_bytes: int | None = None) -> None:
         """``engine`` must come from make_engine.  A pooled one caps every memory at the
         limit, so these stores need no limiter of their own (one call less per line);
         for one that allocates on demand, ``max_memory_bytes`` is that cap.
         ``min_memory_bytes``: the memory's declared minimum, which every instance has
-        from the start (memory never shrinks): input inside it needs no size query."""
+        from the start (memory never shrinks): input inside it needs no size query.
+        Its stderr goes to no sink: under --verbose, the linker's fd_write shows it."""
         self._engine = engine  # keeps the engine alive as long as the pointer is used
         self._pre_keep = pre
         self._engine_ptr = Handle(_address(engine.ptr()))
@@ -200,7 +201,6 @@ class LineCaller:
         self._init = init
         self._init_len = _name_length(init) if init is not None else None
         self._needs_wasi = needs_wasi
-        self._stderr_token = _token(stderr_token)
         self._min_memory = min_memory_bytes
         self._max_memory = None if max_memory_bytes is None else ctypes.c_int64(max_memory_bytes)
 
@@ -208,7 +208,7 @@ class LineCaller:
         """A fresh instance in ``store``, its init export run and its memory looked up
         (into the scratch); returns the store's context."""
         inst_ref, item_ref, func_ref, mem_item_ref, _mem_ref, trap, trap_ref, _a0, _a1, raw = hot
-        ctx = _prepare_store(store, self._max_memory, self._needs_wasi, self._stderr_token)
+        ctx = _prepare_store(store, self._max_memory, self._needs_wasi, None)
         err = _instantiate(self._pre_ptr, ctx, inst_ref, trap_ref)
         if err:
             raise call_failed(err)

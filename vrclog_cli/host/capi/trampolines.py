@@ -168,4 +168,3 @@ def define_host_func(linker: Linker, module: str, name: str, params: tuple[str, 
     with functype(params, results) as ty:
         check(lib.linker_define_func_unchecked(linker.ptr(), mod, len(mod), nm, len(nm), ty, callback,
                                                None, lib.NO_FINALIZER))
-
