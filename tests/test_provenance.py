@@ -11,9 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vrclog_cli import parse_files, parse_lines
-from vrclog_cli.run.provenance import event_id, source_identity
+from vrclog_cli.events import Event
+from vrclog_cli.run.provenance import Stamper, event_id, source_identity
+from vrclog_cli.run.sources import Lines
 
 from .conftest import SAMPLE_LOGS, SAMPLES, vrclog
 
@@ -67,11 +71,11 @@ def test_ids_are_unique_and_follow_the_documented_formula(log: Path) -> None:
     for event in found:
         offset = event["source"]["offset"]
         raw = data[offset:].split(b"\n", 1)[0].removeprefix(b"\xef\xbb\xbf").removesuffix(b"\r")
-        line_hash = hashlib.sha256(raw.decode("utf-8", "replace").encode()).hexdigest()
+        line = raw.decode("utf-8", "replace")
         parser = plugin if event["type"] == "line" else "builtin:1"
         index = seen[(offset, parser)] = seen.get((offset, parser), -1) + 1
-        text = f"{log.name}\0{offset}\0{line_hash}\0{parser}\0{index}"
-        assert event["id"] == hashlib.sha256(text.encode()).hexdigest()[:32]
+        text = f"{log.name}\0{offset}\0{parser}\0{index}\0{line}"
+        assert event["id"] == hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 @pytest.mark.parametrize("how", [("--jobs", "4", "--workers", "threads"),
@@ -122,8 +126,7 @@ def test_library_lines_count_their_bytes() -> None:
     found = list(parse_lines(lines, provenance=True, source="output_log_x.txt"))
     assert [e.source for e in found] == [("output_log_x.txt", 1, 0),
                                         ("output_log_x.txt", 2, len(lines[0].encode()))]
-    assert found[0].id == event_id("output_log_x.txt", 0, hashlib.sha256(
-        lines[0].removesuffix("\r\n").encode()).hexdigest(), "builtin:1", 0)
+    assert found[0].id == event_id("output_log_x.txt", 0, "builtin:1", 0, lines[0].removesuffix("\r\n"))
 
 
 def test_without_provenance_events_have_neither(log: Path) -> None:
@@ -131,3 +134,26 @@ def test_without_provenance_events_have_neither(log: Path) -> None:
     assert result.returncode == 0
     assert all("id" not in json.loads(line) and "source" not in json.loads(line)
                for line in result.stdout.splitlines())
+
+
+class _Parser:
+    """A parser as the stamper sees one: only its key."""
+
+    name, version = "builtin", "1"
+
+
+@settings(max_examples=300, deadline=None)
+@given(source=st.sampled_from(["-", "<stdin>", "logs/output_log_x.txt", "C:\\logs\\y.txt.gz"]),
+       lines=st.lists(st.tuples(st.text(), st.integers(0, 2**40), st.integers(1, 3)), min_size=1, max_size=8))
+def test_the_stamper_gives_the_reference_ids(source: str, lines: list[tuple[str, int, int]]) -> None:
+    """Stamper (one loop, one hash call an event) against event_id, the documented
+    formula: any text (lone surrogates, NULs), one event or several on a line."""
+    batch = Lines(source, 7, [text for text, _, _ in lines], offsets=[offset for _, offset, _ in lines])
+    found = [(index, [Event("x") for _ in range(count)]) for index, (_, _, count) in enumerate(lines)]
+    Stamper([_Parser()]).stamp_lines(batch, 0, found)
+    identity = source_identity(source)
+    for index, events in found:
+        text, offset, _ = lines[index]
+        for position, event in enumerate(events):
+            assert event.source == ("-" if source in ("-", "<stdin>") else source, 7 + index, offset)
+            assert event.id == event_id(identity, offset, "builtin:1", position, text)

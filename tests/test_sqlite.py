@@ -96,12 +96,17 @@ def test_what_cannot_be_a_vrclog_database_is_one_clear_error(tmp_path: Path) -> 
         conn.execute("CREATE TABLE mine (x)")
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database at all" * 100)
+    older = tmp_path / "older.db"  # made by a vrclog whose ids were another formula
+    assert vrclog("parse", "--db", older, log).returncode == 0
+    with sqlite3.connect(older) as conn:
+        conn.execute("UPDATE vrclog_meta SET value = '1' WHERE key = 'version'")
     locked = tmp_path / "locked.db"
     assert vrclog("parse", "--db", locked, log).returncode == 0
     holder = sqlite3.connect(locked, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
         for db, words in [(other, "not a vrclog database"), (garbage, "not an SQLite database"),
+                          (older, "version '1'; this vrclog writes vrclog-events version 2"),
                           (locked, "locked by another program")]:
             result = vrclog("parse", "--db", db, log)
             assert result.returncode == 2, (db, result.stderr)

@@ -2,17 +2,18 @@
 
 An event's id is derived from what it is about, never from the run that found it:
 
-    id = SHA-256( source identity  NUL  the line's byte offset  NUL  line hash
-                  NUL  parser key  NUL  the event's index in that parser's answer )
+    id = BLAKE2b-128( source identity  NUL  the line's byte offset  NUL  parser key
+                      NUL  the event's index in that parser's answer  NUL  the line )
 
-as 32 hex digits (128 bits), where
+as 32 hex digits (BLAKE2b, RFC 7693, with a 16-byte digest), where
 
 - the source identity is the file's name without its folder and without a
   trailing ``.gz`` (VRChat names each log for the moment it began, so the name
   is unique; a log moved to another folder or machine, or compressed, keeps
   its ids), and ``-`` for standard input;
-- the line hash is the SHA-256 of the line as vrclog reads it: its text in
-  UTF-8, invalid bytes as U+FFFD, without the line ending;
+- the line is as vrclog reads it: its text in UTF-8, invalid bytes as U+FFFD,
+  without the line ending (last, so the NULs before it cannot be confused with
+  its own);
 - the parser key is ``builtin:`` and the built-in parser's version, or
   ``plugin:`` and the SHA-256 of the plugin file.
 
@@ -24,15 +25,19 @@ changed plugin, or a new built-in parser version.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 
 from ..events import Event, EventSource
 from .sources import STDIN_NAME, Lines
 
-#: How many hex digits of the SHA-256 an id keeps.
-ID_HEX_DIGITS = 32
+try:  # hashlib's own blake2b, without importing OpenSSL (~4 ms of start-up) for it
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b
+
+#: An id's size: 128 bits, 32 hex digits.
+ID_BYTES = 16
 
 
 def source_identity(source: str) -> str:
@@ -54,10 +59,10 @@ def parser_key(parser: object) -> str:
     raise TypeError(f"{parser!r} has neither a sha256 nor a version: its events cannot have ids")
 
 
-def event_id(identity: str, offset: int, line_hash: str, parser: str, index: int) -> str:
+def event_id(identity: str, offset: int, parser: str, index: int, line: str) -> str:
     """The id (the reference: Stamper makes the same, a test holds it)."""
-    text = f"{identity}\0{offset}\0{line_hash}\0{parser}\0{index}"
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:ID_HEX_DIGITS]
+    text = f"{identity}\0{offset}\0{parser}\0{index}\0{line}"
+    return blake2b(text.encode("utf-8", "surrogatepass"), digest_size=ID_BYTES).hexdigest()
 
 
 def line_bytes(line: str) -> int:
@@ -82,10 +87,10 @@ _new_tuple = tuple.__new__  # a NamedTuple made without its Python-level __new__
 class Stamper:
     """Gives a batch's events their source and id; only lines with events cost anything.
 
-    Each line's events are stamped in one loop (``stamp_lines``), the usual single
-    event's id made without a loop (--provenance on the bench log: +19 % -> +15 % CPU
-    against no provenance, paired runs).  Half of what is left is the two SHA-256s an
-    event: hashlib's cost a call (~1.2 µs), not the hashing."""
+    One hash call an event, the line's text inside it: hashlib's cost is per call
+    (~1 µs: a context set up, copied and finished), hardly per byte.  Two SHA-256s an
+    event (the line's, then the id's) made --provenance cost +15 % of the built-in
+    parser's run on the bench log; one BLAKE2b, +10 % (docs/performance.md)."""
 
     def __init__(self, parsers: Sequence[object]) -> None:
         self.keys = [parser_key(parser) for parser in parsers]
@@ -107,20 +112,20 @@ class Stamper:
         if offsets is None:
             raise ValueError(f"{batch.source}: read without offsets")
         file, identity = self._named(batch.source)
-        tail = f"\0{self.keys[parser]}\0"
-        texts, first, sha256 = batch.texts, batch.first, hashlib.sha256
+        key = self.keys[parser]
+        texts, first, digest_size = batch.texts, batch.first, ID_BYTES
         for index, events in found:
             if (offset := offsets[index]) < 0:
                 raise ValueError(f"{batch.source}:{first + index}: read without its offset")
             source = _new_tuple(EventSource, (file, first + index, offset))  # 0.2 µs less
-            line_hash = sha256(texts[index].encode("utf-8", "surrogatepass")).hexdigest()
-            prefix = f"{identity}\0{offset}\0{line_hash}{tail}"
-            if len(events) == 1:
+            if len(events) == 1:  # most lines: the text made in one f-string
                 event = events[0]
                 event.source = source
-                event.id = sha256((prefix + "0").encode("utf-8", "surrogatepass")).hexdigest()[:ID_HEX_DIGITS]
+                text = f"{identity}\0{offset}\0{key}\x000\0{texts[index]}"  # \x00 then index 0
+                event.id = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=digest_size).hexdigest()
                 continue
+            head, line = f"{identity}\0{offset}\0{key}\0", texts[index]
             for position, event in enumerate(events):
                 event.source = source
-                key = (prefix + str(position)).encode("utf-8", "surrogatepass")
-                event.id = sha256(key).hexdigest()[:ID_HEX_DIGITS]
+                text = f"{head}{position}\0{line}"
+                event.id = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=digest_size).hexdigest()

@@ -26,9 +26,11 @@ from ..errors import OutputError, UsageError
 from ..events import Event, EventSource
 from .state import Cursor, cursor_now, resume_point
 
-#: What marks a database as vrclog's, and its schema's version.
+#: What marks a database as vrclog's, and its schema's version.  Version 2: ids made by
+#: one BLAKE2b (run/provenance.py); version 1's were two SHA-256s, and a rerun into such
+#: a database would insert every event again under its new id.
 SCHEMA = "vrclog-events"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS vrclog_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -107,7 +109,8 @@ class SqliteWriter:
             if meta.get("schema") != SCHEMA or meta.get("version") != str(SCHEMA_VERSION):
                 raise DatabaseError(f"{self.path}: a database of schema {meta.get('schema')!r} "
                                     f"version {meta.get('version')!r}; this vrclog writes "
-                                    f"{SCHEMA} version {SCHEMA_VERSION}")
+                                    f"{SCHEMA} version {SCHEMA_VERSION} (its events' ids differ: "
+                                    "give a new file, or remove this one to start over)")
         if db.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
             raise DatabaseError(f"{self.path}: cannot use write-ahead logging (WAL) here")
         db.execute("PRAGMA synchronous = NORMAL")
