@@ -124,8 +124,6 @@ class Stamper:
                 text = f"{identity}\0{offset}\0{key}\x000\0{texts[index]}"  # \x00 then index 0
                 event.id = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=digest_size).hexdigest()
                 continue
-            head, line = f"{identity}\0{offset}\0{key}\0", texts[index]
-            for position, event in enumerate(events):
+            for position, event in enumerate(events):  # a few lines: the reference itself
                 event.source = source
-                text = f"{head}{position}\0{line}"
-                event.id = blake2b(text.encode("utf-8", "surrogatepass"), digest_size=digest_size).hexdigest()
+                event.id = event_id(identity, offset, key, position, texts[index])
