@@ -187,7 +187,8 @@ def test_a_dropped_runtime_never_frees_its_engine_under_the_ticker() -> None:
         from vrclog_cli.limits import Limits
         from vrclog_cli.host.plugin import Runtime
         for _ in range(2000):
-            runtime = Runtime(Limits(timeout_s=0.01))  # ticked every 1 ms
+            runtime = Runtime(Limits(timeout_s=0.01))
+            runtime._tick_core_engine()  # as its first core plugin does: ticked every 1 ms
             time.sleep(0.0008 + random.random() * 0.0004)
             del runtime
     """)
@@ -202,14 +203,40 @@ def test_one_epoch_thread_serves_every_runtime() -> None:
     from vrclog_cli.limits import Limits
 
     with Runtime(Limits(timeout_s=0.02)) as short, Runtime(Limits(timeout_s=0.2)) as long:
+        plugins = [runtime.load(SAMPLES / "slow.wasm") for runtime in (short, long)]
         tickers = [t for t in threading.enumerate() if t.name == "vrclog-epoch"]
         assert len(tickers) == 1
-        for runtime, budget in ((short, 0.02), (long, 0.2)):
-            slow = runtime.load(SAMPLES / "slow.wasm")
+        for slow, budget in zip(plugins, (0.02, 0.2), strict=True):
             started = time.thread_time()  # the budget is CPU time: load elsewhere does not count
             with pytest.raises(PluginTimeout):
                 slow.call("x")
             assert budget <= time.thread_time() - started < budget + 0.1
+
+
+def test_a_components_engine_is_ticked_only_as_its_calls_need() -> None:
+    """_Ticking.lazy: with no call in flight, no tick; with one within its budget, a tick
+    every patience (for a cancel or Ctrl-C); once one could be over it, a tick every tick.
+    An eager ticking ticks every tick whatever runs."""
+    from vrclog_cli.host import plugin as host
+
+    class Call:  # what the ticker reads of a _CallState
+        wall_due = 100.02  # in flight since 99.97, with a 50 ms budget
+
+    ticks = host._EpochTicker._ticks
+    lazy = host._Ticking(engine=None, tick=0.005, due=0.0, lazy=True, patience=0.05)  # type: ignore[arg-type]
+    eager = host._Ticking(engine=None, tick=0.005, due=100.0)  # type: ignore[arg-type]
+    assert ticks(eager, 100.0) and eager.due == 100.005
+    assert not host._watched  # no call in flight in this process
+    assert not ticks(lazy, 100.0) and lazy.due == pytest.approx(100.05)
+    call = Call()
+    host._watched.add(call)  # type: ignore[arg-type]
+    try:
+        assert ticks(lazy, 100.0) and lazy.due == 100.02  # woken when it could be over
+        assert ticks(lazy, 100.02) and lazy.due == pytest.approx(100.025)
+        call.wall_due = 100.2
+        assert ticks(lazy, 100.03) and lazy.due == pytest.approx(100.08)  # patience
+    finally:
+        host._watched.discard(call)  # type: ignore[arg-type]
 
 
 def test_engine_sizing_takes_the_fastest_that_fits() -> None:

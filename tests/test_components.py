@@ -107,6 +107,30 @@ def test_a_spinning_python_component_times_out_its_line_only(spin_py: Path, jobs
     assert "<stdin>:2: timeout: spin_py.wasm: plugin ran longer than the 50 ms budget" in result.stderr
 
 
+def test_a_spinning_component_is_stopped_soon_after_its_budget(spin_py: Path) -> None:
+    """Its engine is ticked lazily (no tick before a call could be over its budget, see
+    _Ticking.lazy), yet the clock runs from the call's start: stopped within a tick of it."""
+    from vrclog_cli.errors import PluginTimeout
+
+    with Runtime(Limits(timeout_s=0.2), on_log=lambda _log: None) as runtime:
+        plugin = runtime.load(spin_py)
+        assert plugin.call("one")
+        for _ in range(3):
+            started = time.thread_time()
+            with pytest.raises(PluginTimeout):
+                plugin.call("spin")
+            assert 0.2 <= time.thread_time() - started < 0.2 + 0.05  # a tick is 5 ms
+
+
+def test_a_run_of_components_only_leaves_the_core_engine_unticked() -> None:
+    with Runtime(on_log=lambda _log: None) as runtime:
+        plugin = runtime.load(JS_SAMPLE)
+        assert plugin.call("2024.01.15 23:58:00 Log        -  [VRPoker] Round 1 begins")
+        assert runtime._ticking is None  # only the components' lazy tickings wake the ticker
+        runtime.load(SAMPLES / "vrpoker.wasm")
+        assert runtime._ticking is not None
+
+
 @pytest.mark.posix  # Windows has no SIGINT to send: Ctrl-C is a console event
 @pytest.mark.parametrize(("jobs", "workers"), [("1", "threads"), ("2", "processes")])
 def test_ctrl_c_during_a_slow_python_component(spin_py: Path, jobs: str, workers: str) -> None:

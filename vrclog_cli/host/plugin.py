@@ -75,10 +75,16 @@ class PluginLog:
 LogHandler = Callable[[PluginLog], None]
 
 
+#: How often a component's engine is ticked while its calls are within their budget: a
+#: cancel or Ctrl-C reaches a call in at most this (see _Ticking.lazy).
+LAZY_PATIENCE_S = 0.05
+
+
 class _CallState:
     """What the deadline hook and host functions need to know about this thread's call."""
 
-    __slots__ = ("budget_s", "cpu_deadline", "logs", "plugin", "reason", "stderr", "stderr_writes")
+    __slots__ = ("budget_s", "cpu_deadline", "logs", "plugin", "reason", "stderr", "stderr_writes",
+                 "wall_due")
 
     def __init__(self, plugin: Plugin, budget_s: float) -> None:
         self.plugin = plugin
@@ -86,11 +92,19 @@ class _CallState:
         #: The plugin's WASI stderr writes so far (counted only while they are captured).
         self.stderr_writes = plugin.stderr_writes
         #: Moved later by budget.credit for work that is not the plugin's own.  Unless
-        #: calls are measured, the clock starts at the call's first epoch tick (budget /
+        #: calls are measured (or watched, below), the clock starts at the call's first epoch tick (budget /
         #: 10 of wall time in): most calls end before one, and reading the thread's CPU
         #: time is a system call, 0.6-1.1 µs of every line (5 % of an echo plugin's).
         #: A call may so run up to a tick of CPU past its budget; never less than it.
         self.cpu_deadline = time.thread_time() + budget_s if plugin.runtime.measure_cpu else _NOT_STARTED
+        #: A component's call (``watched``): its clock starts now, and the ticker need not
+        #: tick its engine before this wall-clock moment, when it could first be over its
+        #: budget (a thread's CPU time never runs ahead of the wall clock).  0: not watched.
+        self.wall_due = 0.0
+        if plugin.watched:
+            self.cpu_deadline = time.thread_time() + budget_s
+            self.wall_due = time.monotonic() + budget_s
+            _watched.add(self)
         self.reason: str | None = None
         #: Messages the plugin logged, handed on when the call returns: showing one
         #: (the first loads rich) is the host's work, not the plugin's, and must
@@ -120,6 +134,19 @@ class _CallState:
 
 _local = budget.local
 _NOT_STARTED = math.inf  # a call's cpu_deadline until its clock starts (credits leave it so)
+#: Component calls in flight (_CallState.wall_due): what a lazy _Ticking waits for.
+_watched: set[_CallState] = set()
+
+
+def _finished(state: _CallState) -> None:
+    """A call has returned: the ticker stops watching it."""
+    if state.wall_due:
+        _watched.discard(state)
+
+
+def _earliest_due() -> float:
+    """The soonest moment a watched call could be over its budget (inf: none in flight)."""
+    return min([state.wall_due for state in tuple(_watched)], default=math.inf)
 
 
 def _current() -> _CallState | None:
@@ -301,12 +328,20 @@ class Runtime:
         self._component_lock = threading.Lock()
         self._instance_slots = instance_slots
         self._tick = max(0.001, min(0.005, self.limits.timeout_s / 10))
-        self._ticking = _TICKER.add(self.engine, self._tick)
+        #: The core engine's ticking, from its first plugin on: a run of components only
+        #: wakes the ticker as their lazy tickings need (see _Ticking.lazy).
+        self._ticking: _Ticking | None = None
+        self._closed = False
+
+    def _tick_core_engine(self) -> None:
+        with self._component_lock:
+            if self._ticking is None and not self._closed:
+                self._ticking = _TICKER.add(self.engine, self._tick)
 
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
         its ``vrclog.prefilter`` section declares."""
-        if self._ticking.ended:
+        if self._closed:
             raise PluginLoadError(f"{path}: this Runtime is closed (no time budget runs in it): "
                                   "load plugins in an open one")
         compiled = compile_plugin(Path(path), self.engine, self.limits, self.sizing.settings,
@@ -341,8 +376,12 @@ class Runtime:
                     keep_resident=capi.component_keep_resident(large), compiler=compiler)
                 # Keeping memory resident shapes no code: one cache entry serves both sizes.
                 made = (engine, f"{sizing.settings},compiler={compiler}")
+                if self._closed:
+                    raise PluginLoadError("this Runtime is closed (no time budget runs in it): "
+                                          "load plugins in an open one")
                 self._component_engines[(compiler, large)] = made
-                self._component_tickings.append(_TICKER.add(engine, self._tick))
+                self._component_tickings.append(
+                    _TICKER.add(engine, self._tick, patience=min(LAZY_PATIENCE_S, self.limits.timeout_s)))
             return made
 
     def component_linker(self, compiler: str, large: bool = False) -> ComponentLinker:
@@ -375,9 +414,11 @@ class Runtime:
         (Cancelled: without the ticker, no budget could stop a call)."""
         for plugin in list(self._plugins):
             plugin.cancelled = plugin.closed = True
-        self._ticking.ended = True
-        for ticking in self._component_tickings:
-            ticking.ended = True
+        with self._component_lock:
+            self._closed = True
+        for ticking in [self._ticking, *self._component_tickings]:
+            if ticking is not None:
+                ticking.ended = True
 
     def __del__(self) -> None:
         # A flag, not a removal: the collector may run this inside the ticker's own lock.
@@ -399,12 +440,22 @@ class _Ticking:
     tick: float
     due: float  # when its epoch is next advanced (time.monotonic)
     ended: bool = False  # set by its runtime's close or collection; the ticker then lets go
+    #: Components' engines: ticked every ``tick`` only once a watched call could be over
+    #: its budget (_earliest_due), and otherwise every ``patience`` while one is in flight
+    #: (so that it still sees a cancel or Ctrl-C soon).  Why: each wake of the ticker's
+    #: thread on another core made the next resets of an interpreter-sized component's
+    #: memory (madvise, a line) flush that core's TLB too, an interrupt each: at a tick
+    #: every 5 ms, 5 200 of them for 3 000 lines of the Python sample, ~170 µs of system
+    #: time a line of ~2.4 ms (a virtual machine's interrupts are dear); 50 at 1 s.
+    lazy: bool = False
+    patience: float = 0.0
 
 
 class _EpochTicker:
     """One thread advances the epoch of every live runtime's engine, each at its own tick
     (its budget / 10: a call's epoch callback, which takes the GIL, runs no more often
-    than that); it ends when none is left and starts again with the next.
+    than that), components' engines lazily (_Ticking.lazy); it ends when none is left and
+    starts again with the next.
 
     One thread per process, not per Runtime: a program that keeps several runtimes
     (a bot with a plugin set per server) would otherwise wake a thread for each every
@@ -421,8 +472,11 @@ class _EpochTicker:
         self._engines: list[_Ticking] = []
         self._running = False
 
-    def add(self, engine: capi.Engine | wasmtime.Engine, tick: float) -> _Ticking:
-        ticking = _Ticking(engine, tick, time.monotonic() + tick)
+    def add(self, engine: capi.Engine | wasmtime.Engine, tick: float,
+            patience: float | None = None) -> _Ticking:
+        """Ticks ``engine`` every ``tick``; with a ``patience``, lazily (_Ticking.lazy)."""
+        ticking = _Ticking(engine, tick, time.monotonic() + tick, lazy=patience is not None,
+                           patience=max(tick, patience or 0.0))
         with self._lock:
             self._engines.append(ticking)
             if not self._running:
@@ -438,6 +492,19 @@ class _EpochTicker:
             self._running = True
             threading.Thread(target=self._run, name="vrclog-epoch", daemon=True).start()
 
+    @staticmethod
+    def _ticks(ticking: _Ticking, now: float) -> bool:
+        """Whether a ticking that is due ticks now; its next due time set either way."""
+        if not ticking.lazy:
+            ticking.due = max(ticking.due + ticking.tick, now)
+            return True
+        earliest = _earliest_due()
+        if earliest <= now or _all_cancelled:
+            ticking.due = now + ticking.tick
+            return True
+        ticking.due = min(earliest, now + ticking.patience)
+        return earliest != math.inf  # a call in flight still sees a tick every patience
+
     def _run(self) -> None:
         while True:
             now = time.monotonic()
@@ -447,9 +514,7 @@ class _EpochTicker:
                 if not self._engines:
                     self._running = False
                     return
-                due = [t for t in self._engines if t.due <= now]
-                for ticking in due:
-                    ticking.due = max(ticking.due + ticking.tick, now)
+                due = [t for t in self._engines if t.due <= now and self._ticks(t, now)]
                 wake = min(t.due for t in self._engines)
             del ended  # engines let go of outside the lock: freeing one runs Python code
             for ticking in due:
@@ -506,6 +571,8 @@ class Plugin:
         self._max_output = self.limits.max_output_bytes
         #: "core" (ABI v1/v2) or "component" (the vrclog:plugin world).
         self.kind = "core"
+        #: Whether its calls are watched by the ticker (_CallState.wall_due): components'.
+        self.watched = False
         self.abi_version: int | None
         #: The events of one line, prefilter or not; raises a LineError subclass or Cancelled.
         self.parse: Callable[[str], list[Event]]
@@ -518,6 +585,7 @@ class Plugin:
         from .capi.components import ComponentCaller
 
         self.kind = "component"
+        self.watched = True  # its calls take ~0.1-1 ms: see _Ticking.lazy
         self._world = compiled.component
         self.abi_version = None
         try:
@@ -534,6 +602,7 @@ class Plugin:
 
     def _init_core(self, runtime: Runtime, compiled: CompiledPlugin) -> None:
         self._engine = runtime.engine
+        runtime._tick_core_engine()
         self._init: bytes | None = compiled.init_export.encode() if compiled.init_export else None
         try:
             self._pre = runtime.linker.instantiate_pre(compiled.module)
@@ -660,6 +729,7 @@ class Plugin:
             raise PluginLoadError(f"{self.path}: {failed}: {error_gist(str(exc))}") from None
         finally:
             _local.call = None
+            _finished(state)
             state.emit_logs()
 
     def accepts(self, line: str) -> bool:
@@ -742,6 +812,7 @@ class Plugin:
             _local.call = None
             if token:
                 del _calls_by_token[token]
+                _finished(state)
             if self._measure:
                 _record_cpu(state)
             if state.logs is not None:
