@@ -155,3 +155,10 @@ def test_the_library_calls_are_strict_about_what_they_take(tmp_path: Path) -> No
     problems: list[LineProblem] = []
     assert list(parse_lines(["x"], plugins=[tmp_path / "p.wat"], on_error=problems.append)) == []
     assert (problems[0].message, problems[0].code) == ("two\nlines\x1b[2J", "E\r1")
+
+
+def test_a_run_stopped_before_its_plugins_load_names_them() -> None:
+    """Ctrl-C during a busy host's start-up: its summary still says what was run."""
+    run = ParseRun(ParseOptions(paths=["-"], plugins=["plugins/slow.wasm", "vrpoker.wasm"]),
+                   JsonLinesWriter(io.BytesIO()), report=lambda _d: None)
+    assert run.stats.plugins == ["slow.wasm", "vrpoker.wasm"]

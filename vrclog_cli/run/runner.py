@@ -234,7 +234,9 @@ class ParseRun:
         self.parsers: list[Parser] = []
         self._stamper: Stamper | None = None
         self.exit_code: int = ExitCode.OK
-        self.stats = RunStats()
+        # Named before they load: a Ctrl-C during a busy host's start-up still has a summary
+        # naming what was run.
+        self.stats = RunStats(plugins=[os.path.basename(plugin) for plugin in options.plugins])
         self._on_log = on_log
         self._on_tick = on_tick
         self._on_finding = on_finding  # --fail-on matches and per-line errors, for CI reports
