@@ -398,3 +398,19 @@ def test_instance_tags_in_any_order(instance: str, kind: str) -> None:
     from vrclog_cli.vrchat.builtin import instance_details
 
     assert instance_details(instance)["instance_type"] == kind
+
+
+@given(st.lists(st.text("ab .(", max_size=4), max_size=8), st.text("ab .(", max_size=6))
+@example(["a", "ab", "abc", "b"], "abd")
+@example([], "a")
+def test_the_prefix_trie_matches_the_longest_prefix_a_text_starts_with(prefixes: list[str],
+                                                                       text: str) -> None:
+    """_trie's pattern against the reference: every prefix tried, the longest kept."""
+    from vrclog_cli.vrchat.builtin import _trie
+
+    found = re.compile(_trie(prefixes), re.S).match(text)
+    starts = [prefix for prefix in prefixes if text.startswith(prefix)]
+    if not prefixes:
+        assert found is not None and found.group() == ""  # an empty pattern: as before
+    else:
+        assert (found.group() if found else None) == (max(starts, key=len) if starts else None)
