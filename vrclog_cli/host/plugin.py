@@ -78,6 +78,8 @@ LogHandler = Callable[[PluginLog], None]
 #: How often a component's engine is ticked while its calls are within their budget: a
 #: cancel or Ctrl-C reaches a call in at most this (see _Ticking.lazy).
 LAZY_PATIENCE_S = 0.05
+#: Why a closed Runtime loads nothing more.
+_CLOSED = "this Runtime is closed (no time budget runs in it): load plugins in an open one"
 
 
 class _CallState:
@@ -96,15 +98,15 @@ class _CallState:
         #: 10 of wall time in): most calls end before one, and reading the thread's CPU
         #: time is a system call, 0.6-1.1 µs of every line (5 % of an echo plugin's).
         #: A call may so run up to a tick of CPU past its budget; never less than it.
-        self.cpu_deadline = time.thread_time() + budget_s if plugin.runtime.measure_cpu else _NOT_STARTED
         #: A component's call (``watched``): its clock starts now, and the ticker need not
         #: tick its engine before this wall-clock moment, when it could first be over its
         #: budget (a thread's CPU time never runs ahead of the wall clock).  0: not watched.
         self.wall_due = 0.0
         if plugin.watched:
-            self.cpu_deadline = time.thread_time() + budget_s
             self.wall_due = time.monotonic() + budget_s
             _watched.add(self)
+        self.cpu_deadline = (time.thread_time() + budget_s if plugin.watched or plugin.runtime.measure_cpu
+                             else _NOT_STARTED)
         self.reason: str | None = None
         #: Messages the plugin logged, handed on when the call returns: showing one
         #: (the first loads rich) is the host's work, not the plugin's, and must
@@ -342,8 +344,7 @@ class Runtime:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
         its ``vrclog.prefilter`` section declares."""
         if self._closed:
-            raise PluginLoadError(f"{path}: this Runtime is closed (no time budget runs in it): "
-                                  "load plugins in an open one")
+            raise PluginLoadError(f"{path}: {_CLOSED}")
         compiled = compile_plugin(Path(path), self.engine, self.limits, self.sizing.settings,
                                   self.on_compile, self.component_engine)
         plugin = Plugin(self, compiled, prefilter=prefilter)
@@ -377,8 +378,7 @@ class Runtime:
                 # Keeping memory resident shapes no code: one cache entry serves both sizes.
                 made = (engine, f"{sizing.settings},compiler={compiler}")
                 if self._closed:
-                    raise PluginLoadError("this Runtime is closed (no time budget runs in it): "
-                                          "load plugins in an open one")
+                    raise PluginLoadError(_CLOSED)
                 self._component_engines[(compiler, large)] = made
                 self._component_tickings.append(
                     _TICKER.add(engine, self._tick, patience=min(LAZY_PATIENCE_S, self.limits.timeout_s)))
