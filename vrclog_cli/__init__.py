@@ -57,6 +57,8 @@ _EXPORTS = {
     "PluginRuntimeError": "errors",
     "InputTooLarge": "errors", "PluginTimeout": "errors", "Cancelled": "errors", "Terminated": "errors",
     "LineProblem": "errors", "LineFailed": "errors",
+    # a record (ParseOptions, Limits, Event, ...) copied with some fields changed
+    "replace": "records",
 }
 __all__ = [
     "BUILTIN_TYPES",
@@ -123,6 +125,7 @@ __all__ = [
     "partial_reason",
     "people_met",
     "plugin_info",
+    "replace",
     "save_visits",
     "sessions",
     "split_types",
@@ -162,6 +165,7 @@ if TYPE_CHECKING:
     from .host.plugin import Plugin, PluginLog, Runtime, cancel_all_calls
     from .host.prefilter import Prefilter, PrefilterError, make_prefilter
     from .limits import Limits
+    from .records import replace
     from .run.api import parse_files, parse_lines
     from .run.discovery import default_log_dirs, find_default_logs, log_files
     from .run.filters import EventFilter, split_types

@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -54,6 +53,7 @@ from .console import (
     sturdy_stderr,
     types_text,
 )
+from .records import record, replace
 
 if TYPE_CHECKING:  # the run, the parsers, rich, the plugin tools, progress and tables are
     # imported when used: start-up is paid on every run (see README, Performance), and
@@ -346,7 +346,7 @@ def resolve_inputs(files: list[str], log_dir: str | None, follow: bool) -> list[
     return [str(p) for p in logs]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class View:
     """How a run shows itself: the choices that concern a person, not the library."""
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import LineProblem
 from .limits import Limits
+from .records import asdict
 from .run.api import located_events
 from .sinks.writer import line_safe
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from enum import IntEnum
+
+from .records import record
 
 
 class ExitCode(IntEnum):
@@ -150,7 +151,7 @@ class PluginTimeout(LineError):
     kind = "timeout"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LineProblem:
     """A per-line error as data: where, which parser, what kind and why.
 

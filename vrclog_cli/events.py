@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, cast
 
 from .errors import PluginRuntimeError
+from .records import record
 
 #: Optional string fields of an event, in output order.
 STRING_FIELDS = ("timestamp", "player_name", "player_id", "world_id", "world_name", "instance_id")
@@ -28,9 +28,9 @@ class EventSource(NamedTuple):
     offset: int
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Event:
-    """One event.  Not frozen: a frozen dataclass's __init__ costs 4x, and events are
+    """One event.  Not frozen: a frozen record's __init__ costs 4x, and events are
     made on the hot path (half the lines of a busy log)."""
 
     type: str

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .host.abi import INPUT_REGION
+from .records import record
 
 KIB = 1024
 MIB = 1024 * KIB
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     max_plugin_bytes: int = 10 * MIB
     #: Components carry their language's runtime (an interpreter: 2-20 MB).

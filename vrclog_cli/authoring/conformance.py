@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import InputTooLarge, PluginFileError, PluginLoadError, PluginRuntimeError, PluginTimeout
@@ -19,6 +18,7 @@ from ..host.abi import INPUT_OFFSET, INPUT_REGION, PREFILTER_SECTION, TYPES_SECT
 from ..host.component import WORLD
 from ..host.plugin import Plugin, Runtime, encode_input
 from ..limits import Limits, format_size
+from ..records import field, record, replace
 from ..run.sources import Lines, SourceFailed, read_items
 
 _HINTS = (
@@ -71,7 +71,7 @@ def edge_cases(limits: Limits, abi_version: int = 1) -> list[tuple[str, str]]:
     return cases
 
 
-@dataclass
+@record
 class Finding:
     severity: str  # "violation" or "warning"
     where: str
@@ -79,7 +79,7 @@ class Finding:
     hint: str
 
 
-@dataclass
+@record
 class CheckReport:
     plugin: str
     findings: list[Finding] = field(default_factory=list)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PluginLoadError
+from ..records import field, record
 from . import module_cache
 from .prefilter import Declared
 
@@ -51,7 +51,7 @@ def is_component(data: bytes) -> bool:
     return data.startswith(COMPONENT_HEADER[:4]) and data[6:8] == COMPONENT_HEADER[6:8]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CompiledComponent:
     path: Path
     component: wc.Component

@@ -10,9 +10,9 @@ tests/test_interface.py pins this reader to wasmtime-py's reflection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TypeVar
 
+from ..records import record
 from .abi import Signature
 from .sections import MalformedBinary, read_leb, sections
 
@@ -28,7 +28,7 @@ class Unsupported(Exception):
     """A construct this reader does not know (a newer proposal's encoding)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Item:
     """An import's or export's kind and type: ``signature`` for a function, ``limits``
     (minimum and maximum pages, maximum None when unbounded) and ``is_64`` for a memory."""
@@ -38,14 +38,14 @@ class Item:
     is_64: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Import:
     module: str
     name: str
     item: Item
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Interface:
     imports: tuple[Import, ...]
     exports: dict[str, Item]

@@ -12,12 +12,12 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import PluginFileError, PluginLoadError
 from ..limits import Limits, format_size
+from ..records import field, record
 from . import capi, module_cache
 from .abi import (
     FREE_EXPORT,
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import wasmtime
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CompiledPlugin:
     path: Path
     module: capi.Module

@@ -24,7 +24,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from json.encoder import encode_basestring as encode_json_string  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import Cancelled, InputTooLarge, PluginLoadError, PluginRuntimeError, PluginTimeout
 from ..events import Event, decode_event, decode_output, orjson_module, plugin_reported
 from ..limits import Limits, format_size
+from ..records import record
 from . import budget, capi, module_cache
 from .abi import (
     FREE_EXPORT,
@@ -59,7 +59,7 @@ INFO_LEVEL = 1
 LEVEL_NAMES = {STDERR_LEVEL: "stderr", 0: "debug", INFO_LEVEL: "info", 2: "warn", 3: "error"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PluginLog:
     """A message a plugin logged (host ``log``) or wrote to its WASI stderr."""
 
@@ -434,7 +434,7 @@ class Runtime:
         self.close()
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _Ticking:
     engine: capi.Engine | wasmtime.Engine
     tick: float

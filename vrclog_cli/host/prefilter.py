@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..records import field, record, replace
 from .abi import PREFILTER_SECTION, TYPES_SECTION
 
 MAX_SUBSTRINGS = 256
@@ -42,7 +42,7 @@ def _compile(pattern: str) -> Any:
     return regex
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Prefilter:
     substrings: tuple[str, ...] = ()
     regex: str | None = None
@@ -127,7 +127,7 @@ def raw_needles(prefilters: Sequence[Prefilter | None]) -> tuple[bytes, ...] | N
     return tuple(needles) if 0 < len(needles) <= MAX_NEEDLES else None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Declared:
     """What a plugin's sections say: a prefilter, or None with the reason it is ignored;
     the event types it can emit (None: not declared)."""

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, cast
 
 from ..errors import Cancelled, InputTooLarge, LineError
 from ..events import Event
 from ..host.budget import take_slowest
 from ..limits import Limits, format_size
+from ..records import field, record
 from .sources import Lines
 
 if TYPE_CHECKING:  # wasmtime is loaded only when a plugin is: built-in runs start sooner
@@ -41,7 +41,7 @@ class Parser(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class LineFailure:
     """A per-line error as plain data (it may cross a process boundary)."""
 
@@ -63,7 +63,7 @@ _NO_EVENTS: list[Event] = []  # shared, never appended to: most lines have no ev
 _NO_ERRORS: list[LineFailure] = []
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class LineOutcome:
     #: Where in its batch: batch.line(index) is the line.
     index: int
@@ -72,7 +72,7 @@ class LineOutcome:
     cancelled: bool = False
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Outcomes:
     """What a batch gave.  Outcomes only for the lines where something was found
     (most lines of a log have nothing: nothing to build, pickle or look at)."""
@@ -215,7 +215,7 @@ def _skipped(chosen: list[set[int] | None] | None, done: int,
     return [0 if mine is None else done - held - sum(1 for i in mine if i < done) for mine in chosen]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ParserSpec:
     """What it takes to build a run's parsers: all a worker process is sent."""
 

@@ -6,11 +6,11 @@ Filters act before ``--fail-on``: a filtered-out event cannot fail the run.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import UsageError
 from ..events import Event
+from ..records import record
 
 
 def split_types(values: Iterable[str]) -> frozenset[str]:
@@ -29,7 +29,7 @@ def parse_rfc3339(text: str, option: str) -> datetime:
     return value
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EventFilter:
     include: frozenset[str] = frozenset()
     exclude: frozenset[str] = frozenset()

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ..errors import (
@@ -31,6 +30,7 @@ from ..errors import (
 )
 from ..events import Event, one_line
 from ..limits import MIB, Limits
+from ..records import field, record, replace
 from ..sinks.writer import EventWriter
 from .batch import (
     Batch,
@@ -90,7 +90,7 @@ POLL_S = 0.05  # longest the main thread waits before it looks at signals again
 CANCEL_GRACE_S = 1.0  # how long cancelled worker processes get to hand back finished lines
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ParseOptions:
     paths: Sequence[str] = ()
     plugins: Sequence[str] = ()
@@ -187,13 +187,13 @@ def _address_space_limited() -> bool:
     return resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
 
 
-@dataclass
+@record
 class FailOnHit:
     count: int
     first: str  # SOURCE:LINE
 
 
-@dataclass
+@record
 class Diagnostic:
     """One problem for stderr: ``SOURCE:LINE: KIND: [plugin: ]message`` for a line;
     otherwise a message of the given severity ("error", "warning") about a whole
@@ -212,7 +212,7 @@ TICK_S = 0.1  # how often output is flushed, stdout looked at and the progress h
 STATE_SAVE_S = 1.0
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class _ReaderFailed:
     """The reader thread's own failure (a bug), for the main thread to raise: the main
     thread would otherwise wait for its next item for ever."""

@@ -17,10 +17,10 @@ import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import accumulate
 
 from ..errors import InputError
+from ..records import record
 
 BOM = b"\xef\xbb\xbf"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -31,7 +31,7 @@ CHUNK = 256 * 1024
 BATCH_LINES = 64
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Line:
     source: str
     number: int
@@ -42,7 +42,7 @@ class Line:
     offset: int | None = None
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Lines:
     """A batch: consecutive lines of one source.
 
@@ -97,12 +97,12 @@ class Lines:
                         self.end if end >= len(self.texts) else None)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Idle:
     """No more input is ready at the moment: a good time to flush output."""
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class SourceFailed:
     """An input that could not be opened or read, or is damaged; the others still are."""
 
@@ -113,7 +113,7 @@ class SourceFailed:
     line: int = 0
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class SourceWarning:
     """Something about an input a person should know, that loses no whole line."""
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from ..records import field, record
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 MEASURABLE_S = 0.1
 
 
-@dataclass
+@record
 class RunStats:
     plugins: list[str] = field(default_factory=list)
     lines: int = 0

@@ -35,12 +35,12 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ExitCode, stop_signals
 from ..host.budget import larger_share
+from ..records import field, record
 from .batch import Batch, LineFailure, LineOutcome, Outcomes
 
 if sys.platform == "win32":  # what Pipe() gives there
@@ -106,7 +106,7 @@ def _watch_control(control: Connection, cancel: Callable[[], None]) -> None:
             cancel()
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class _Task:
     batch: Lines
     future: Future[Batch]
@@ -116,7 +116,7 @@ class _Task:
     index: int = 0
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class _Split:
     """A batch re-run line by line: the lines' results, merged when all are back."""
 
@@ -125,7 +125,7 @@ class _Split:
     missing: int = 0
 
 
-@dataclass(eq=False)
+@record(eq=False)
 class _Worker:
     process: BaseProcess
     tasks: Connection

@@ -17,12 +17,12 @@ import stat
 import sys
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import ExitCode, OutputError, UsageError
 from ..events import printable
+from ..records import field, record, replace
 from ..run.sources import STDIN_NAME
 
 FORMATS = ("github", "junit", "sarif", "gitlab", "markdown")
@@ -42,7 +42,7 @@ ERROR_KINDS = {
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Finding:
     source: str  # the log file as given (relative to the working folder where it lies in it)
     line: int
@@ -51,7 +51,7 @@ class Finding:
     message: str  # one line
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ReportSpec:
     format: str
     path: str | None  # None: the format's default place (stderr, GITHUB_STEP_SUMMARY)
@@ -106,7 +106,7 @@ def event_message(event_type: str, fields: Mapping[str, Any]) -> str:
     return " ".join(text.split())[:500]
 
 
-@dataclass
+@record
 class RunOutcome:
     """What the reports say about the run as a whole."""
 

@@ -18,12 +18,12 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError, UsageError
 from ..events import Event, EventSource
+from ..records import asdict
 from .state import Cursor, cursor_now, resume_point
 
 #: What marks a database as vrclog's, and its schema's version.  Version 2: ids made by
@@ -179,7 +179,7 @@ class SqliteWriter:
                     db.execute("DELETE FROM events WHERE source_file = ?", (source,))
                     db.execute("DELETE FROM cursors WHERE source = ?", (source,))
                 db.executemany(_INSERT, self._rows)
-                db.executemany(_UPSERT_CURSOR, [(source, *astuple(c)) for source, c in moved.items()])
+                db.executemany(_UPSERT_CURSOR, [(source, *asdict(c).values()) for source, c in moved.items()])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

@@ -19,11 +19,11 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import OutputError, UsageError
+from ..records import asdict, record
 
 FORMAT = "vrclog-state"
 VERSION = 1
@@ -36,7 +36,7 @@ class StateError(UsageError):
     """A state file that is not one vrclog can read (another version's, or damaged)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Cursor:
     #: The file's size and the SHA-256 of its first ``head_bytes`` bytes, when saved.
     size: int

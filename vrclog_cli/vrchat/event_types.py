@@ -6,10 +6,10 @@ checking a type name, needs none of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EventType:
     """One event type as `vrclog types` and the README show it."""
 

@@ -25,11 +25,11 @@ The rules, each pinned by a hand-written case in tests/test_sessions.py:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..events import Event
+from ..records import field, record
 
 #: Why a visit ended.
 NEXT_JOIN, WORLD_LEAVE, APP_QUIT, END_OF_LOG = "next_join", "world_leave", "app_quit", "end_of_log"
@@ -48,7 +48,7 @@ NOTABLE: dict[str, str] = {
 SAME_VIDEO = timedelta(seconds=10)
 
 
-@dataclass
+@record
 class Person:
     """A player in one visit: each stay from their join to their leave (None: still there
     when the visit ended)."""
@@ -68,7 +68,7 @@ class Person:
         return total
 
 
-@dataclass
+@record
 class Visit:
     """One stay in one instance."""
 
@@ -131,7 +131,7 @@ def seconds(span: timedelta) -> int | float:
     return int(whole) if whole == int(whole) else round(whole, 3)
 
 
-@dataclass
+@record
 class _Fold:
     """What the fold holds between events."""
 

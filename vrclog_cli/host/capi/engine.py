@@ -11,10 +11,10 @@ import ctypes
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ...limits import format_size
+from ...records import record, replace
 from . import library as lib
 from .failures import WasmError, check
 from .library import RuntimeApiError
@@ -92,7 +92,7 @@ class AddressSpaceTooSmall(RuntimeApiError):
     """The process's address-space limit leaves too little for even one instance."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class EngineSizing:
     pooled: bool = True
     #: Address space reserved per linear memory; None: wasmtime's default (no bounds checks).
