@@ -16,6 +16,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,10 +163,11 @@ class Run:
     peak_rss_mib: float
     output_sha: str
     returncode: int
+    cpu_seconds: float = 0.0  # user + system, of the process and its children
 
 
-def run(cmd: list[str], address_space: int | None = None) -> Run:
-    """Runs a command, hashing its stdout; wall time and peak RSS from wait4.
+def run(cmd: list[str], address_space: int | None = None, env: dict[str, str] | None = None) -> Run:
+    """Runs a command, hashing its stdout; wall time, CPU time and peak RSS from wait4.
     ``address_space``: the limit (ulimit -v) it runs under, in bytes."""
     digest = hashlib.sha256()
 
@@ -176,14 +178,16 @@ def run(cmd: list[str], address_space: int | None = None) -> Run:
             resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
 
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=cap)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=cap,
+                            env=None if env is None else {**os.environ, **env})
     assert proc.stdout is not None
     for chunk in iter(lambda: proc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
         digest.update(chunk)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return Run(seconds, usage.ru_maxrss / 1024, digest.hexdigest(), proc.returncode)
+    return Run(seconds, usage.ru_maxrss / 1024, digest.hexdigest(), proc.returncode,
+               usage.ru_utime + usage.ru_stime)
 
 
 def vrclog(plugin: str | None, log: Path, jobs: int | None = None, *extra: str) -> list[str]:
@@ -286,6 +290,34 @@ def prefilter_table(log: Path, lines: int) -> Table:
                   "≥ 10x " + ("[green]met[/]" if vs_without >= 10 else "[red]not met[/]"))
     table.add_row("  the same, start-up taken off both", f"{net:.2f}x", "", "(for reading, not a target)")
     table.add_row("output equal with and without the prefilter", "yes" if len(outputs) == 1 else "[red]NO[/]")
+    return table
+
+
+def component_load_table() -> Table:
+    """#31's load targets: a component sample's first load with a cold cache (a new, empty
+    cache folder: compiled from scratch) and a warm one (the same folder again), as the
+    CPU time of a whole `vrclog parse` of an empty log."""
+    table = Table(title=f"component plugins' load: CPU of a whole run on an empty log, "
+                        f"median of {ROUNDS} runs")
+    for col in ("sample", "cold cache", "warm cache", "each cold / warm", "target"):
+        table.add_column(col)
+    empty = CACHE / "empty.log"
+    empty.write_bytes(b"")
+    for name, plugin in (("Python", "python/vrpoker_py.wasm"), ("JS", "js/vrpoker_js.wasm")):
+        cold: list[float] = []
+        warm: list[float] = []
+        for _ in range(ROUNDS):
+            with tempfile.TemporaryDirectory() as folder:
+                first = run(vrclog(plugin, empty, 1), env={"VRCLOG_CACHE_DIR": folder})
+                again = run(vrclog(plugin, empty, 1), env={"VRCLOG_CACHE_DIR": folder})
+                assert first.returncode == again.returncode == 0, name
+                cold.append(first.cpu_seconds)
+                warm.append(again.cpu_seconds)
+        cold_s, warm_s = statistics.median(cold), statistics.median(warm)
+        met = cold_s <= 5.0 and warm_s <= 0.3
+        table.add_row(name, f"{cold_s:.2f} s", f"{warm_s:.2f} s",
+                      " ".join(f"{c:.2f}/{w:.2f}" for c, w in zip(cold, warm, strict=True)),
+                      f"≤ 5 s / ≤ 0.3 s {'met' if met else 'NOT met'}")
     return table
 
 
@@ -603,6 +635,7 @@ def main() -> None:
     console.print(builtin_table(log200k, lines200k))
     console.print(provenance_table(log200k, lines200k))
     console.print(sessions_table(log200k, lines200k))
+    console.print(component_load_table())
     console.print(components_table(log200k, lines200k))
     console.print(long_line_table())
 
