@@ -190,6 +190,13 @@ def run(cmd: list[str], address_space: int | None = None, env: dict[str, str] | 
                usage.ru_utime + usage.ru_stime)
 
 
+def empty_log() -> Path:
+    """An empty log: what the start-up and load figures run on."""
+    empty = CACHE / "empty.log"
+    empty.write_bytes(b"")
+    return empty
+
+
 def vrclog(plugin: str | None, log: Path, jobs: int | None = None, *extra: str) -> list[str]:
     cmd = [VRCLOG, "parse", *extra]
     if plugin:
@@ -261,8 +268,7 @@ def prefilter_table(log: Path, lines: int) -> Table:
                         f"median of {RATIO_ROUNDS} alternating runs")
     for col in ("run", "seconds", "lines/s", "each run"):
         table.add_column(col)
-    empty = CACHE / "empty.log"
-    empty.write_bytes(b"")
+    empty = empty_log()
     runs: dict[str, list[float]] = {"with": [], "without": [], "builtin": [], "startup": []}
     outputs: set[str] = set()
     for _ in range(RATIO_ROUNDS):
@@ -301,8 +307,7 @@ def component_load_table() -> Table:
                         f"median of {ROUNDS} runs")
     for col in ("sample", "cold cache", "warm cache", "each cold / warm", "target"):
         table.add_column(col)
-    empty = CACHE / "empty.log"
-    empty.write_bytes(b"")
+    empty = empty_log()
     for name, plugin in (("Python", "python/vrpoker_py.wasm"), ("JS", "js/vrpoker_js.wasm")):
         cold: list[float] = []
         warm: list[float] = []
@@ -328,8 +333,7 @@ def components_table(log: Path, lines: int) -> Table:
     table = Table(title=f"component plugins, --jobs 1, median of {RATIO_ROUNDS} alternating runs")
     for col in ("run", "figure", "each run", "target"):
         table.add_column(col)
-    empty = CACHE / "empty.log"
-    empty.write_bytes(b"")
+    empty = empty_log()
     head = head_of(log, 3_000)
     head_lines = count_lines(head)
     samples = {"core": "vrpoker.wasm", "js": "js/vrpoker_js.wasm", "python": "python/vrpoker_py.wasm"}
@@ -578,8 +582,7 @@ def main() -> None:
     lines50k = count_lines(slice50k)
     for warm in ("vrpoker.wasm", "minimal.wasm", "echo.wasm", "echo_v1.wasm"):  # fill the module cache
         run(vrclog(warm, slice20k, 1))
-    empty = CACHE / "empty.log"
-    empty.write_bytes(b"")
+    empty = empty_log()
     console.print(startup_table(empty))
 
     throughput = Table(title=f"vrclog parse on 200 000 lines, median of {ROUNDS} runs (peak RSS: the "

@@ -117,6 +117,12 @@ class Slotted(Frozen):  # fields inherited from a record base come first
     extra: int = 0
 
 
+class Nested:
+    @records.record(slots=True)
+    class Inner:  # a slotted record is a new class: its qualified name is kept
+        value: int = 0
+
+
 def test_records_pickle_and_frozen_ones_stay_frozen() -> None:
     frozen = pickle.loads(pickle.dumps(Frozen("a", hidden=1)))
     assert frozen == Frozen("a", hidden=2) and frozen.hidden == 1  # hidden: not compared
@@ -127,6 +133,7 @@ def test_records_pickle_and_frozen_ones_stay_frozen() -> None:
     slotted = pickle.loads(pickle.dumps(Slotted("a", None, 3)))
     assert (slotted.name, slotted.extra) == ("a", 3) and not hasattr(slotted, "__dict__")
     assert Slotted.__match_args__ == ("name", "hidden", "extra") and Slotted.kind == "frozen"
+    assert Slotted.__qualname__ == "Slotted" and Nested.Inner.__qualname__ == "Nested.Inner"
 
 
 def test_a_required_field_after_a_default_is_refused_at_first_use() -> None:

@@ -141,14 +141,15 @@ def _init(cls: type, fields: tuple[Field, ...], frozen: bool) -> Callable[..., N
             namespace[f"_factory_{f.name}"] = f.default_factory
             params.append(f"{f.name}=_FACTORY")
             value = f"_factory_{f.name}() if {f.name} is _FACTORY else {f.name}"
+            seen_default = True
         elif f.default is not MISSING:
             namespace[f"_default_{f.name}"] = f.default
             params.append(f"{f.name}=_default_{f.name}")
+            seen_default = True
         elif seen_default:
             raise TypeError(f"{cls.__name__}: non-default field {f.name!r} follows a default")
         else:
             params.append(f.name)
-        seen_default = seen_default or f.default is not MISSING or f.default_factory is not MISSING
         body.append(f"_setattr(self, {f.name!r}, {value})" if frozen else f"self.{f.name} = {value}")
     if hasattr(cls, "__post_init__"):
         body.append("self.__post_init__()")
@@ -207,25 +208,21 @@ def _frozen_delattr(self: Any, name: str) -> None:
     raise FrozenInstanceError(f"cannot delete field {name!r}")
 
 
-def _getstate(self: Any) -> list[Any]:
-    return [getattr(self, f.name) for f in type(self).__record_fields__]
-
-
-def _setstate(self: Any, state: list[Any]) -> None:
-    for f, value in zip(type(self).__record_fields__, state, strict=True):
-        object.__setattr__(self, f.name, value)  # frozen ones too
+def _setstate(self: Any, state: dict[str, Any]) -> None:
+    """A slotted record unpickled from its ``asdict`` (its ``__getstate__``)."""
+    for name, value in state.items():
+        object.__setattr__(self, name, value)  # frozen ones too
 
 
 def _build(cls: type[_T], *, frozen: bool, slots: bool, eq: bool) -> type[_T]:
     fields = _collect(cls)
-    if slots:
-        body = {k: v for k, v in cls.__dict__.items()
-                if k not in {f.name for f in fields} | {"__dict__", "__weakref__"}}
-        body["__slots__"] = tuple(f.name for f in fields if f.name in _own_annotations(cls))
-        qualname = cls.__qualname__
-        body["__getstate__"], body["__setstate__"] = _getstate, _setstate
+    if slots:  # a new class, as dataclasses makes: __slots__ cannot be added to one
+        own_fields = [f.name for f in fields if f.name in _own_annotations(cls)]
+        left_out = {*own_fields, "__dict__", "__weakref__"}
+        body = {k: v for k, v in cls.__dict__.items() if k not in left_out}
+        body.update(__slots__=tuple(own_fields), __qualname__=cls.__qualname__,  # not in __dict__
+                    __getstate__=asdict, __setstate__=_setstate)
         cls = type(cls.__name__, cls.__bases__, body)  # type: ignore[assignment]
-        cls.__qualname__ = qualname
     shown = tuple(f.name for f in fields if f.repr)
     compared = tuple(f.name for f in fields if f.compare)
     attributes: dict[str, Any] = {
