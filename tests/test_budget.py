@@ -67,6 +67,46 @@ def test_a_collection_during_a_call_is_credited(call: FakeCall) -> None:
     assert 0 < call.cpu_deadline - before <= spent
 
 
+def test_a_calls_clock_never_starts_before_the_threads_cpu_time() -> None:
+    """clock_start reads the CPU clock once a tenth of a budget and adds the wall time
+    since: never early, whatever the thread did in between (ran, slept, was preempted)."""
+    budget.local.cpu_reading = None
+    for round_ in range(200):
+        if round_ % 3 == 0:
+            spin(0.0003)
+        elif round_ % 3 == 1:
+            time.sleep(0.0004)  # the thread runs nothing: wall time passes, CPU time does not
+        cpu = time.thread_time()
+        start = budget.clock_start(time.monotonic(), 0.05)
+        assert start >= cpu
+
+
+def test_a_calls_clock_starts_late_by_the_wait_since_the_reading_then_reads_again() -> None:
+    budget.local.cpu_reading = None
+    read_at = time.monotonic()
+    budget.clock_start(read_at, 1.0)  # the reading, good for a tenth of the budget: 0.1 s
+    time.sleep(0.003)  # the thread runs nothing: the clock starts that much late
+    cpu = time.thread_time()
+    now = time.monotonic()
+    late = budget.clock_start(now, 1.0) - cpu
+    assert now - read_at - 0.001 <= late <= now - read_at
+    time.sleep(0.003)  # past a tenth of a 20 ms budget: a new reading, no longer late
+    cpu = time.thread_time()
+    assert 0 <= budget.clock_start(time.monotonic(), 0.02) - cpu < 0.001
+
+
+def test_an_endless_loop_is_stopped_soon_after_its_budget() -> None:
+    """The ticker sleeps while calls are short (see plugin._Ticking); a call that could be
+    over its budget is ticked every 5 ms, its clock running from its start."""
+    with Runtime(Limits(timeout_s=0.2)) as runtime:
+        slow = runtime.load(SAMPLES / "slow.wasm")
+        for _ in range(3):
+            started = time.thread_time()
+            with pytest.raises(PluginTimeout):
+                slow.call("x")
+            assert 0.2 <= time.thread_time() - started < 0.2 + 0.05
+
+
 def test_line_budget_grows_with_the_line() -> None:
     assert budget.line_budget(0.05, 0.25, 0) == 0.05
     assert budget.line_budget(0.05, 0.25, MIB) == pytest.approx(0.30)

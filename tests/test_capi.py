@@ -213,30 +213,27 @@ def test_one_epoch_thread_serves_every_runtime() -> None:
             assert budget <= time.thread_time() - started < budget + 0.1
 
 
-def test_a_components_engine_is_ticked_only_as_its_calls_need() -> None:
-    """_Ticking.lazy: with no call in flight, no tick; with one within its budget, a tick
-    every patience (for a cancel or Ctrl-C); once one could be over it, a tick every tick.
-    An eager ticking ticks every tick whatever runs."""
+def test_an_engine_is_ticked_only_as_its_calls_need() -> None:
+    """_Ticking: with no call in flight, no tick; with one within its budget, a tick
+    every patience (for a cancel or Ctrl-C); once one could be over it, a tick every tick."""
     from vrclog_cli.host import plugin as host
 
     class Call:  # what the ticker reads of a _CallState
         wall_due = 100.02  # in flight since 99.97, with a 50 ms budget
 
     ticks = host._EpochTicker._ticks
-    lazy = host._Ticking(engine=None, tick=0.005, due=0.0, lazy=True, patience=0.05)  # type: ignore[arg-type]
-    eager = host._Ticking(engine=None, tick=0.005, due=100.0)  # type: ignore[arg-type]
-    assert ticks(eager, 100.0) and eager.due == 100.005
-    assert not host._watched  # no call in flight in this process
-    assert not ticks(lazy, 100.0) and lazy.due == pytest.approx(100.05)
+    ticking = host._Ticking(engine=None, tick=0.005, due=0.0, patience=0.05)  # type: ignore[arg-type]
+    assert not host._in_flight  # no call in flight in this process
+    assert not ticks(ticking, 100.0) and ticking.due == pytest.approx(100.05)
     call = Call()
-    host._watched.add(call)  # type: ignore[arg-type]
+    host._in_flight.add(call)  # type: ignore[arg-type]
     try:
-        assert ticks(lazy, 100.0) and lazy.due == 100.02  # woken when it could be over
-        assert ticks(lazy, 100.02) and lazy.due == pytest.approx(100.025)
+        assert ticks(ticking, 100.0) and ticking.due == 100.02  # woken when it could be over
+        assert ticks(ticking, 100.02) and ticking.due == pytest.approx(100.025)
         call.wall_due = 100.2
-        assert ticks(lazy, 100.03) and lazy.due == pytest.approx(100.08)  # patience
+        assert ticks(ticking, 100.03) and ticking.due == pytest.approx(100.08)  # patience
     finally:
-        host._watched.discard(call)  # type: ignore[arg-type]
+        host._in_flight.discard(call)  # type: ignore[arg-type]
 
 
 def test_engine_sizing_takes_the_fastest_that_fits() -> None:

@@ -109,7 +109,7 @@ def test_a_spinning_python_component_times_out_its_line_only(spin_py: Path, jobs
 
 def test_a_spinning_component_is_stopped_soon_after_its_budget(spin_py: Path) -> None:
     """Its engine is ticked lazily (no tick before a call could be over its budget, see
-    _Ticking.lazy), yet the clock runs from the call's start: stopped within a tick of it."""
+    _Ticking), yet the clock runs from the call's start: stopped within a tick of it."""
     from vrclog_cli.errors import PluginTimeout
 
     with Runtime(Limits(timeout_s=0.2), on_log=lambda _log: None) as runtime:

@@ -43,6 +43,23 @@ def line_budget(base_s: float, per_mib_s: float, line_bytes: int) -> float:
     return base_s + per_mib_s * line_bytes / MIB
 
 
+def clock_start(now: float, budget_s: float) -> float:
+    """Where a call's CPU clock starts: this thread's CPU time now, or a little later, never
+    earlier (``now``: the wall clock, time.monotonic).
+
+    Reading the thread's CPU clock is a system call: 0.7 µs in a loop, but 3.4 µs a
+    line inside a run (an echo run on 40 000 lines: 1.65 against 1.51 s without it).
+    So it is read once every tenth of a budget per thread, and a call starting later
+    adds the wall time since that reading: CPU time never runs ahead of the wall clock,
+    so the start is never early (a line is never charged for another's work), and late
+    by at most the time the thread waited for a core in between.
+    """
+    reading: tuple[float, float] | None = getattr(local, "cpu_reading", None)
+    if reading is None or now - reading[1] > budget_s / 10:
+        reading = local.cpu_reading = (time.thread_time(), now)
+    return reading[0] + (now - reading[1])
+
+
 def credit(seconds: float) -> None:
     """Gives the call running on this thread ``seconds`` more: host work, not the plugin's."""
     call: Clock | None = getattr(local, "call", None)

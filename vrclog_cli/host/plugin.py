@@ -75,9 +75,9 @@ class PluginLog:
 LogHandler = Callable[[PluginLog], None]
 
 
-#: How often a component's engine is ticked while its calls are within their budget: a
-#: cancel or Ctrl-C reaches a call in at most this (see _Ticking.lazy).
-LAZY_PATIENCE_S = 0.05
+#: How often an engine is ticked while its calls are within their budget: a cancel or
+#: Ctrl-C reaches a call in at most this (see _Ticking).
+PATIENCE_S = 0.05
 #: Why a closed Runtime loads nothing more.
 _CLOSED = "this Runtime is closed (no time budget runs in it): load plugins in an open one"
 
@@ -93,20 +93,14 @@ class _CallState:
         self.budget_s = budget_s
         #: The plugin's WASI stderr writes so far (counted only while they are captured).
         self.stderr_writes = plugin.stderr_writes
-        #: Moved later by budget.credit for work that is not the plugin's own.  Unless
-        #: calls are measured (or watched, below), the clock starts at the call's first epoch tick (budget /
-        #: 10 of wall time in): most calls end before one, and reading the thread's CPU
-        #: time is a system call, 0.6-1.1 µs of every line (5 % of an echo plugin's).
-        #: A call may so run up to a tick of CPU past its budget; never less than it.
-        #: A component's call (``watched``): its clock starts now, and the ticker need not
-        #: tick its engine before this wall-clock moment, when it could first be over its
-        #: budget (a thread's CPU time never runs ahead of the wall clock).  0: not watched.
-        self.wall_due = 0.0
-        if plugin.watched:
-            self.wall_due = time.monotonic() + budget_s
-            _watched.add(self)
-        self.cpu_deadline = (time.thread_time() + budget_s if plugin.watched or plugin.runtime.measure_cpu
-                             else _NOT_STARTED)
+        #: The ticker need not tick before this wall-clock moment, when the call could
+        #: first be over its budget (a thread's CPU time never runs ahead of the wall clock).
+        now = time.monotonic()
+        self.wall_due = now + budget_s
+        _in_flight.add(self)
+        #: Moved later by budget.credit for work that is not the plugin's own.
+        self.cpu_deadline = (time.thread_time() if plugin.runtime.measure_cpu
+                             else budget.clock_start(now, budget_s)) + budget_s
         self.reason: str | None = None
         #: Messages the plugin logged, handed on when the call returns: showing one
         #: (the first loads rich) is the host's work, not the plugin's, and must
@@ -135,20 +129,18 @@ class _CallState:
 
 
 _local = budget.local
-_NOT_STARTED = math.inf  # a call's cpu_deadline until its clock starts (credits leave it so)
-#: Component calls in flight (_CallState.wall_due): what a lazy _Ticking waits for.
-_watched: set[_CallState] = set()
+#: Calls in flight (_CallState.wall_due): what the ticker waits for.
+_in_flight: set[_CallState] = set()
 
 
 def _finished(state: _CallState) -> None:
     """A call has returned: the ticker stops watching it."""
-    if state.wall_due:
-        _watched.discard(state)
+    _in_flight.discard(state)
 
 
 def _earliest_due() -> float:
-    """The soonest moment a watched call could be over its budget (inf: none in flight)."""
-    return min([state.wall_due for state in tuple(_watched)], default=math.inf)
+    """The soonest moment a call in flight could be over its budget (inf: none in flight)."""
+    return min([state.wall_due for state in tuple(_in_flight)], default=math.inf)
 
 
 def _current() -> _CallState | None:
@@ -176,9 +168,6 @@ def _deadline_verdict() -> str | None:
         state.reason = "cancelled"
         return "vrclog: call cancelled"
     spent = time.thread_time()
-    if state.cpu_deadline == _NOT_STARTED:
-        state.cpu_deadline = spent + state.budget_s
-        return None
     if (writes := state.plugin.stderr_writes - state.stderr_writes) > 0:
         spent += writes * STDERR_WRITE_S  # done on wasmtime's threads, while this one waits
     if spent > state.cpu_deadline:
@@ -330,15 +319,16 @@ class Runtime:
         self._component_lock = threading.Lock()
         self._instance_slots = instance_slots
         self._tick = max(0.001, min(0.005, self.limits.timeout_s / 10))
-        #: The core engine's ticking, from its first plugin on: a run of components only
-        #: wakes the ticker as their lazy tickings need (see _Ticking.lazy).
+        self._patience = min(PATIENCE_S, self.limits.timeout_s)
+        #: The core engine's ticking, from its first plugin on (a run of components only
+        #: has none).
         self._ticking: _Ticking | None = None
         self._closed = False
 
     def _tick_core_engine(self) -> None:
         with self._component_lock:
             if self._ticking is None and not self._closed:
-                self._ticking = _TICKER.add(self.engine, self._tick)
+                self._ticking = _TICKER.add(self.engine, self._tick, self._patience)
 
     def load(self, path: str | Path, *, prefilter: bool = True) -> Plugin:
         """A loaded, probed plugin.  ``prefilter=False`` gives it every line, whatever
@@ -381,7 +371,7 @@ class Runtime:
                     raise PluginLoadError(_CLOSED)
                 self._component_engines[(compiler, large)] = made
                 self._component_tickings.append(
-                    _TICKER.add(engine, self._tick, patience=min(LAZY_PATIENCE_S, self.limits.timeout_s)))
+                    _TICKER.add(engine, self._tick, self._patience))
             return made
 
     def component_linker(self, compiler: str, large: bool = False) -> ComponentLinker:
@@ -440,22 +430,22 @@ class _Ticking:
     tick: float
     due: float  # when its epoch is next advanced (time.monotonic)
     ended: bool = False  # set by its runtime's close or collection; the ticker then lets go
-    #: Components' engines: ticked every ``tick`` only once a watched call could be over
-    #: its budget (_earliest_due), and otherwise every ``patience`` while one is in flight
-    #: (so that it still sees a cancel or Ctrl-C soon).  Why: each wake of the ticker's
-    #: thread on another core made the next resets of an interpreter-sized component's
-    #: memory (madvise, a line) flush that core's TLB too, an interrupt each: at a tick
-    #: every 5 ms, 5 200 of them for 3 000 lines of the Python sample, ~170 µs of system
-    #: time a line of ~2.4 ms (a virtual machine's interrupts are dear); 50 at 1 s.
-    lazy: bool = False
+    #: Every ``tick`` only once a call could be over its budget (_earliest_due), and
+    #: otherwise every ``patience`` while one is in flight (so that it still sees a cancel
+    #: or Ctrl-C soon).  Why not every tick: each wake of the ticker's thread takes the
+    #: GIL from calls that hand it back several times a line, 1-3 ms of lost races a wake.
+    #: An echo run on 40 000 lines: 1.82 s at a tick every 5 ms, 1.52 s at one every
+    #: 0.5 s.  And an interpreter-sized component's memory resets (madvise) then flushed
+    #: the ticker's core's TLB too: 5 200 interrupts for 3 000 lines of the Python sample,
+    #: ~170 µs of system time a line of ~2.4 ms; 50 at 1 s.
     patience: float = 0.0
 
 
 class _EpochTicker:
     """One thread advances the epoch of every live runtime's engine, each at its own tick
     (its budget / 10: a call's epoch callback, which takes the GIL, runs no more often
-    than that), components' engines lazily (_Ticking.lazy); it ends when none is left and
-    starts again with the next.
+    than that) once a call could be over its budget (_Ticking); it ends when none is
+    left and starts again with the next.
 
     One thread per process, not per Runtime: a program that keeps several runtimes
     (a bot with a plugin set per server) would otherwise wake a thread for each every
@@ -472,11 +462,10 @@ class _EpochTicker:
         self._engines: list[_Ticking] = []
         self._running = False
 
-    def add(self, engine: capi.Engine | wasmtime.Engine, tick: float,
-            patience: float | None = None) -> _Ticking:
-        """Ticks ``engine`` every ``tick``; with a ``patience``, lazily (_Ticking.lazy)."""
-        ticking = _Ticking(engine, tick, time.monotonic() + tick, lazy=patience is not None,
-                           patience=max(tick, patience or 0.0))
+    def add(self, engine: capi.Engine | wasmtime.Engine, tick: float, patience: float) -> _Ticking:
+        """Ticks ``engine`` every ``tick`` while a call could be over its budget, and every
+        ``patience`` while one is in flight (_Ticking)."""
+        ticking = _Ticking(engine, tick, time.monotonic() + tick, patience=max(tick, patience))
         with self._lock:
             self._engines.append(ticking)
             if not self._running:
@@ -495,9 +484,6 @@ class _EpochTicker:
     @staticmethod
     def _ticks(ticking: _Ticking, now: float) -> bool:
         """Whether a ticking that is due ticks now; its next due time set either way."""
-        if not ticking.lazy:
-            ticking.due = max(ticking.due + ticking.tick, now)
-            return True
         earliest = _earliest_due()
         if earliest <= now or _all_cancelled:
             ticking.due = now + ticking.tick
@@ -571,8 +557,6 @@ class Plugin:
         self._max_output = self.limits.max_output_bytes
         #: "core" (ABI v1/v2) or "component" (the vrclog:plugin world).
         self.kind = "core"
-        #: Whether its calls are watched by the ticker (_CallState.wall_due): components'.
-        self.watched = False
         self.abi_version: int | None
         #: The events of one line, prefilter or not; raises a LineError subclass or Cancelled.
         self.parse: Callable[[str], list[Event]]
@@ -585,7 +569,6 @@ class Plugin:
         from .capi.components import ComponentCaller
 
         self.kind = "component"
-        self.watched = True  # its calls take ~0.1-1 ms: see _Ticking.lazy
         self._world = compiled.component
         self.abi_version = None
         try:
@@ -680,6 +663,7 @@ class Plugin:
             yield state
         finally:
             _local.call = None
+            _finished(state)
             state.emit_logs()
             if capi.take_interrupted():
                 raise KeyboardInterrupt
@@ -810,9 +794,9 @@ class Plugin:
             raise error from None
         finally:
             _local.call = None
+            _finished(state)
             if token:
                 del _calls_by_token[token]
-                _finished(state)
             if self._measure:
                 _record_cpu(state)
             if state.logs is not None:
