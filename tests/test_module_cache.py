@@ -61,6 +61,28 @@ def test_damaged_entry_is_ignored_and_rebuilt(cache: Path, damage: str) -> None:
     assert Runtime().load(SAMPLES / "vrpoker.wasm").from_cache  # rebuilt entry is good
 
 
+@pytest.mark.parametrize("damage", [None, "truncate", "flip", "garbage"])
+def test_a_mapped_entry_loads_or_misses_as_a_read_one_and_is_unmapped(
+        cache: Path, monkeypatch: pytest.MonkeyPatch, damage: str | None) -> None:
+    """Entries from MAP_FROM_BYTES on (a component's) are mapped, not read: every entry is here."""
+    monkeypatch.setattr(module_cache, "MAP_FROM_BYTES", 1)
+    Runtime().load(SAMPLES / "vrpoker.wasm")
+    (entry,) = entries(cache)
+    blob = entry.read_bytes()
+    if damage == "truncate":
+        entry.write_bytes(blob[: len(blob) // 2])
+    elif damage == "flip":
+        entry.write_bytes(blob[:-100] + bytes([blob[-100] ^ 0xFF]) + blob[-99:])
+    elif damage == "garbage":
+        entry.write_bytes(b"not a module at all")
+    plugin = Runtime().load(SAMPLES / "vrpoker.wasm")
+    assert plugin.from_cache is (damage is None)
+    assert plugin.call(LINE)[0].data == {"round": "7"}
+    if sys.platform.startswith("linux"):
+        maps = Path("/proc/self/maps").read_text()
+        assert entry.name not in maps  # closed once loaded (or refused)
+
+
 def test_cache_can_be_switched_off(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VRCLOG_CACHE_DIR", "off")
     assert not Runtime().load(SAMPLES / "vrpoker.wasm").from_cache
