@@ -44,10 +44,8 @@ def test_key_follows_content_not_name(cache: Path, tmp_path: Path) -> None:
     assert len(entries(cache)) == 2
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
-def test_damaged_entry_is_ignored_and_rebuilt(cache: Path, damage: str) -> None:
-    Runtime().load(SAMPLES / "vrpoker.wasm")
-    (entry,) = entries(cache)
+def spoil(entry: Path, damage: str) -> None:
+    """Damages a cache entry: "truncate" (half of it), "flip" (one byte) or "garbage"."""
     blob = entry.read_bytes()
     if damage == "truncate":
         entry.write_bytes(blob[: len(blob) // 2])
@@ -55,6 +53,13 @@ def test_damaged_entry_is_ignored_and_rebuilt(cache: Path, damage: str) -> None:
         entry.write_bytes(blob[:-100] + bytes([blob[-100] ^ 0xFF]) + blob[-99:])
     else:
         entry.write_bytes(b"not a module at all")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+def test_damaged_entry_is_ignored_and_rebuilt(cache: Path, damage: str) -> None:
+    Runtime().load(SAMPLES / "vrpoker.wasm")
+    (entry,) = entries(cache)
+    spoil(entry, damage)
     plugin = Runtime().load(SAMPLES / "vrpoker.wasm")
     assert not plugin.from_cache
     assert plugin.call(LINE)[0].type == "vrpoker_round"
@@ -68,13 +73,8 @@ def test_a_mapped_entry_loads_or_misses_as_a_read_one_and_is_unmapped(
     monkeypatch.setattr(module_cache, "MAP_FROM_BYTES", 1)
     Runtime().load(SAMPLES / "vrpoker.wasm")
     (entry,) = entries(cache)
-    blob = entry.read_bytes()
-    if damage == "truncate":
-        entry.write_bytes(blob[: len(blob) // 2])
-    elif damage == "flip":
-        entry.write_bytes(blob[:-100] + bytes([blob[-100] ^ 0xFF]) + blob[-99:])
-    elif damage == "garbage":
-        entry.write_bytes(b"not a module at all")
+    if damage is not None:
+        spoil(entry, damage)
     plugin = Runtime().load(SAMPLES / "vrpoker.wasm")
     assert plugin.from_cache is (damage is None)
     assert plugin.call(LINE)[0].data == {"round": "7"}
