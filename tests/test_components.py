@@ -23,6 +23,7 @@ from .conftest import ROOT, SAMPLE_LOGS, SAMPLES, VRCLOG_BIN, stdout_lines, vrcl
 
 PY_SAMPLE = SAMPLES / "python" / "vrpoker_py.wasm"
 JS_SAMPLE = SAMPLES / "js" / "vrpoker_js.wasm"
+POKER_LINE = "2024.01.15 23:59:59 Log        -  [VRPoker] Round 7 begins"
 SPIN_SOURCE = Path(__file__).parent / "plugins" / "spin_py"
 
 
@@ -201,8 +202,32 @@ def test_a_component_comes_from_the_cache_the_second_time(tmp_path: Path,
     monkeypatch.setenv("VRCLOG_CACHE_DIR", str(tmp_path))
     with Runtime(Limits()) as runtime:
         assert not runtime.load(JS_SAMPLE).from_cache
+    (entry,) = tmp_path.glob("*.cwasm")
     with Runtime(Limits()) as runtime:
-        assert runtime.load(JS_SAMPLE).from_cache
+        plugin = runtime.load(JS_SAMPLE)
+        assert plugin.from_cache
+        assert [e.data for e in plugin.call(POKER_LINE)] == [{"round": "7"}]
+        if sys.platform.startswith("linux"):  # wasmtime maps the entry itself (its seal after it)
+            assert entry.name in Path("/proc/self/maps").read_text()
+
+
+def test_a_damaged_component_entry_is_compiled_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The payload wasmtime would map is checked first: one flipped byte is a miss."""
+    monkeypatch.setenv("VRCLOG_CACHE_DIR", str(tmp_path))
+    with Runtime(Limits()) as runtime:
+        runtime.load(JS_SAMPLE)
+    (entry,) = tmp_path.glob("*.cwasm")
+    blob = bytearray(entry.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    entry.write_bytes(blob)
+    notes: list[str] = []
+    with Runtime(Limits(), on_log=lambda log: notes.append(log.message)) as runtime:
+        plugin = runtime.load(JS_SAMPLE)
+        assert not plugin.from_cache
+        assert [e.data for e in plugin.call(POKER_LINE)] == [{"round": "7"}]
+    assert any("is damaged (its checksum does not match)" in note for note in notes)
+    with Runtime(Limits()) as runtime:
+        assert runtime.load(JS_SAMPLE).from_cache  # written again, whole
 
 
 def test_components_are_told_by_their_header() -> None:

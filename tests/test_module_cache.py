@@ -44,29 +44,40 @@ def test_key_follows_content_not_name(cache: Path, tmp_path: Path) -> None:
     assert len(entries(cache)) == 2
 
 
+#: Each damage spoil does, and the --verbose note it gives.
+DAMAGES = {"truncate": "is not an entry of this vrclog", "flip": "is damaged",
+           "checksum": "is damaged", "garbage": "is not an entry of this vrclog"}
+
+
 def spoil(entry: Path, damage: str) -> None:
-    """Damages a cache entry: "truncate" (half of it), "flip" (one byte) or "garbage"."""
-    blob = entry.read_bytes()
+    """Damages a cache entry: "truncate" (half of it), "flip" (a byte of the payload),
+    "checksum" (its last byte) or "garbage"."""
+    blob = bytearray(entry.read_bytes())
     if damage == "truncate":
-        entry.write_bytes(blob[: len(blob) // 2])
-    elif damage == "flip":
-        entry.write_bytes(blob[:-100] + bytes([blob[-100] ^ 0xFF]) + blob[-99:])
+        del blob[len(blob) // 2:]
+    elif damage in ("flip", "checksum"):
+        blob[len(blob) // 2 if damage == "flip" else -1] ^= 0xFF
     else:
-        entry.write_bytes(b"not a module at all")
+        blob = bytearray(b"not a module at all")
+    entry.write_bytes(blob)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage"])
+@pytest.mark.parametrize("damage", DAMAGES)
 def test_damaged_entry_is_ignored_and_rebuilt(cache: Path, damage: str) -> None:
     Runtime().load(SAMPLES / "vrpoker.wasm")
     (entry,) = entries(cache)
     spoil(entry, damage)
-    plugin = Runtime().load(SAMPLES / "vrpoker.wasm")
+    seen: list[PluginLog] = []
+    plugin = Runtime(on_log=seen.append).load(SAMPLES / "vrpoker.wasm")
     assert not plugin.from_cache
+    assert [log.message for log in seen] == [f"compiled-module cache: {entry} {DAMAGES[damage]}"
+                                             + (" (its checksum does not match)" if "damaged" in
+                                                DAMAGES[damage] else "") + "; compiled again"]
     assert plugin.call(LINE)[0].type == "vrpoker_round"
     assert Runtime().load(SAMPLES / "vrpoker.wasm").from_cache  # rebuilt entry is good
 
 
-@pytest.mark.parametrize("damage", [None, "truncate", "flip", "garbage"])
+@pytest.mark.parametrize("damage", [None, *DAMAGES])
 def test_a_mapped_entry_loads_or_misses_as_a_read_one_and_is_unmapped(
         cache: Path, monkeypatch: pytest.MonkeyPatch, damage: str | None) -> None:
     """Entries from MAP_FROM_BYTES on (a component's) are mapped, not read: every entry is here."""
@@ -297,12 +308,57 @@ def test_another_plugins_entry_under_this_key_never_runs(cache: Path, tmp_path: 
     assert result.returncode == 4 and result.stdout == ""
 
 
-def test_an_entry_of_the_old_format_is_a_miss(cache: Path) -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_entry_of_an_old_format_is_a_miss(cache: Path, version: int) -> None:
+    """Versions 1 and 2 put the seal before the payload (2 with the key in it)."""
     import hashlib
 
     entry = _key_of(cache, SAMPLES / "vrpoker.wasm")
     blob = entry.read_bytes()
-    payload = blob[blob.index(b"\n", len(module_cache.MAGIC)) + 1 + 32:]
-    entry.write_bytes(b"vrclog-module-cache-1\n" + hashlib.sha256(payload).digest() + payload)
+    head = module_cache.MAGIC + entry.stem.encode() + b"\n"
+    payload = blob[:-len(head) - 32]
+    assert blob[-len(head) - 32:-32] == head
+    old = f"vrclog-module-cache-{version}\n".encode() + (entry.stem.encode() + b"\n" if version == 2 else b"")
+    checked = (old if version == 2 else b"") + payload
+    entry.write_bytes(old + hashlib.sha256(checked).digest() + payload)
     assert not Runtime().load(SAMPLES / "vrpoker.wasm").from_cache
     assert Runtime().load(SAMPLES / "vrpoker.wasm").from_cache
+
+
+class _Text:
+    """A Serializable of bytes: entries without wasmtime."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def serialize(self) -> bytes:
+        return self.data
+
+
+def test_an_entry_replaced_while_it_is_loaded_by_name_is_a_miss(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mapped entry is checked, then handed over by name: if the name meanwhile holds
+    another file, what was loaded was not what was checked."""
+    import os
+
+    monkeypatch.setattr(module_cache, "MAP_FROM_BYTES", 1)
+    target = module_cache.store(_Text(b"checked" * 100), "k")
+    other = module_cache.store(_Text(b"swapped" * 100), "other")
+    assert target is not None and other is not None
+
+    def by_name(_engine: None, path: bytes) -> bytes:
+        return Path(path.decode()).read_bytes()[:7]
+
+    def from_memory(_engine: None, payload: memoryview) -> bytes:
+        return bytes(payload[:7])
+
+    assert module_cache.load_with(from_memory, None, "k", by_name) == b"checked"
+
+    def swapped_meanwhile(engine: None, path: bytes) -> bytes:
+        os.replace(other, target)
+        return by_name(engine, path)
+
+    module_cache.take_notes()
+    assert module_cache.load_with(from_memory, None, "k", swapped_meanwhile) is None
+    assert module_cache.take_notes() == [f"compiled-module cache: {target} was replaced while it was "
+                                         "loaded; compiled again"]

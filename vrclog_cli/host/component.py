@@ -213,9 +213,9 @@ def compile_component(path: Path, data: bytes, digest: str, engine: wasmtime.Eng
     if (why := module_cache.load_refusal(key)) is not None:  # refused before: no compile again
         refused = ComponentCompileError if why.startswith(_COMPILE_REFUSAL) else PluginLoadError
         raise refused(f"{path}: {why}")
-    from .capi.components import deserialize_component
+    from .capi.components import deserialize_component, deserialize_component_file
 
-    compiled = module_cache.load_with(deserialize_component, engine, key)
+    compiled = module_cache.load_with(deserialize_component, engine, key, deserialize_component_file)
     from_cache = compiled is not None
     try:
         if compiled is None:

@@ -314,3 +314,13 @@ def deserialize_component(engine: wasmtime.Engine, compiled: memoryview) -> Comp
     if err:
         raise wasmtime.WasmtimeError._from_ptr(err)
     return Component._from_ptr(ptr)
+
+
+def deserialize_component_file(engine: wasmtime.Engine, path: bytes) -> Component:
+    """A component from a cache entry's file (``path``: UTF-8), which wasmtime maps rather
+    than copies: only the pages a run touches are read."""
+    ptr = ctypes.POINTER(ffi.wasmtime_component_t)()
+    err = ffi.wasmtime_component_deserialize_file(engine.ptr(), path, ctypes.byref(ptr))
+    if err:
+        raise wasmtime.WasmtimeError._from_ptr(err)
+    return Component._from_ptr(ptr)
