@@ -308,19 +308,23 @@ def deserialize_component(engine: wasmtime.Engine, compiled: memoryview) -> Comp
     if compiled.readonly:
         return Component.deserialize(engine, bytes(compiled))
     buffer = (ctypes.c_uint8 * len(compiled)).from_buffer(compiled)
-    ptr = ctypes.POINTER(ffi.wasmtime_component_t)()
-    err = ffi.wasmtime_component_deserialize(engine.ptr(), buffer, len(compiled), ctypes.byref(ptr))
-    del buffer
-    if err:
-        raise wasmtime.WasmtimeError._from_ptr(err)
-    return Component._from_ptr(ptr)
+    try:
+        return _component_from(ffi.wasmtime_component_deserialize, engine.ptr(), buffer, len(compiled))
+    finally:
+        del buffer  # the view must be releasable, even when wasmtime refused it
 
 
 def deserialize_component_file(engine: wasmtime.Engine, path: bytes) -> Component:
     """A component from a cache entry's file (``path``: UTF-8), which wasmtime maps rather
     than copies: only the pages a run touches are read."""
+    return _component_from(ffi.wasmtime_component_deserialize_file, engine.ptr(), path)
+
+
+def _component_from(deserialize: Callable[..., Any], *args: Any) -> Component:
+    """The component a wasmtime_component_deserialize* call writes (its last argument), or
+    its error."""
     ptr = ctypes.POINTER(ffi.wasmtime_component_t)()
-    err = ffi.wasmtime_component_deserialize_file(engine.ptr(), path, ctypes.byref(ptr))
+    err = deserialize(*args, ctypes.byref(ptr))
     if err:
         raise wasmtime.WasmtimeError._from_ptr(err)
     return Component._from_ptr(ptr)
