@@ -362,3 +362,26 @@ def test_an_entry_replaced_while_it_is_loaded_by_name_is_a_miss(
     assert module_cache.load_with(from_memory, None, "k", swapped_meanwhile) is None
     assert module_cache.take_notes() == [f"compiled-module cache: {target} was replaced while it was "
                                          "loaded; compiled again"]
+
+
+def test_an_entry_touched_by_another_run_while_it_is_loaded_is_still_a_hit(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every hit touches its entry; two workers loading one entry at once (``--workers
+    processes``) must not take each other's touch for a replacement."""
+    import os
+
+    monkeypatch.setattr(module_cache, "MAP_FROM_BYTES", 1)
+    target = module_cache.store(_Text(b"checked" * 100), "k")
+    assert target is not None
+    os.utime(target, ns=(1_000_000_000, 1_000_000_000))
+
+    def touched_meanwhile(_engine: None, path: bytes) -> bytes:
+        os.utime(path)  # what another worker's hit does
+        return Path(path.decode()).read_bytes()[:7]
+
+    def from_memory(_engine: None, payload: memoryview) -> bytes:
+        return bytes(payload[:7])
+
+    module_cache.take_notes()
+    assert module_cache.load_with(from_memory, None, "k", touched_meanwhile) == b"checked"
+    assert module_cache.take_notes() == []

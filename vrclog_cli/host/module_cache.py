@@ -298,13 +298,15 @@ def _utf8(path: Path) -> bytes | None:
 
 
 def _same_file(checked: os.stat_result, path: Path) -> bool:
-    """Whether ``path`` still names the file whose status is ``checked`` (and unchanged)."""
+    """Whether ``path`` still names the file whose status is ``checked``.  Not its mtime:
+    every hit touches its entry (the last to be evicted), so another run's hit on the
+    same entry moves it mid-load (seen as a false "replaced" in CI, --workers processes);
+    entries change only by a new file renamed in, which the inode tells."""
     try:
         now = os.stat(path)
     except OSError:
         return False
-    return ((now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns)
-            == (checked.st_dev, checked.st_ino, checked.st_size, checked.st_mtime_ns))
+    return (now.st_dev, now.st_ino, now.st_size) == (checked.st_dev, checked.st_ino, checked.st_size)
 
 
 def store(module: Serializable, key: str) -> Path | None:
