@@ -335,33 +335,74 @@ class _Text:
         return self.data
 
 
-def test_an_entry_replaced_while_it_is_loaded_by_name_is_a_miss(
+def _by_name(_engine: None, path: bytes) -> bytes:
+    return Path(path.decode()).read_bytes()[:7]
+
+
+def _from_memory(_engine: None, payload: memoryview) -> bytes:
+    return bytes(payload[:7])
+
+
+def test_an_entry_replaced_while_it_is_loaded_by_name_is_read_again(
         cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A mapped entry is checked, then handed over by name: if the name meanwhile holds
-    another file, what was loaded was not what was checked."""
+    another file (a cold run storing the same plugin), what was loaded was not what was
+    checked, so the new file is checked and loaded in its turn."""
+    monkeypatch.setattr(module_cache, "MAP_FROM_BYTES", 1)
+    target = module_cache.store(_Text(b"checked" * 100), "k")
+    assert target is not None
+    assert module_cache.load_with(_from_memory, None, "k", _by_name) == b"checked"
+    calls: list[bytes] = []
+
+    def stored_again_meanwhile(engine: None, path: bytes) -> bytes:
+        if not calls:
+            assert module_cache.store(_Text(b"swapped" * 100), "k") == target
+        calls.append(path)
+        return _by_name(engine, path)
+
+    module_cache.take_notes()
+    assert module_cache.load_with(_from_memory, None, "k", stored_again_meanwhile) == b"swapped"
+    assert len(calls) == 2
+    assert module_cache.take_notes() == []
+
+
+def test_an_entry_replaced_on_every_attempt_is_a_miss(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(module_cache, "MAP_FROM_BYTES", 1)
+    target = module_cache.store(_Text(b"checked" * 100), "k")
+    assert target is not None
+    calls: list[bytes] = []
+
+    def stored_again_meanwhile(engine: None, path: bytes) -> bytes:
+        calls.append(path)
+        assert module_cache.store(_Text(b"swapped" * 100), "k") == target
+        return _by_name(engine, path)
+
+    module_cache.take_notes()
+    assert module_cache.load_with(_from_memory, None, "k", stored_again_meanwhile) is None
+    assert len(calls) == module_cache.LOAD_ATTEMPTS
+    assert module_cache.take_notes() == [f"compiled-module cache: {target} was replaced while it was "
+                                         "loaded; compiled again"]
+
+
+def test_an_entry_replaced_by_a_foreign_one_while_it_is_loaded_is_a_miss(
+        cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     monkeypatch.setattr(module_cache, "MAP_FROM_BYTES", 1)
     target = module_cache.store(_Text(b"checked" * 100), "k")
-    other = module_cache.store(_Text(b"swapped" * 100), "other")
+    other = module_cache.store(_Text(b"foreign" * 100), "o")  # a key as long
     assert target is not None and other is not None
 
-    def by_name(_engine: None, path: bytes) -> bytes:
-        return Path(path.decode()).read_bytes()[:7]
-
-    def from_memory(_engine: None, payload: memoryview) -> bytes:
-        return bytes(payload[:7])
-
-    assert module_cache.load_with(from_memory, None, "k", by_name) == b"checked"
-
     def swapped_meanwhile(engine: None, path: bytes) -> bytes:
-        os.replace(other, target)
-        return by_name(engine, path)
+        if other.exists():
+            os.replace(other, target)
+        return _by_name(engine, path)
 
     module_cache.take_notes()
-    assert module_cache.load_with(from_memory, None, "k", swapped_meanwhile) is None
-    assert module_cache.take_notes() == [f"compiled-module cache: {target} was replaced while it was "
-                                         "loaded; compiled again"]
+    assert module_cache.load_with(_from_memory, None, "k", swapped_meanwhile) is None
+    assert module_cache.take_notes() == [f"compiled-module cache: {target} was written for another "
+                                         "plugin or engine; compiled again"]
 
 
 def test_an_entry_touched_by_another_run_while_it_is_loaded_is_still_a_hit(
@@ -375,13 +416,10 @@ def test_an_entry_touched_by_another_run_while_it_is_loaded_is_still_a_hit(
     assert target is not None
     os.utime(target, ns=(1_000_000_000, 1_000_000_000))
 
-    def touched_meanwhile(_engine: None, path: bytes) -> bytes:
+    def touched_meanwhile(engine: None, path: bytes) -> bytes:
         os.utime(path)  # what another worker's hit does
-        return Path(path.decode()).read_bytes()[:7]
-
-    def from_memory(_engine: None, payload: memoryview) -> bytes:
-        return bytes(payload[:7])
+        return _by_name(engine, path)
 
     module_cache.take_notes()
-    assert module_cache.load_with(from_memory, None, "k", touched_meanwhile) == b"checked"
+    assert module_cache.load_with(_from_memory, None, "k", touched_meanwhile) == b"checked"
     assert module_cache.take_notes() == []

@@ -242,6 +242,18 @@ def _opened(key: str, blob: bytearray | mmap.mmap) -> memoryview | str:
     return payload
 
 
+#: How often a mapped entry that another run replaced mid-load is read again before it
+#: is compiled: two cold runs that store one plugin at once replace each other's entry.
+LOAD_ATTEMPTS = 3
+
+
+class _Replaced:
+    """What ``_load_once`` gives for an entry whose name came to hold another file."""
+
+
+_REPLACED = _Replaced()
+
+
 def load_with(deserialize: Callable[[E, memoryview], T], engine: E, key: str,
               deserialize_file: Callable[[E, bytes], T] | None = None) -> T | None:
     """``load`` for what ``deserialize`` makes (a module or a component).  With
@@ -253,6 +265,16 @@ def load_with(deserialize: Callable[[E, memoryview], T], engine: E, key: str,
     if directory is None:
         return None
     path = directory / f"{key}.cwasm"
+    for _attempt in range(LOAD_ATTEMPTS):
+        loaded = _load_once(deserialize, engine, key, deserialize_file, path)
+        if not isinstance(loaded, _Replaced):
+            return loaded
+    _miss(path, "was replaced while it was loaded")
+    return None
+
+
+def _load_once(deserialize: Callable[[E, memoryview], T], engine: E, key: str,
+               deserialize_file: Callable[[E, bytes], T] | None, path: Path) -> T | _Replaced | None:
     found = _read_entry(path)
     if found is None:
         return None
@@ -273,9 +295,8 @@ def load_with(deserialize: Callable[[E, memoryview], T], engine: E, key: str,
             module = deserialize_file(engine, by_name)
             if not _same_file(checked, path):
                 # Replaced between the check and wasmtime's open: what wasmtime mapped
-                # was not what was checked.
-                _miss(path, "was replaced while it was loaded")
-                return None
+                # was not what was checked.  The new file is checked in its turn.
+                return _REPLACED
     except _wasmtime_errors() as exc:
         _miss(path, f"was refused by wasmtime ({str(exc).strip().splitlines()[0]})")
         return None
