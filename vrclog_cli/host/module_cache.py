@@ -247,11 +247,8 @@ def _opened(key: str, blob: bytearray | mmap.mmap) -> memoryview | str:
 LOAD_ATTEMPTS = 3
 
 
-class _Replaced:
-    """What ``_load_once`` gives for an entry whose name came to hold another file."""
-
-
-_REPLACED = _Replaced()
+class _Replaced(Exception):
+    """The entry's name came to hold another file while wasmtime loaded it."""
 
 
 def load_with(deserialize: Callable[[E, memoryview], T], engine: E, key: str,
@@ -266,15 +263,14 @@ def load_with(deserialize: Callable[[E, memoryview], T], engine: E, key: str,
         return None
     path = directory / f"{key}.cwasm"
     for _attempt in range(LOAD_ATTEMPTS):
-        loaded = _load_once(deserialize, engine, key, deserialize_file, path)
-        if not isinstance(loaded, _Replaced):
-            return loaded
+        with contextlib.suppress(_Replaced):
+            return _load_once(deserialize, engine, key, deserialize_file, path)
     _miss(path, "was replaced while it was loaded")
     return None
 
 
 def _load_once(deserialize: Callable[[E, memoryview], T], engine: E, key: str,
-               deserialize_file: Callable[[E, bytes], T] | None, path: Path) -> T | _Replaced | None:
+               deserialize_file: Callable[[E, bytes], T] | None, path: Path) -> T | None:
     found = _read_entry(path)
     if found is None:
         return None
@@ -296,7 +292,7 @@ def _load_once(deserialize: Callable[[E, memoryview], T], engine: E, key: str,
             if not _same_file(checked, path):
                 # Replaced between the check and wasmtime's open: what wasmtime mapped
                 # was not what was checked.  The new file is checked in its turn.
-                return _REPLACED
+                raise _Replaced
     except _wasmtime_errors() as exc:
         _miss(path, f"was refused by wasmtime ({str(exc).strip().splitlines()[0]})")
         return None
@@ -327,7 +323,7 @@ def _same_file(checked: os.stat_result, path: Path) -> bool:
         now = os.stat(path)
     except OSError:
         return False
-    return (now.st_dev, now.st_ino, now.st_size) == (checked.st_dev, checked.st_ino, checked.st_size)
+    return os.path.samestat(checked, now) and now.st_size == checked.st_size
 
 
 def store(module: Serializable, key: str) -> Path | None:
